@@ -1,0 +1,181 @@
+/*
+ * bls.h: bounded-lag synchronous (BLS) alltoallv on MPI.
+ *
+ * P processes run the same loop of iterations k = 0, 1, 2, ...; in each one every process has a
+ * block (possibly empty, sizes differ per pair and per iteration) for every process.  A
+ * synchronous alltoallv lets nobody leave iteration k before everybody entered it.  A BLS
+ * communicator with lag bound L lets a process post iterations k+1 .. k+L while iteration k is
+ * still incomplete, so independent delays on different processes stop adding up.  Delivery is
+ * exact: what q obtains for (k, p) is exactly what p posted for (k, q).
+ *
+ * Contract (see docs of the project, "bls-semantics"):
+ *  - Bound: bls_post() of iteration k returns only after every iteration <= k-L-1 is complete
+ *    at this process.  At most L+1 iterations are in flight.  L = 0 is a synchronous alltoallv.
+ *  - No other waiting: inside the bound, posting never waits for a peer to reach an iteration,
+ *    to post a receive, or to call this library.
+ *  - Asynchronous progress: in BLS mode a progress thread owned by the communicator moves bytes
+ *    while the caller computes or sleeps outside the library.  It backs off to sleeping when
+ *    nothing is outstanding; it polls continuously only while a caller is blocked in bls_wait*
+ *    or bls_post (exactly when MPI's own blocking calls would spin).
+ *  - Bounded memory: (L+2) send slots and (L+2) receive slots per peer, sized from the declared
+ *    largest blocks, are allocated at creation and never grow.  Receives for upcoming iterations
+ *    are posted ahead into free slots (the credits); a sender whose peer has no free slot yet
+ *    leaves its data in its own send slot and never allocates more.
+ *  - Counts: a receiver either states the counts it expects (a mismatch fails that iteration
+ *    with BLS_ERR_COUNT naming iteration, peer, expected and actual) or passes NULL and learns
+ *    the counts that arrived from bls_wait().
+ *  - Errors, not hangs: every call returns a status; bls_last_error() gives a message with the
+ *    context (iteration, peer, sizes).  Waits end with BLS_ERR_TIMEOUT naming the missing peers.
+ *
+ * Modes: BLS_MODE_BLS is the bounded-lag machinery above.  BLS_MODE_SYNC calls MPI_Alltoallv
+ * inside bls_post() (MPI_Alltoall of the counts first when the receiver passes NULL counts), so
+ * tools can compare both through one API.  In SYNC mode the timeout cannot interrupt MPI's
+ * blocking collective: a stalled peer stalls everybody, as MPI_Alltoallv itself does, and a
+ * dead peer is handled by the MPI runtime.
+ *
+ * Threads: BLS mode needs MPI initialised with MPI_THREAD_MULTIPLE (the progress thread calls
+ * MPI while the application may too).  One communicator must be used by one application
+ * thread at a time.
+ *
+ * Buffers and counts: counts and displacements are in elements of the communicator's datatype
+ * (MPI_BYTE by default; any contiguous datatype).
+ *  - sendbuf belongs to the caller again as soon as bls_post() returns (BLS mode copies it into
+ *    a send slot).
+ *  - recvbuf, and the recvcounts/rdispls arrays' contents, are copied by bls_post(); recvbuf
+ *    itself belongs to the library until bls_wait()/bls_test()/bls_wait_any() reports that
+ *    iteration complete.  Do not read or write it before.
+ *
+ * No function calls exit() or MPI_Abort().
+ */
+#ifndef BLS_H
+#define BLS_H
+
+#include <mpi.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+    BLS_OK = 0,
+    BLS_ERR_ARG,           /* invalid argument (the message names it) */
+    BLS_ERR_NOMEM,         /* allocation failed */
+    BLS_ERR_MPI,           /* an MPI call failed; the communicator is unusable afterwards */
+    BLS_ERR_THREAD,        /* BLS mode needs MPI_THREAD_MULTIPLE */
+    BLS_ERR_TOO_LARGE,     /* a block larger than the declared maximum for that peer */
+    BLS_ERR_COUNT,         /* the block that arrived differs from the stated count */
+    BLS_ERR_TIMEOUT,       /* a wait exceeded the timeout; nothing was lost, retry is allowed */
+    BLS_ERR_PEER_FINISHED, /* a peer finished before posting an iteration this one waits for */
+    BLS_ERR_ITER_MISMATCH, /* bls_finish(): processes posted different numbers of iterations */
+    BLS_ERR_STATE,         /* call out of order (waiting an unposted iteration, ...) */
+    BLS_ERR_CONFIG,        /* processes created the communicator with different settings */
+} bls_status_t;
+
+typedef enum {
+    BLS_MODE_BLS = 0, /* bounded-lag pipelined alltoallv with a progress thread */
+    BLS_MODE_SYNC = 1 /* plain MPI_Alltoallv per iteration */
+} bls_mode_t;
+
+/* Iteration ids are assigned by bls_post(): 0, 1, 2, ... per communicator. */
+typedef int64_t bls_iter_t;
+
+typedef struct bls_comm bls_comm_t;
+
+typedef struct {
+    bls_mode_t mode;         /* default BLS_MODE_BLS */
+    int lag;                 /* L >= 0, same on every process; default 1 */
+    MPI_Datatype datatype;   /* element type of counts/displacements; contiguous; MPI_BYTE */
+    size_t max_block;        /* largest block (elements) this process sends to any one peer */
+    const size_t *max_send;  /* optional [P]: largest block (elements) to each destination;
+                                overrides max_block.  Receivers learn these at creation. */
+    double timeout;          /* seconds a wait may take before BLS_ERR_TIMEOUT; <= 0 means
+                                wait forever.  Default 60. */
+    int poll_max_us;         /* progress thread: longest sleep between polls while an
+                                iteration is outstanding; default 50 */
+} bls_config_t;
+
+/* Fill *cfg with the defaults above (max_block 0: only empty blocks). */
+void bls_config_init(bls_config_t *cfg);
+
+/*
+ * Collective over comm: every process calls it with the same mode, lag and datatype size (a
+ * difference is BLS_ERR_CONFIG on every process, naming the settings).  The communicator is
+ * duplicated; comm may be freed afterwards.  On success *comm_p is the new communicator.
+ */
+bls_status_t bls_comm_create(MPI_Comm comm, const bls_config_t *cfg, bls_comm_t **comm_p);
+
+/*
+ * Releases everything.  Not collective and never blocks on peers: call bls_finish() first for
+ * an orderly end; destroying with iterations in flight cancels them.  NULL is accepted.
+ */
+void bls_comm_destroy(bls_comm_t *comm);
+
+/*
+ * Posts the next iteration's blocks; *iter_p receives its id.  Arrays have P entries.
+ *  sendcounts[q], sdispls[q]: the block for q at sendbuf + sdispls[q] (elements).
+ *  recvcounts: expected counts per source, or NULL to accept any count up to the source's
+ *    declared maximum (then rdispls[p] must leave room for that maximum; bls_wait reports the
+ *    counts that arrived).  rdispls[p]: where p's block lands in recvbuf.
+ * Blocks while an iteration <= id-L-1 is incomplete (the lag bound), bounded by the timeout.
+ * Errors: BLS_ERR_ARG (NULL buffer with non-zero counts, overlapping receive blocks),
+ * BLS_ERR_TOO_LARGE (a block above the declared maximum), BLS_ERR_TIMEOUT (nothing was
+ * posted; may be retried), BLS_ERR_STATE (iteration id-L-2 was never waited for).
+ */
+bls_status_t bls_post(bls_comm_t *comm, const void *sendbuf, const size_t *sendcounts,
+                      const size_t *sdispls, void *recvbuf, const size_t *recvcounts,
+                      const size_t *rdispls, bls_iter_t *iter_p);
+
+/*
+ * Waits until iteration iter is complete and reports it: its recvbuf belongs to the caller
+ * again; recvcounts_out (optional, P entries) gets the counts that arrived.  Each iteration is
+ * reported exactly once (by bls_wait, a successful bls_test, or bls_wait_any).  An iteration
+ * whose blocks did not match the stated counts is reported with BLS_ERR_COUNT (the other
+ * iterations are unaffected).  BLS_ERR_TIMEOUT leaves the iteration outstanding.
+ */
+bls_status_t bls_wait(bls_comm_t *comm, bls_iter_t iter, size_t *recvcounts_out);
+
+/* Like bls_wait without blocking: *flag_p = 1 and the iteration is reported if complete. */
+bls_status_t bls_test(bls_comm_t *comm, bls_iter_t iter, int *flag_p, size_t *recvcounts_out);
+
+/* Waits for any posted, unreported iteration (the lowest complete one) and reports it. */
+bls_status_t bls_wait_any(bls_comm_t *comm, bls_iter_t *iter_p, size_t *recvcounts_out);
+
+/*
+ * Collective end: waits for every posted iteration still in flight (unreported ones stay
+ * reportable), tells the peers how many iterations this process posted and checks theirs.
+ * Different counts are BLS_ERR_ITER_MISMATCH naming the processes and their counts.  After it,
+ * only bls_wait/bls_test of unreported iterations and bls_comm_destroy are allowed.
+ */
+bls_status_t bls_finish(bls_comm_t *comm);
+
+/* Changes the timeout of later waits on this communicator (seconds; <= 0: forever). */
+bls_status_t bls_comm_set_timeout(bls_comm_t *comm, double seconds);
+
+/* Statistics of one communicator (this process). */
+typedef struct {
+    int64_t posted;           /* iterations posted */
+    int64_t completed;        /* iterations reported complete */
+    double post_wait_seconds; /* time bls_post spent waiting for the lag bound or a slot */
+    double wait_seconds;      /* time blocked in bls_wait and bls_wait_any */
+    double progress_cpu_seconds; /* CPU time of the progress thread (BLS mode) */
+    size_t buffer_bytes;      /* bytes of send and receive slots allocated at creation */
+} bls_stats_t;
+
+bls_status_t bls_comm_stats(const bls_comm_t *comm, bls_stats_t *stats_p);
+
+/* Name of a status ("BLS_ERR_TIMEOUT") and its one-line meaning. */
+const char *bls_strerror(bls_status_t status);
+
+/*
+ * Message of the last failed call made by this thread, with its context (iteration, peer,
+ * expected and actual sizes, missing peers).  Valid until the thread's next failing call.
+ */
+const char *bls_last_error(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* BLS_H */
