@@ -72,6 +72,7 @@ struct bls_comm {
     int final_announced;    /* bls_finish() has queued the announcement */
     int final_to_send;      /* the progress thread must send final_out to every peer */
     int final_sends_pending;
+    int drain_to_send;      /* match the peers' receives posted beyond the last iteration */
     int tag_cycle;
 
     pthread_t thread;

@@ -219,6 +219,27 @@ static int issue_work(bls_comm_t *c)
             if (c->recv_state[i] == RSLOT_IDLE && post_receive(c, s, p))
                 did = 1;
         }
+    if (c->drain_to_send && c->fatal == BLS_OK) {
+        /* Every peer has receives posted for exactly the iterations N .. N+S-1 (N = the
+         * common final count): one empty message each matches them, so a finished
+         * communicator holds no request and nothing relies on MPI_Cancel. */
+        for (bls_iter_t j = c->n_posted; j < c->n_posted + c->nslots; j++) {
+            int slot = (int)(j % c->nslots);
+            for (int q = 0; q < c->size; q++) {
+                if (q == c->rank)
+                    continue;
+                int rc = MPI_Isend(c->send_slots, 0, MPI_BYTE, q, tag_of(c, j), c->mpi,
+                                   send_req(c, slot, q));
+                if (rc != MPI_SUCCESS) {
+                    set_fatal(c, rc, "MPI_Isend of a drain message");
+                    return did;
+                }
+                c->send_pending[slot]++;
+            }
+        }
+        c->drain_to_send = 0;
+        did = 1;
+    }
     if (c->final_to_send && c->fatal == BLS_OK) {
         for (int q = 0; q < c->size; q++) {
             if (q == c->rank)
@@ -269,6 +290,8 @@ static int test_requests(bls_comm_t *c)
             c->recv_state[r] = RSLOT_ARRIVED;
             if (c->recv_iter[r] < c->n_posted)
                 deliver(c, slot, p);
+            else if (c->finishing)
+                pthread_cond_broadcast(&c->wake_user);
         } else if (r < 2 * SP) {
             int slot = (int)((r - SP) / c->size);
             if (--c->send_pending[slot] == 0)
@@ -292,6 +315,14 @@ static int outstanding_sends(const bls_comm_t *c)
         if (c->send_pending[s] > 0)
             return 1;
     return c->final_sends_pending > 0;
+}
+
+static int receiving(const bls_comm_t *c)
+{
+    for (size_t i = 0; i < (size_t)c->nslots * c->size; i++)
+        if (c->recv_state[i] == RSLOT_RECEIVING)
+            return 1;
+    return 0;
 }
 
 /* Anything this process is waiting for: a posted iteration not yet complete, or a send. */
@@ -725,6 +756,17 @@ bls_status_t bls_lagged_finish(bls_comm_t *c)
         if (!wait_user(c, deadline))
             st = bls_error(BLS_ERR_TIMEOUT, "bls_finish (rank %d): sends still in flight after "
                                             "%.3g s", c->rank, c->timeout);
+        if (st == BLS_OK)
+            st = check_fatal(c);
+    }
+    if (st == BLS_OK) {
+        c->drain_to_send = c->size > 1;
+        pthread_cond_signal(&c->wake_progress);
+    }
+    while (st == BLS_OK && (c->drain_to_send || outstanding_sends(c) || receiving(c))) {
+        if (!wait_user(c, deadline))
+            st = bls_error(BLS_ERR_TIMEOUT, "bls_finish (rank %d): the closing exchange did not "
+                                            "complete within %.3g s", c->rank, c->timeout);
         if (st == BLS_OK)
             st = check_fatal(c);
     }

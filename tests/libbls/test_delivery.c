@@ -134,7 +134,7 @@ static void parse(int argc, char **argv, opts_t *o)
     o->delay_us = 100;
     o->elem = 1;
     o->seed = 12345;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) {
         const char *v = i + 1 < argc ? argv[i + 1] : "";
         if (!strcmp(argv[i], "--lags")) {
             char *s = strdup(v), *save = NULL;
@@ -155,7 +155,6 @@ static void parse(int argc, char **argv, opts_t *o)
             fprintf(stderr, "test_delivery: unknown option %s\n", argv[i]);
             MPI_Abort(MPI_COMM_WORLD, 2);
         }
-        i++;
     }
     if (o->nlags == 0) {
         int def[] = {0, 1, 2, 3, 8};

@@ -1,0 +1,510 @@
+/*
+ * bls-bench: the collective alone, synchronous vs bounded-lag, under seeded delays.
+ *
+ * Every mode runs the same loop: per iteration, work (a sleep of --work-us plus the injected
+ * delay, identical for every mode because it is a function of seed, rank and iteration), then
+ * the all-to-all.  Modes run interleaved (round r runs every mode once, in rotating order) so
+ * ratios come from one run on a noisy machine.  The measured work trace of each mode gives its
+ * ideal-model time; efficiency = T_ideal / measured.
+ */
+#define _GNU_SOURCE
+#include "bls.h"
+#include "ideal.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+enum { MODE_SYNC, MODE_IALLTOALLV, MODE_BLS };
+enum { DELAY_NONE, DELAY_EXP, DELAY_HICCUP, DELAY_STRAGGLER };
+
+typedef struct {
+    int kind;
+    int lag;
+    char name[32];
+} mode_t_;
+
+typedef struct {
+    mode_t_ modes[16];
+    int nmodes;
+    long iters, rounds;
+    size_t bytes;
+    int skew_rank;
+    double skew_factor;
+    double work_us;
+    int busy;
+    int delay_kind;
+    double delay_a, delay_b; /* exp: mean; hiccup: prob, us; straggler: rank, us */
+    uint64_t seed;
+    double timeout;
+    const char *json;
+    int quiet;
+} opts_t;
+
+typedef struct { /* totals over rounds, on rank 0 */
+    double measured, ideal, ideal0, ideal_inf, wait, cpu;
+    double *cycles; /* all ranks' iteration times, all rounds */
+    size_t ncycles;
+} result_t;
+
+static int rank, nprocs;
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec +
+           (double)ru.ru_stime.tv_sec + 1e-6 * (double)ru.ru_stime.tv_usec;
+}
+
+static uint64_t mix(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+/* Uniform in (0, 1), a function of (seed, rank, iteration, stream) only. */
+static double uniform(const opts_t *o, int p, long k, int stream)
+{
+    uint64_t h = mix(mix(mix(o->seed) ^ (uint64_t)p * 7919u) ^ ((uint64_t)k * 31u + (uint64_t)stream));
+    return ((double)(h >> 11) + 0.5) / 9007199254740992.0;
+}
+
+static double delay_us(const opts_t *o, int p, long k)
+{
+    switch (o->delay_kind) {
+    case DELAY_EXP: return -o->delay_a * log(uniform(o, p, k, 1));
+    case DELAY_HICCUP: return uniform(o, p, k, 2) < o->delay_a ? o->delay_b : 0.0;
+    case DELAY_STRAGGLER: return p == (int)o->delay_a ? o->delay_b : 0.0;
+    default: return 0.0;
+    }
+}
+
+static void work(const opts_t *o, double us)
+{
+    if (us <= 0)
+        return;
+    if (o->busy) {
+        double end = now() + us * 1e-6;
+        while (now() < end) {
+        }
+        return;
+    }
+    struct timespec ts = {(time_t)(us / 1e6), (long)(fmod(us, 1e6) * 1e3)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+static size_t block_bytes(const opts_t *o, int from)
+{
+    return from == o->skew_rank ? (size_t)((double)o->bytes * o->skew_factor) : o->bytes;
+}
+
+static void die(const char *fmt, const char *arg)
+{
+    if (rank == 0) {
+        fprintf(stderr, "bls-bench: ");
+        fprintf(stderr, fmt, arg);
+        fprintf(stderr, "\n");
+    }
+    MPI_Finalize();
+    exit(2);
+}
+
+static void usage(void)
+{
+    printf(
+        "usage: mpirun -np P bls-bench [options]\n"
+        "Synchronous vs bounded-lag alltoallv under seeded delays; modes run interleaved.\n\n"
+        "  --modes LIST       comma list of: sync (MPI_Alltoallv), ialltoallv (MPI_Ialltoallv\n"
+        "                     waited in the same iteration), bls:L (libbls, lag L).\n"
+        "                     Default: sync,bls:1,bls:4\n"
+        "  --iters N          iterations per mode per round (default 500)\n"
+        "  --rounds R         rounds; each runs every mode once, order rotating (default 2)\n"
+        "  --bytes B          bytes every process sends every peer per iteration (default 65536)\n"
+        "  --skew R:F         rank R sends F times --bytes (heterogeneous sizes)\n"
+        "  --work-us W        work per iteration in microseconds (default 1000)\n"
+        "  --busy             the work spins instead of sleeping (competes for the CPU)\n"
+        "  --delay SPEC       injected per-iteration delay, same trace for every mode:\n"
+        "                       none | exp:MEAN_US | hiccup:PROB:US | straggler:RANK:US\n"
+        "                     (default exp:1000)\n"
+        "  --seed S           seed of the delay trace (default 1)\n"
+        "  --timeout SEC      libbls timeout (default 60)\n"
+        "  --json FILE        write every figure and the configuration as JSON\n"
+        "  --quiet            no progress lines\n"
+        "  --help             this text\n\n"
+        "Columns: time = slowest process's loop time (s); ms/it; speedup = sync time / time;\n"
+        "ideal = ideal-model time of this mode's measured work trace; eff = ideal / time;\n"
+        "bound = T_ideal(0) / T_ideal(L), the most lag can give on this trace; p50/p99/max =\n"
+        "iteration time percentiles (ms, all processes); wait = mean time per process inside\n"
+        "the collective (s); cpu/it = CPU time per iteration per process (us, incl. threads).\n");
+}
+
+static void parse(int argc, char **argv, opts_t *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->iters = 500;
+    o->rounds = 2;
+    o->bytes = 65536;
+    o->skew_rank = -1;
+    o->skew_factor = 1;
+    o->work_us = 1000;
+    o->delay_kind = DELAY_EXP;
+    o->delay_a = 1000;
+    o->seed = 1;
+    o->timeout = 60;
+    const char *modes = "sync,bls:1,bls:4";
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int takes = 1;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            if (rank == 0)
+                usage();
+            MPI_Finalize();
+            exit(0);
+        } else if (!strcmp(a, "--busy")) {
+            o->busy = 1;
+            takes = 0;
+        } else if (!strcmp(a, "--quiet")) {
+            o->quiet = 1;
+            takes = 0;
+        } else if (!v) {
+            die("option %s needs a value (see --help)", a);
+        } else if (!strcmp(a, "--modes")) {
+            modes = v;
+        } else if (!strcmp(a, "--iters")) {
+            o->iters = atol(v);
+        } else if (!strcmp(a, "--rounds")) {
+            o->rounds = atol(v);
+        } else if (!strcmp(a, "--bytes")) {
+            o->bytes = (size_t)atoll(v);
+        } else if (!strcmp(a, "--skew")) {
+            if (sscanf(v, "%d:%lf", &o->skew_rank, &o->skew_factor) != 2 || o->skew_factor < 0)
+                die("--skew takes RANK:FACTOR, got '%s'", v);
+        } else if (!strcmp(a, "--work-us")) {
+            o->work_us = atof(v);
+        } else if (!strcmp(a, "--seed")) {
+            o->seed = (uint64_t)atoll(v);
+        } else if (!strcmp(a, "--timeout")) {
+            o->timeout = atof(v);
+        } else if (!strcmp(a, "--json")) {
+            o->json = v;
+        } else if (!strcmp(a, "--delay")) {
+            if (!strcmp(v, "none")) {
+                o->delay_kind = DELAY_NONE;
+            } else if (sscanf(v, "exp:%lf", &o->delay_a) == 1 && o->delay_a >= 0) {
+                o->delay_kind = DELAY_EXP;
+            } else if (sscanf(v, "hiccup:%lf:%lf", &o->delay_a, &o->delay_b) == 2 &&
+                       o->delay_a >= 0 && o->delay_a <= 1 && o->delay_b >= 0) {
+                o->delay_kind = DELAY_HICCUP;
+            } else if (sscanf(v, "straggler:%lf:%lf", &o->delay_a, &o->delay_b) == 2 &&
+                       o->delay_a >= 0 && o->delay_b >= 0) {
+                o->delay_kind = DELAY_STRAGGLER;
+            } else {
+                die("--delay takes none, exp:MEAN_US, hiccup:PROB:US or straggler:RANK:US; got "
+                    "'%s'", v);
+            }
+        } else {
+            die("unknown option %s (see --help)", a);
+        }
+        i += takes;
+    }
+    if (o->iters < 1 || o->rounds < 1 || o->work_us < 0)
+        die("--iters and --rounds must be >= 1 and --work-us >= 0%s", "");
+    char *list = strdup(modes), *save = NULL;
+    for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (o->nmodes == 16)
+            die("at most 16 modes%s", "");
+        mode_t_ *m = &o->modes[o->nmodes++];
+        if (!strcmp(t, "sync")) {
+            m->kind = MODE_SYNC;
+        } else if (!strcmp(t, "ialltoallv")) {
+            m->kind = MODE_IALLTOALLV;
+        } else if (sscanf(t, "bls:%d", &m->lag) == 1 && m->lag >= 0) {
+            m->kind = MODE_BLS;
+        } else {
+            die("unknown mode '%s' (sync, ialltoallv, bls:L)", t);
+        }
+        snprintf(m->name, sizeof(m->name), "%s", t);
+    }
+    free(list);
+    if (o->nmodes == 0)
+        die("--modes is empty%s", "");
+}
+
+/* One mode, one round: returns this process's loop time; fills w[k] and cyc[k]. */
+static double run_mode(const opts_t *o, const mode_t_ *m, double *w, double *cyc, double *wait_p)
+{
+    int P = nprocs;
+    size_t maxb = 0;
+    for (int p = 0; p < P; p++)
+        if (block_bytes(o, p) > maxb)
+            maxb = block_bytes(o, p);
+    int S = m->kind == MODE_BLS ? m->lag + 2 : 1;
+    size_t *sc = calloc((size_t)P, sizeof(size_t)), *sd = calloc((size_t)P, sizeof(size_t));
+    size_t *rc = calloc((size_t)P, sizeof(size_t)), *rd = calloc((size_t)P, sizeof(size_t));
+    int *isc = calloc((size_t)P, sizeof(int)), *isd = calloc((size_t)P, sizeof(int));
+    int *irc = calloc((size_t)P, sizeof(int)), *ird = calloc((size_t)P, sizeof(int));
+    size_t soff = 0, roff = 0;
+    for (int q = 0; q < P; q++) {
+        sc[q] = block_bytes(o, rank);
+        sd[q] = soff;
+        soff += sc[q];
+        rc[q] = block_bytes(o, q);
+        rd[q] = roff;
+        roff += rc[q];
+        isc[q] = (int)sc[q];
+        isd[q] = (int)sd[q];
+        irc[q] = (int)rc[q];
+        ird[q] = (int)rd[q];
+    }
+    char *sendbuf = malloc(soff + 1), *recvbuf = malloc(roff * (size_t)S + 1);
+    memset(sendbuf, rank, soff + 1);
+    memset(recvbuf, 0, roff * (size_t)S + 1);
+    bls_comm_t *comm = NULL;
+    if (m->kind == MODE_BLS) {
+        bls_config_t cfg;
+        bls_config_init(&cfg);
+        cfg.lag = m->lag;
+        cfg.max_block = block_bytes(o, rank);
+        cfg.timeout = o->timeout;
+        bls_status_t st = bls_comm_create(MPI_COMM_WORLD, &cfg, &comm);
+        if (st != BLS_OK) {
+            fprintf(stderr, "bls-bench: rank %d: %s\n", rank, bls_last_error());
+            MPI_Abort(MPI_COMM_WORLD, 3);
+        }
+    }
+    double waited = 0;
+    MPI_Barrier(MPI_COMM_WORLD);
+    double t0 = now(), prev = t0;
+    for (long k = 0; k < o->iters + (m->kind == MODE_BLS ? m->lag : 0); k++) {
+        if (k < o->iters) {
+            double ws = now();
+            work(o, o->work_us + delay_us(o, rank, k));
+            double we = now();
+            w[k] = we - ws;
+            bls_status_t st = BLS_OK;
+            if (m->kind == MODE_SYNC) {
+                MPI_Alltoallv(sendbuf, isc, isd, MPI_BYTE, recvbuf, irc, ird, MPI_BYTE,
+                              MPI_COMM_WORLD);
+            } else if (m->kind == MODE_IALLTOALLV) {
+                MPI_Request req;
+                MPI_Ialltoallv(sendbuf, isc, isd, MPI_BYTE, recvbuf, irc, ird, MPI_BYTE,
+                               MPI_COMM_WORLD, &req);
+                MPI_Wait(&req, MPI_STATUS_IGNORE);
+            } else {
+                bls_iter_t id;
+                st = bls_post(comm, sendbuf, sc, sd, recvbuf + (size_t)(k % S) * roff, rc, rd,
+                              &id);
+            }
+            if (st == BLS_OK && m->kind == MODE_BLS && k >= m->lag)
+                st = bls_wait(comm, k - m->lag, NULL);
+            if (st != BLS_OK) {
+                fprintf(stderr, "bls-bench: rank %d, iteration %ld: %s\n", rank, k,
+                        bls_last_error());
+                MPI_Abort(MPI_COMM_WORLD, 3);
+            }
+            double te = now();
+            waited += te - we;
+            cyc[k] = te - prev;
+            prev = te;
+        } else {
+            double ws = now();
+            bls_status_t st = bls_wait(comm, k - m->lag, NULL);
+            if (st != BLS_OK) {
+                fprintf(stderr, "bls-bench: rank %d: %s\n", rank, bls_last_error());
+                MPI_Abort(MPI_COMM_WORLD, 3);
+            }
+            waited += now() - ws;
+        }
+    }
+    if (comm) {
+        bls_status_t st = bls_finish(comm);
+        if (st != BLS_OK) {
+            fprintf(stderr, "bls-bench: rank %d: %s\n", rank, bls_last_error());
+            MPI_Abort(MPI_COMM_WORLD, 3);
+        }
+    }
+    double t1 = now();
+    bls_comm_destroy(comm);
+    free(sc);
+    free(sd);
+    free(rc);
+    free(rd);
+    free(isc);
+    free(isd);
+    free(irc);
+    free(ird);
+    free(sendbuf);
+    free(recvbuf);
+    *wait_p = waited;
+    return t1 - t0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double pct(const double *sorted, size_t n, double q)
+{
+    if (n == 0)
+        return 0;
+    size_t i = (size_t)(q * (double)(n - 1) + 0.5);
+    return sorted[i < n ? i : n - 1];
+}
+
+static const char *delay_text(const opts_t *o, char *buf, size_t len)
+{
+    switch (o->delay_kind) {
+    case DELAY_EXP: snprintf(buf, len, "exp:%g", o->delay_a); break;
+    case DELAY_HICCUP: snprintf(buf, len, "hiccup:%g:%g", o->delay_a, o->delay_b); break;
+    case DELAY_STRAGGLER: snprintf(buf, len, "straggler:%d:%g", (int)o->delay_a, o->delay_b); break;
+    default: snprintf(buf, len, "none");
+    }
+    return buf;
+}
+
+int main(int argc, char **argv)
+{
+    int provided;
+    MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &nprocs);
+    opts_t o;
+    parse(argc, argv, &o);
+    if (provided != MPI_THREAD_MULTIPLE)
+        die("MPI does not provide MPI_THREAD_MULTIPLE, which bls mode needs%s", "");
+    int P = nprocs, M = o.nmodes;
+    long K = o.iters;
+    double *w = calloc((size_t)K, sizeof(double)), *cyc = calloc((size_t)K, sizeof(double));
+    double *all_w = rank == 0 ? calloc((size_t)P * K, sizeof(double)) : NULL;
+    double *all_c = rank == 0 ? calloc((size_t)P * K, sizeof(double)) : NULL;
+    double *scratch = calloc((size_t)P + (size_t)K, sizeof(double));
+    result_t *res = calloc((size_t)M, sizeof(result_t));
+    for (int m = 0; m < M; m++)
+        res[m].cycles = rank == 0 ? calloc((size_t)P * K * o.rounds, sizeof(double)) : NULL;
+    char dtext[64];
+    if (rank == 0 && !o.quiet)
+        printf("bls-bench: %d processes, %ld iterations x %ld rounds, %zu B per peer, work %g us "
+               "(%s), delay %s, seed %llu\n",
+               P, K, o.rounds, o.bytes, o.work_us, o.busy ? "busy" : "sleep",
+               delay_text(&o, dtext, sizeof(dtext)), (unsigned long long)o.seed);
+    for (long r = 0; r < o.rounds; r++) {
+        for (int i = 0; i < M; i++) {
+            int m = (int)((i + r) % M); /* rotate the order so no mode always goes first */
+            double wait = 0, c0 = cpu_seconds();
+            double t = run_mode(&o, &o.modes[m], w, cyc, &wait);
+            double cpu = cpu_seconds() - c0, tmax = 0, waitsum = 0, cpusum = 0;
+            MPI_Reduce(&t, &tmax, 1, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
+            MPI_Reduce(&wait, &waitsum, 1, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD);
+            MPI_Reduce(&cpu, &cpusum, 1, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD);
+            MPI_Gather(w, (int)K, MPI_DOUBLE, all_w, (int)K, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+            MPI_Gather(cyc, (int)K, MPI_DOUBLE, all_c, (int)K, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+            if (rank != 0)
+                continue;
+            result_t *x = &res[m];
+            int lag = o.modes[m].kind == MODE_BLS ? o.modes[m].lag : 0;
+            x->measured += tmax;
+            x->ideal += bls_ideal_time(all_w, P, (int)K, lag, scratch);
+            x->ideal0 += bls_ideal_time(all_w, P, (int)K, 0, scratch);
+            x->ideal_inf += bls_ideal_time(all_w, P, (int)K, (int)K, scratch);
+            x->wait += waitsum / P;
+            x->cpu += cpusum / P;
+            memcpy(x->cycles + x->ncycles, all_c, sizeof(double) * (size_t)P * K);
+            x->ncycles += (size_t)P * K;
+            if (!o.quiet)
+                printf("  round %ld/%ld %-12s %8.3f s\n", r + 1, o.rounds, o.modes[m].name, tmax);
+            fflush(stdout);
+        }
+    }
+    if (rank == 0) {
+        double sync_time = 0;
+        for (int m = 0; m < M; m++)
+            if (o.modes[m].kind == MODE_SYNC)
+                sync_time = res[m].measured;
+        printf("\n%-12s %8s %7s %8s %8s %6s %6s %7s %7s %7s %8s %8s\n", "mode", "time", "ms/it",
+               "speedup", "ideal", "eff", "bound", "p50", "p99", "max", "wait", "cpu/it");
+        for (int m = 0; m < M; m++) {
+            result_t *x = &res[m];
+            qsort(x->cycles, x->ncycles, sizeof(double), cmp_double);
+            double per_it = 1e3 * x->measured / (double)(K * o.rounds);
+            char speed[16] = "-";
+            if (sync_time > 0)
+                snprintf(speed, sizeof(speed), "%.3f", sync_time / x->measured);
+            printf("%-12s %8.3f %7.3f %8s %8.3f %6.3f %6.3f %7.3f %7.3f %7.3f %8.3f %8.1f\n",
+                   o.modes[m].name, x->measured, per_it, speed, x->ideal, x->ideal / x->measured,
+                   x->ideal0 / x->ideal, 1e3 * pct(x->cycles, x->ncycles, 0.5),
+                   1e3 * pct(x->cycles, x->ncycles, 0.99), 1e3 * x->cycles[x->ncycles - 1],
+                   x->wait, 1e6 * x->cpu / (double)(K * o.rounds));
+        }
+        double unlimited = res[0].ideal0 / res[0].ideal_inf;
+        printf("\nideal model: unlimited lag could give at most %.3fx over synchronous on this "
+               "trace.\n", unlimited);
+        if (unlimited < 1.05)
+            printf("note: nothing to mask here -- per-process totals are balanced, or one process "
+                   "is persistently slower (max of sums = sum of maxima); lag absorbs jitter, "
+                   "not a slower process.  Rebalance the work instead.\n");
+        if (o.json) {
+            FILE *f = fopen(o.json, "w");
+            if (!f) {
+                fprintf(stderr, "bls-bench: cannot write %s: %s\n", o.json, strerror(errno));
+                MPI_Abort(MPI_COMM_WORLD, 4);
+            }
+            fprintf(f, "{\n  \"tool\": \"bls-bench\",\n  \"config\": {\"processes\": %d, "
+                       "\"iters\": %ld, \"rounds\": %ld, \"bytes\": %zu, \"skew_rank\": %d, "
+                       "\"skew_factor\": %g, \"work_us\": %g, \"busy\": %s, \"delay\": \"%s\", "
+                       "\"seed\": %llu},\n  \"ideal_unlimited_speedup\": %.6f,\n  \"modes\": [",
+                    P, K, o.rounds, o.bytes, o.skew_rank, o.skew_factor, o.work_us,
+                    o.busy ? "true" : "false", delay_text(&o, dtext, sizeof(dtext)),
+                    (unsigned long long)o.seed, unlimited);
+            for (int m = 0; m < M; m++) {
+                result_t *x = &res[m];
+                fprintf(f,
+                        "%s\n    {\"mode\": \"%s\", \"lag\": %d, \"time_s\": %.6f, "
+                        "\"ms_per_iter\": %.6f, \"speedup_vs_sync\": %.6f, \"ideal_s\": %.6f, "
+                        "\"efficiency\": %.6f, \"bound\": %.6f, \"iter_ms_p50\": %.6f, "
+                        "\"iter_ms_p99\": %.6f, \"iter_ms_max\": %.6f, \"wait_s\": %.6f, "
+                        "\"cpu_us_per_iter\": %.3f}",
+                        m ? "," : "", o.modes[m].name,
+                        o.modes[m].kind == MODE_BLS ? o.modes[m].lag : 0, x->measured,
+                        1e3 * x->measured / (double)(K * o.rounds),
+                        sync_time > 0 ? sync_time / x->measured : 0.0, x->ideal,
+                        x->ideal / x->measured, x->ideal0 / x->ideal,
+                        1e3 * pct(x->cycles, x->ncycles, 0.5),
+                        1e3 * pct(x->cycles, x->ncycles, 0.99),
+                        1e3 * x->cycles[x->ncycles - 1], x->wait,
+                        1e6 * x->cpu / (double)(K * o.rounds));
+            }
+            fprintf(f, "\n  ]\n}\n");
+            fclose(f);
+        }
+    }
+    for (int m = 0; m < M; m++)
+        free(res[m].cycles);
+    free(res);
+    free(w);
+    free(cyc);
+    free(all_w);
+    free(all_c);
+    free(scratch);
+    MPI_Finalize();
+    return 0;
+}

@@ -1,0 +1,26 @@
+#include "ideal.h"
+
+double bls_ideal_time(const double *work, int P, int K, int lag, double *scratch)
+{
+    double *start = scratch;    /* [P] start of the current iteration per process */
+    double *done = scratch + P; /* [K] */
+    for (int p = 0; p < P; p++)
+        start[p] = 0.0;
+    for (int k = 0; k < K; k++) {
+        double dk = 0.0;
+        for (int p = 0; p < P; p++) {
+            double send = start[p] + work[(size_t)p * K + k];
+            start[p] = send; /* start(p,k+1) before the lag term */
+            if (send > dk)
+                dk = send;
+        }
+        done[k] = dk;
+        /* start(p,k+1) = max(send(p,k), done(k-L)) */
+        int j = k - lag;
+        double gate = j >= 0 ? done[j] : 0.0;
+        for (int p = 0; p < P; p++)
+            if (gate > start[p])
+                start[p] = gate;
+    }
+    return K > 0 ? done[K - 1] : 0.0;
+}

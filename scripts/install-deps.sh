@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages bls needs, only those missing (idempotent).  Needs root for
+# apt-get; without root it lists what is missing and fails.
+set -euo pipefail
+packages=(
+  build-essential cmake clang pkg-config
+  openmpi-bin libopenmpi-dev    # the default MPI
+  mpich libmpich-dev            # the second MPI the tests run against
+  valgrind
+  python3-matplotlib python3-numpy  # bench plots (/usr/bin/python3)
+)
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: missing Debian packages: ${missing[*]}" >&2
+  echo "install-deps: run as root (or: sudo apt-get install ${missing[*]})" >&2
+  exit 1
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q >/dev/null
+apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null

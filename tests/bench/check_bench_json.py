@@ -1,0 +1,48 @@
+#!/usr/bin/python3
+"""Checks a bls-bench --json file: every field present and sane (no timing assertion).
+
+Usage: check_bench_json.py FILE MODE [MODE ...]   (stdlib only; Debian's /usr/bin/python3)
+"""
+import json
+import sys
+
+FIELDS = ["mode", "lag", "time_s", "ms_per_iter", "speedup_vs_sync", "ideal_s", "efficiency",
+          "bound", "iter_ms_p50", "iter_ms_p99", "iter_ms_max", "wait_s", "cpu_us_per_iter"]
+
+
+def main():
+    path, modes = sys.argv[1], sys.argv[2:]
+    with open(path) as f:
+        doc = json.load(f)
+    failures = []
+    passed = 0
+
+    def check(cond, what):
+        nonlocal passed
+        if cond:
+            passed += 1
+        else:
+            failures.append(what)
+
+    check(doc.get("tool") == "bls-bench", "tool name")
+    for key in ["processes", "iters", "rounds", "bytes", "work_us", "delay", "seed"]:
+        check(key in doc.get("config", {}), f"config.{key} present")
+    got = [m["mode"] for m in doc["modes"]]
+    check(got == modes, f"modes {got} == {modes}")
+    for m in doc["modes"]:
+        for key in FIELDS:
+            check(key in m, f"{m.get('mode')}: {key} present")
+        check(0 < m["efficiency"] <= 1.05, f"{m['mode']}: efficiency {m['efficiency']} in (0, 1.05]")
+        check(m["time_s"] > 0 and m["ideal_s"] > 0, f"{m['mode']}: positive times")
+        check(m["bound"] >= 1 - 1e-9, f"{m['mode']}: bound {m['bound']} >= 1")
+        check(m["iter_ms_p50"] <= m["iter_ms_p99"] <= m["iter_ms_max"], f"{m['mode']}: percentiles ordered")
+        if m["mode"].startswith("bls:"):
+            check(m["lag"] == int(m["mode"][4:]), f"{m['mode']}: lag field")
+    for f in failures:
+        print("FAIL", f)
+    print(f"check_bench_json: {passed} passed, {len(failures)} failed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

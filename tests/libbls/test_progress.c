@@ -1,0 +1,76 @@
+/*
+ * Asynchronous progress, tested causally.  The last rank posts iteration 0 and then stays
+ * outside the library -- it polls for files, touching no bls or MPI call -- until every other
+ * rank has completed iteration 0, which needs its block.  If the block only moved while its
+ * owner called into the library, the others would never complete: their bls_wait times out
+ * (reported as a failure) or ctest's timeout ends the test.  Run for eager (16 B) and
+ * rendezvous (4 MiB) blocks, over shared memory and over TCP.
+ *
+ * Usage: test_progress [--bytes B] [--iters N]
+ */
+#include "testutil.h"
+
+int main(int argc, char **argv)
+{
+    tu_init(&argc, &argv);
+    size_t bytes = 16;
+    long iters = 3;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--bytes"))
+            bytes = (size_t)atol(argv[i + 1]);
+        else if (!strcmp(argv[i], "--iters"))
+            iters = atol(argv[i + 1]);
+    }
+    int rank, P;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &P);
+    int away = P - 1;
+    const uint64_t seed = 777;
+    tu_side_channel_init();
+
+    bls_config_t cfg;
+    bls_config_init(&cfg);
+    cfg.lag = 1;
+    cfg.max_block = bytes;
+    cfg.timeout = 60;
+    bls_comm_t *comm;
+    REQUIRE_OK(bls_comm_create(MPI_COMM_WORLD, &cfg, &comm));
+    size_t *sc = calloc((size_t)P, sizeof(size_t)), *sd = calloc((size_t)P, sizeof(size_t));
+    unsigned char *sendbuf = malloc(bytes * (size_t)P + 1), *recv = malloc(bytes * (size_t)P + 1);
+    for (int q = 0; q < P; q++) {
+        sc[q] = bytes;
+        sd[q] = (size_t)q * bytes;
+    }
+    for (long k = 0; k < iters; k++) {
+        for (int q = 0; q < P; q++)
+            tu_fill(sendbuf + sd[q], bytes, seed, rank, q, k);
+        bls_iter_t id;
+        REQUIRE_OK(bls_post(comm, sendbuf, sc, sd, recv, sc, sd, &id));
+        char marker[32];
+        snprintf(marker, sizeof(marker), "done%ld", k);
+        if (rank == away) /* outside the library until everybody else has our block */
+            tu_await_all(marker, P, away);
+        CHECK_OK(bls_wait(comm, id, NULL));
+        for (int p = 0; p < P; p++) {
+            size_t bad = tu_verify(recv + sd[p], bytes, seed, p, rank, k);
+            CHECK(bad == bytes, "iteration %ld from %d: byte %zu of %zu wrong", k, p, bad, bytes);
+        }
+        if (rank != away)
+            tu_signal(marker, rank);
+    }
+    CHECK_OK(bls_finish(comm));
+    bls_stats_t st;
+    CHECK_OK(bls_comm_stats(comm, &st));
+    if (rank == 0)
+        printf("%zu B blocks: %ld iterations completed while rank %d stayed outside the library; "
+               "progress thread CPU %.3f s\n",
+               bytes, iters, away, st.progress_cpu_seconds);
+    bls_comm_destroy(comm);
+    free(sc);
+    free(sd);
+    free(sendbuf);
+    free(recv);
+    MPI_Barrier(MPI_COMM_WORLD);
+    tu_side_channel_cleanup();
+    return tu_finish("test_progress");
+}
