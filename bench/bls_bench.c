@@ -482,7 +482,7 @@ int main(int argc, char **argv)
                         "\"ms_per_iter\": %.6f, \"speedup_vs_sync\": %.6f, \"ideal_s\": %.6f, "
                         "\"efficiency\": %.6f, \"bound\": %.6f, \"iter_ms_p50\": %.6f, "
                         "\"iter_ms_p99\": %.6f, \"iter_ms_max\": %.6f, \"wait_s\": %.6f, "
-                        "\"cpu_us_per_iter\": %.3f}",
+                        "\"cpu_us_per_iter\": %.3f, \"iter_ms_percentiles\": [",
                         m ? "," : "", o.modes[m].name,
                         o.modes[m].kind == MODE_BLS ? o.modes[m].lag : 0, x->measured,
                         1e3 * x->measured / (double)(K * o.rounds),
@@ -492,6 +492,10 @@ int main(int argc, char **argv)
                         1e3 * pct(x->cycles, x->ncycles, 0.99),
                         1e3 * x->cycles[x->ncycles - 1], x->wait,
                         1e6 * x->cpu / (double)(K * o.rounds));
+                /* p0..p100 in steps of 1: enough to draw the distribution */
+                for (int q = 0; q <= 100; q++)
+                    fprintf(f, "%s%.4f", q ? ", " : "", 1e3 * pct(x->cycles, x->ncycles, q / 100.0));
+                fprintf(f, "]}");
             }
             fprintf(f, "\n  ]\n}\n");
             fclose(f);

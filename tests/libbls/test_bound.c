@@ -13,17 +13,9 @@
 int main(int argc, char **argv)
 {
     tu_init(&argc, &argv);
-    int lag = 1;
-    long iters = 20;
-    size_t bytes = 1024;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--lag"))
-            lag = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--iters"))
-            iters = atol(argv[i + 1]);
-        else if (!strcmp(argv[i], "--bytes"))
-            bytes = (size_t)atol(argv[i + 1]);
-    }
+    int lag = (int)tu_opt(argc, argv, "--lag", 1);
+    long iters = tu_opt(argc, argv, "--iters", 20);
+    size_t bytes = (size_t)tu_opt(argc, argv, "--bytes", 1024);
     int rank, P;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &P);

@@ -13,14 +13,8 @@
 int main(int argc, char **argv)
 {
     tu_init(&argc, &argv);
-    size_t bytes = 16;
-    long iters = 3;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--bytes"))
-            bytes = (size_t)atol(argv[i + 1]);
-        else if (!strcmp(argv[i], "--iters"))
-            iters = atol(argv[i + 1]);
-    }
+    size_t bytes = (size_t)tu_opt(argc, argv, "--bytes", 16);
+    long iters = tu_opt(argc, argv, "--iters", 3);
     int rank, P;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &P);

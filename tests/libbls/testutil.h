@@ -176,6 +176,15 @@ static inline void tu_side_channel_cleanup(void)
     }
 }
 
+/* Value of option `name` ("--lag 3") in argv, or def when absent. */
+static inline long tu_opt(int argc, char **argv, const char *name, long def)
+{
+    for (int i = 1; i + 1 < argc; i++)
+        if (!strcmp(argv[i], name))
+            return atol(argv[i + 1]);
+    return def;
+}
+
 static inline void tu_init(int *argc, char ***argv)
 {
     int provided;
