@@ -34,10 +34,13 @@ int main(int argc, char **argv)
     CHECK_BLS(bls_comm_create(MPI_COMM_WORLD, &cfg, &comm));
 
     size_t *counts = malloc(P * sizeof(size_t)), *displs = malloc(P * sizeof(size_t));
-    int *send = malloc(P * n * sizeof(int));
-    int *recv[L + 1]; /* iteration k's receive buffer is ours again once k is reported */
-    for (int i = 0; i <= L; i++)
+    /* Both buffers of iteration k are lent to the library until k is reported, as with
+     * MPI_Ialltoallv: L+1 of each suffice when k is reported before k+L+1 is posted. */
+    int *send[L + 1], *recv[L + 1];
+    for (int i = 0; i <= L; i++) {
+        send[i] = malloc(P * n * sizeof(int));
         recv[i] = malloc(P * n * sizeof(int));
+    }
     for (int q = 0; q < P; q++) {
         counts[q] = n;
         displs[q] = (size_t)q * n;
@@ -46,10 +49,10 @@ int main(int argc, char **argv)
     for (int k = 0; k < ITERS + L; k++) {
         if (k < ITERS) {
             for (int i = 0; i < P * n; i++)
-                send[i] = k + rank; /* send is ours again as soon as bls_post returns */
+                send[k % (L + 1)][i] = k + rank;
             bls_iter_t id;
-            CHECK_BLS(bls_post(comm, send, counts, displs, recv[k % (L + 1)], counts, displs,
-                               &id));
+            CHECK_BLS(bls_post(comm, send[k % (L + 1)], counts, displs, recv[k % (L + 1)], counts,
+                               displs, &id));
         }
         if (k >= L) { /* consume iteration k-L: posted L iterations ago */
             CHECK_BLS(bls_wait(comm, k - L, NULL));

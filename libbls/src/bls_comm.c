@@ -195,7 +195,7 @@ bls_status_t bls_comm_create(MPI_Comm comm, const bls_config_t *cfg, bls_comm_t 
     c->max_recv = calloc(P, sizeof(size_t));
     c->ring = calloc(S, sizeof(bls_iter_rec_t));
     c->ranges = calloc(P, sizeof(struct bls_range));
-    size_t *rec_arrays = calloc(4 * S * P, sizeof(size_t));
+    size_t *rec_arrays = calloc(6 * S * P, sizeof(size_t));
     unsigned char *have = calloc(S * P, 1);
     if (!c->max_send || !c->max_recv || !c->ring || !c->ranges || !rec_arrays || !have) {
         free(rec_arrays);
@@ -206,9 +206,11 @@ bls_status_t bls_comm_create(MPI_Comm comm, const bls_config_t *cfg, bls_comm_t 
     for (size_t s = 0; s < S; s++) {
         bls_iter_rec_t *rec = &c->ring[s];
         rec->iter = -1;
-        rec->expected = rec_arrays + (4 * s + 0) * P;
-        rec->rdispls = rec_arrays + (4 * s + 1) * P;
-        rec->arrived = rec_arrays + (4 * s + 2) * P;
+        rec->expected = rec_arrays + (6 * s + 0) * P;
+        rec->rdispls = rec_arrays + (6 * s + 1) * P;
+        rec->arrived = rec_arrays + (6 * s + 2) * P;
+        rec->sendcounts = rec_arrays + (6 * s + 3) * P;
+        rec->sdispls = rec_arrays + (6 * s + 4) * P;
         rec->have = have + s * P;
     }
     for (size_t q = 0; q < P; q++)
@@ -343,13 +345,18 @@ static bls_status_t check_post_args(bls_comm_t *c, const void *sendbuf, const si
     return BLS_OK;
 }
 
-void bls_rec_fill(bls_comm_t *c, bls_iter_rec_t *rec, bls_iter_t k, void *recvbuf,
+void bls_rec_fill(bls_comm_t *c, bls_iter_rec_t *rec, bls_iter_t k, const void *sendbuf,
+                  const size_t *sendcounts, const size_t *sdispls, void *recvbuf,
                   const size_t *recvcounts, const size_t *rdispls)
 {
     size_t P = (size_t)c->size;
     rec->iter = k;
     rec->done = 0;
     rec->recvbuf = recvbuf;
+    rec->sendbuf = sendbuf;
+    memcpy(rec->sendcounts, sendcounts, P * sizeof(size_t));
+    memcpy(rec->sdispls, sdispls, P * sizeof(size_t));
+    rec->sends_pending = 0;
     rec->counts_known = recvcounts != NULL;
     if (recvcounts)
         memcpy(rec->expected, recvcounts, P * sizeof(size_t));

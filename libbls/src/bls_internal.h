@@ -17,8 +17,12 @@
  */
 typedef struct {
     bls_iter_t iter;
-    int done;           /* every block is in recvbuf, or the iteration failed for good */
+    int done;           /* every block in recvbuf and every send complete, or failed for good */
     char *recvbuf;
+    const char *sendbuf;  /* lent by the caller until the iteration is reported */
+    size_t *sendcounts;   /* [P] elements */
+    size_t *sdispls;      /* [P] elements */
+    int sends_pending;    /* sends issued and not complete */
     int counts_known;   /* expected[] holds the stated counts */
     size_t *expected;   /* [P] elements */
     size_t *rdispls;    /* [P] elements */
@@ -29,14 +33,12 @@ typedef struct {
     char msg[256];
 } bls_iter_rec_t;
 
-enum { RSLOT_IDLE = 0, RSLOT_RECEIVING, RSLOT_ARRIVED };
-
 struct bls_comm {
     MPI_Comm mpi; /* private duplicate; errors return instead of aborting */
     int rank, size;
     bls_mode_t mode;
     int lag;
-    int nslots; /* L + 2: ring entries, send slots and receive slots per peer */
+    int nslots; /* L + 2: ring entries (posted, unreported iterations) */
     size_t elem; /* bytes per element of the datatype */
     MPI_Datatype elem_type; /* MPI_BYTE, or elem contiguous bytes (SYNC mode's unit) */
     double timeout;
@@ -53,16 +55,12 @@ struct bls_comm {
     struct bls_range *ranges;
 
     /* --- BLS mode only --- */
-    size_t *send_off, *recv_off; /* [P] byte offsets of each peer's block inside a slot */
-    size_t send_slot_bytes, recv_slot_bytes;
-    char *send_slots, *recv_slots;
-    size_t *send_count;     /* [nslots * P] elements to send per slot and destination */
-    int *send_pending;      /* [nslots] sends issued from that slot and not yet complete */
-    bls_iter_t n_issued;    /* sends are issued for iterations < n_issued */
-    bls_iter_t *recv_iter;  /* [nslots * P] iteration the receive slot serves */
-    int *recv_state;        /* [nslots * P] RSLOT_* */
-    size_t *recv_count;     /* [nslots * P] elements that arrived */
-    MPI_Request *reqs;      /* receives [S*P], sends [S*P], control recv [P], control send [P] */
+    bls_iter_t n_issued;    /* sends and receives are issued for iterations < n_issued */
+    bls_iter_t *next_from;  /* [P] next iteration whose block from that peer is unprobed */
+    MPI_Message *held;      /* [S*P] matched early block (iteration % S, peer), not received */
+    size_t *held_count;     /* [S*P] its size in elements */
+    unsigned char *discard; /* [S*P] receive request only consumes a rejected block */
+    MPI_Request *reqs;      /* receives [S*P], sends [S*P] (by ring entry), control sends [P] */
     int nreqs;
     int *done_idx;
     MPI_Status *statuses;
@@ -72,7 +70,6 @@ struct bls_comm {
     int final_announced;    /* bls_finish() has queued the announcement */
     int final_to_send;      /* the progress thread must send final_out to every peer */
     int final_sends_pending;
-    int drain_to_send;      /* match the peers' receives posted beyond the last iteration */
     int tag_cycle;
 
     pthread_t thread;
@@ -103,7 +100,8 @@ double bls_deadline(const bls_comm_t *c);
 /* The report step shared by both modes: frees the ring entry, returns its status. */
 bls_status_t bls_report(bls_comm_t *c, bls_iter_rec_t *rec, size_t *recvcounts_out);
 /* Fills a ring entry for iteration k at post time (arrays copied). */
-void bls_rec_fill(bls_comm_t *c, bls_iter_rec_t *rec, bls_iter_t k, void *recvbuf,
+void bls_rec_fill(bls_comm_t *c, bls_iter_rec_t *rec, bls_iter_t k, const void *sendbuf,
+                  const size_t *sendcounts, const size_t *sdispls, void *recvbuf,
                   const size_t *recvcounts, const size_t *rdispls);
 
 /* Mode entry points. */

@@ -1,34 +1,40 @@
 /*
- * Algorithm: BLS mode, a bounded-lag pipelined alltoallv over MPI point-to-point.
+ * Algorithm: BLS mode, a bounded-lag pipelined alltoallv over MPI point-to-point, zero copy.
  *
- * Slots.  With lag L there are S = L+2 of everything: ring entries (posted, unreported
- * iterations), send slots and receive slots per peer.  Iteration k uses index k % S.
+ * Buffers.  The caller lends its send and receive buffers from bls_post() until the iteration
+ * is reported (MPI_Ialltoallv's rule).  Blocks go out with MPI_Isend straight from the send
+ * buffer and land with MPI_Imrecv straight in the receive buffer: the library copies nothing
+ * and holds no payload memory, only O((L+2) * P) bookkeeping allocated at creation.
  *
- * Why S = L+2 receive slots suffice for "credits, not blocking".  Peer p can post k only after
- * its iteration k-L-1 is complete, which needs this process's block for k-L-1; so when this
- * process has posted up to m, no peer has posted beyond m+L+1.  And since posting m required
- * every iteration <= m-L-1 to be complete here, the receive slots hold iterations >= m-L.  A
- * receive for iteration j is posted into slot j % S as soon as iteration j-S was delivered;
- * a sender whose receiver has no slot yet (rendezvous) simply keeps the block in its own send
- * slot: MPI does not move it before the matching receive exists.  Send slot k % S is reused
- * by k+S only after all sends from it completed; under the bound those sends always have a
- * posted receive, so post() waits on data movement at most, never on a peer's application.
+ * Matching.  The progress thread takes every arriving block with MPI_Improbe(ANY_SOURCE,
+ * ANY_TAG).  MPI's non-overtaking rule hands a peer's blocks over in the order it posted them,
+ * so the block is the peer's next iteration; its tag, k mod tag_cycle, is checked against that
+ * (tag_cycle = 4(L+2) exceeds the 2L+2 iterations a peer can have unmatched towards us).  The
+ * probe tells the exact size before anything is received: a block that differs from the
+ * stated count is consumed into nothing and reported with both sizes, never truncated into
+ * the caller's buffer.
  *
- * Matching.  The tag is k mod tag_cycle with tag_cycle > 2L+2, larger than the window of
- * iterations a peer can have unmatched towards this process, so blocks of different iterations
- * are never mixed; MPI's non-overtaking order is not relied upon.
+ * Credits.  A block whose iteration is not posted here yet is held as a matched-message
+ * handle.  Peer p can post k only after its iteration k-L-1 completed, which needs our block
+ * for k-L-1; so when we have posted m, nobody has posted beyond m+L+1 and at most L+1 early
+ * blocks per peer are held, in L+2 places indexed by iteration mod (L+2).  An eager block
+ * then sits in MPI's own eager buffer; a large (rendezvous) block stays in the sender's
+ * buffer until we post the iteration and receive it -- the receiver's posted buffer is the
+ * credit, and a sender short of credit allocates nothing.  The transfer then overlaps the
+ * next L iterations of work, because the progress thread runs it.
  *
- * Progress.  Only the progress thread calls MPI after creation.  It issues the sends of newly
- * posted iterations, reposts receives into freed slots, tests everything with MPI_Testsome and
- * copies arrived blocks into the receiver's buffer once that iteration is posted.  It polls
- * without sleeping while a caller is blocked in this library, backs off to poll_max_us sleeps
- * while an iteration is outstanding, and sleeps 1 ms at a time when nothing is.  A post or a
- * waiter wakes it at once.
+ * Bound.  bls_post(k) waits until every iteration <= k-L-1 is done here (all blocks in and
+ * all of our sends complete: their buffers go back to the caller).  Under the bound our
+ * sends of such an iteration are already matched by the peers, so this waits on data
+ * movement at most, never on a peer's application.
  *
- * Locking.  comm->lock guards the ring, the slot states and the counters.  The caller's thread
- * fills a ring entry and its send slot; the progress thread owns the MPI requests and the
- * receive slots.  Copies of blocks run without the lock: nobody else touches a receive slot or
- * a not-yet-done ring entry's buffer.
+ * Progress.  Only the progress thread calls MPI after creation.  It polls without sleeping
+ * while a caller is blocked in this library (as MPI's blocking calls would), backs off to
+ * poll_max_us sleeps while an iteration is outstanding, and sleeps 1 ms at a time otherwise.
+ * A post, a waiter or destruction wakes it at once.
+ *
+ * Locking.  comm->lock guards the ring and all counters.  Every MPI request and held message
+ * belongs to the progress thread; MPI_Testsome and MPI_Improbe run without the lock.
  */
 #define _GNU_SOURCE
 #include "bls_internal.h"
@@ -43,26 +49,24 @@
 
 #define IDLE_SLEEP_US 1000
 #define SPIN_POLLS 32
+#define DESTROY_GRACE_SECONDS 10.0
 
-enum { TAG_CONTROL_OFFSET = 0 };
-
-static size_t ridx(const bls_comm_t *c, int slot, int p) { return (size_t)slot * c->size + p; }
-static int tag_of(const bls_comm_t *c, bls_iter_t k) { return (int)(k % c->tag_cycle); }
-static int ctrl_tag(const bls_comm_t *c) { return c->tag_cycle + TAG_CONTROL_OFFSET; }
-
-/* Request layout: [0, SP) receives, [SP, 2SP) sends, then P control receives, P control sends. */
-static MPI_Request *recv_req(bls_comm_t *c, int slot, int p) { return &c->reqs[ridx(c, slot, p)]; }
-static MPI_Request *send_req(bls_comm_t *c, int slot, int q)
+static size_t idx(const bls_comm_t *c, bls_iter_t k, int p)
 {
-    return &c->reqs[(size_t)c->nslots * c->size + ridx(c, slot, q)];
+    return (size_t)(k % c->nslots) * (size_t)c->size + (size_t)p;
 }
-static MPI_Request *ctrl_recv_req(bls_comm_t *c, int p)
+static int tag_of(const bls_comm_t *c, bls_iter_t k) { return (int)(k % c->tag_cycle); }
+static int ctrl_tag(const bls_comm_t *c) { return c->tag_cycle; }
+
+/* Request layout: receives [S*P] and sends [S*P] by (iteration % S, peer), then P control. */
+static MPI_Request *recv_req(bls_comm_t *c, bls_iter_t k, int p) { return &c->reqs[idx(c, k, p)]; }
+static MPI_Request *send_req(bls_comm_t *c, bls_iter_t k, int q)
 {
-    return &c->reqs[2 * (size_t)c->nslots * c->size + p];
+    return &c->reqs[(size_t)c->nslots * c->size + idx(c, k, q)];
 }
 static MPI_Request *ctrl_send_req(bls_comm_t *c, int q)
 {
-    return &c->reqs[2 * (size_t)c->nslots * c->size + c->size + q];
+    return &c->reqs[2 * (size_t)c->nslots * c->size + q];
 }
 
 static void abs_timespec(struct timespec *ts, double at)
@@ -113,13 +117,19 @@ static void rec_fail(bls_iter_rec_t *rec, bls_status_t st, const char *fmt, ...)
     va_end(ap);
 }
 
-static void rec_block_in(bls_comm_t *c, bls_iter_rec_t *rec, int p)
+static void rec_check_done(bls_comm_t *c, bls_iter_rec_t *rec)
 {
-    rec->have[p] = 1;
-    if (--rec->missing == 0) {
+    if (!rec->done && rec->missing == 0 && rec->sends_pending == 0) {
         rec->done = 1;
         pthread_cond_broadcast(&c->wake_user);
     }
+}
+
+static void rec_block_in(bls_comm_t *c, bls_iter_rec_t *rec, int p)
+{
+    rec->have[p] = 1;
+    rec->missing--;
+    rec_check_done(c, rec);
 }
 
 /* A peer announced its final count: iterations it will never post cannot complete. */
@@ -133,111 +143,84 @@ static void fail_beyond_final(bls_comm_t *c, int p)
                  "iteration %lld: peer %d finished after posting %lld iterations; its block for "
                  "this iteration will never arrive",
                  (long long)rec->iter, p, (long long)c->peer_final[p]);
-        rec->missing = 0;
+        rec->missing = 0; /* reported at once; its sends are still tracked (see bls_post) */
         rec->done = 1;
         pthread_cond_broadcast(&c->wake_user);
     }
 }
 
 /*
- * Moves an arrived block of (slot, p) into its iteration's buffer.  Called with the lock held;
- * drops it around the copy.  Frees the slot for the next iteration it serves.
+ * Receives the matched block of iteration k from p into the caller's buffer, or consumes it
+ * into nothing when its size is wrong.  Lock held; k is posted here.
  */
-static void deliver(bls_comm_t *c, int slot, int p)
+static void receive_block(bls_comm_t *c, bls_iter_t k, int p, MPI_Message *msg, size_t n)
 {
-    size_t i = ridx(c, slot, p);
-    bls_iter_t j = c->recv_iter[i];
-    bls_iter_rec_t *rec = &c->ring[j % c->nslots];
-    size_t n = c->recv_count[i];
-    if (rec->iter == j && !rec->done) {
-        rec->arrived[p] = n;
-        if (rec->counts_known && n != rec->expected[p]) {
-            rec_fail(rec, BLS_ERR_COUNT,
-                     "iteration %lld, peer %d: expected %zu elements, received %zu",
-                     (long long)j, p, rec->expected[p], n);
-        } else if (n > 0) {
-            char *dst = rec->recvbuf + rec->rdispls[p] * c->elem;
-            const char *src = c->recv_slots + (size_t)slot * c->recv_slot_bytes + c->recv_off[p];
-            pthread_mutex_unlock(&c->lock);
-            memcpy(dst, src, n * c->elem);
-            pthread_mutex_lock(&c->lock);
+    bls_iter_rec_t *rec = &c->ring[k % c->nslots];
+    size_t i = idx(c, k, p);
+    char *dst = NULL;
+    size_t bytes = 0;
+    c->discard[i] = 1;
+    rec->arrived[p] = n;
+    if (rec->iter != k || rec->done) {
+        /* the iteration already failed for good: drop the block */
+    } else if (rec->counts_known && n != rec->expected[p]) {
+        rec_fail(rec, BLS_ERR_COUNT, "iteration %lld, peer %d: expected %zu elements, received %zu",
+                 (long long)k, p, rec->expected[p], n);
+    } else if (n > c->max_recv[p]) {
+        rec_fail(rec, BLS_ERR_TOO_LARGE,
+                 "iteration %lld, peer %d: received %zu elements, more than its declared "
+                 "maximum %zu",
+                 (long long)k, p, n, c->max_recv[p]);
+    } else {
+        c->discard[i] = 0;
+        dst = rec->recvbuf + rec->rdispls[p] * c->elem;
+        bytes = n * c->elem;
+    }
+    int rc;
+    if (*recv_req(c, k, p) == MPI_REQUEST_NULL) {
+        rc = MPI_Imrecv(dst, (int)bytes, MPI_BYTE, msg, recv_req(c, k, p));
+    } else {
+        /* Only after a failed-for-good iteration was reported and its slot reused while an
+         * old block still arrives: consume it here. */
+        rc = MPI_Mrecv(NULL, 0, MPI_BYTE, msg, MPI_STATUS_IGNORE);
+        if (rc != MPI_SUCCESS) {
+            int cls = 0;
+            MPI_Error_class(rc, &cls);
+            rc = cls == MPI_ERR_TRUNCATE ? MPI_SUCCESS : rc;
         }
-        rec_block_in(c, rec, p);
     }
-    /* else: the iteration already failed for good; the block is dropped. */
-    c->recv_state[i] = RSLOT_IDLE;
-    c->recv_iter[i] = j + c->nslots;
+    if (rc != MPI_SUCCESS)
+        set_fatal(c, rc, "MPI_Imrecv of a block");
 }
 
-static int post_receive(bls_comm_t *c, int slot, int p)
-{
-    size_t i = ridx(c, slot, p);
-    bls_iter_t j = c->recv_iter[i];
-    char *buf = c->recv_slots + (size_t)slot * c->recv_slot_bytes + c->recv_off[p];
-    int rc = MPI_Irecv(buf, (int)(c->max_recv[p] * c->elem), MPI_BYTE, p, tag_of(c, j), c->mpi,
-                       recv_req(c, slot, p));
-    if (rc != MPI_SUCCESS) {
-        set_fatal(c, rc, "MPI_Irecv of a block");
-        return 0;
-    }
-    c->recv_state[i] = RSLOT_RECEIVING;
-    return 1;
-}
-
-/* Issues what posts asked for: sends, receives into free slots, final counts.  Lock held. */
-static int issue_work(bls_comm_t *c)
+/* Issues the sends and the held receives of newly posted iterations.  Lock held. */
+static int issue_posts(bls_comm_t *c)
 {
     int did = 0;
     while (c->n_issued < c->n_posted && c->fatal == BLS_OK) {
         bls_iter_t k = c->n_issued;
-        int slot = (int)(k % c->nslots);
-        const char *base = c->send_slots + (size_t)slot * c->send_slot_bytes;
-        for (int q = 0; q < c->size; q++) {
+        bls_iter_rec_t *rec = &c->ring[k % c->nslots];
+        for (int q = 0; q < c->size && rec->iter == k && !rec->done; q++) {
             if (q == c->rank)
                 continue;
-            size_t n = c->send_count[ridx(c, slot, q)];
-            int rc = MPI_Isend(base + c->send_off[q], (int)(n * c->elem), MPI_BYTE, q,
-                               tag_of(c, k), c->mpi, send_req(c, slot, q));
+            int rc = MPI_Isend(rec->sendbuf + rec->sdispls[q] * c->elem,
+                               (int)(rec->sendcounts[q] * c->elem), MPI_BYTE, q, tag_of(c, k),
+                               c->mpi, send_req(c, k, q));
             if (rc != MPI_SUCCESS) {
                 set_fatal(c, rc, "MPI_Isend of a block");
                 return did;
             }
-            c->send_pending[slot]++;
+            rec->sends_pending++;
+        }
+        for (int p = 0; p < c->size; p++) {
+            size_t i = idx(c, k, p);
+            if (p != c->rank && c->held[i] != MPI_MESSAGE_NULL) {
+                MPI_Message m = c->held[i];
+                c->held[i] = MPI_MESSAGE_NULL;
+                receive_block(c, k, p, &m, c->held_count[i]);
+            }
         }
         c->n_issued++;
-        did = 1;
-    }
-    for (int s = 0; s < c->nslots; s++)
-        for (int p = 0; p < c->size; p++) {
-            size_t i = ridx(c, s, p);
-            if (p == c->rank || c->fatal != BLS_OK)
-                continue;
-            if (c->recv_state[i] == RSLOT_ARRIVED && c->recv_iter[i] < c->n_posted) {
-                deliver(c, s, p);
-                did = 1;
-            }
-            if (c->recv_state[i] == RSLOT_IDLE && post_receive(c, s, p))
-                did = 1;
-        }
-    if (c->drain_to_send && c->fatal == BLS_OK) {
-        /* Every peer has receives posted for exactly the iterations N .. N+S-1 (N = the
-         * common final count): one empty message each matches them, so a finished
-         * communicator holds no request and nothing relies on MPI_Cancel. */
-        for (bls_iter_t j = c->n_posted; j < c->n_posted + c->nslots; j++) {
-            int slot = (int)(j % c->nslots);
-            for (int q = 0; q < c->size; q++) {
-                if (q == c->rank)
-                    continue;
-                int rc = MPI_Isend(c->send_slots, 0, MPI_BYTE, q, tag_of(c, j), c->mpi,
-                                   send_req(c, slot, q));
-                if (rc != MPI_SUCCESS) {
-                    set_fatal(c, rc, "MPI_Isend of a drain message");
-                    return did;
-                }
-                c->send_pending[slot]++;
-            }
-        }
-        c->drain_to_send = 0;
         did = 1;
     }
     if (c->final_to_send && c->fatal == BLS_OK) {
@@ -258,23 +241,65 @@ static int issue_work(bls_comm_t *c)
     return did;
 }
 
+/* Takes every block (and announcement) that has arrived.  Lock held; dropped around MPI. */
+static int probe_arrivals(bls_comm_t *c)
+{
+    int did = 0;
+    for (;;) {
+        int flag = 0;
+        MPI_Message msg = MPI_MESSAGE_NULL;
+        MPI_Status st;
+        pthread_mutex_unlock(&c->lock);
+        int rc = MPI_Improbe(MPI_ANY_SOURCE, MPI_ANY_TAG, c->mpi, &flag, &msg, &st);
+        pthread_mutex_lock(&c->lock);
+        if (rc != MPI_SUCCESS) {
+            set_fatal(c, rc, "MPI_Improbe");
+            return did;
+        }
+        if (!flag)
+            return did;
+        did = 1;
+        int p = st.MPI_SOURCE, bytes = 0;
+        MPI_Get_count(&st, MPI_BYTE, &bytes);
+        if (st.MPI_TAG == ctrl_tag(c)) {
+            rc = MPI_Mrecv(&c->final_in[p], 1, MPI_INT64_T, &msg, MPI_STATUS_IGNORE);
+            if (rc != MPI_SUCCESS) {
+                set_fatal(c, rc, "MPI_Mrecv of a final iteration count");
+                return did;
+            }
+            c->peer_final[p] = c->final_in[p];
+            fail_beyond_final(c, p);
+            pthread_cond_broadcast(&c->wake_user);
+            continue;
+        }
+        bls_iter_t k = c->next_from[p]++;
+        if (st.MPI_TAG != tag_of(c, k)) {
+            char what[160];
+            snprintf(what, sizeof(what),
+                     "protocol: peer %d sent tag %d where iteration %lld (tag %d) was due", p,
+                     st.MPI_TAG, (long long)k, tag_of(c, k));
+            set_fatal(c, MPI_ERR_TAG, what);
+            return did;
+        }
+        size_t n = (size_t)bytes / c->elem;
+        if (k < c->n_issued) {
+            receive_block(c, k, p, &msg, n);
+        } else {
+            size_t i = idx(c, k, p); /* early: at most L+1 per peer, see Credits */
+            c->held[i] = msg;
+            c->held_count[i] = n;
+        }
+    }
+}
+
 static int test_requests(bls_comm_t *c)
 {
     int outcount = 0;
     pthread_mutex_unlock(&c->lock);
     int rc = MPI_Testsome(c->nreqs, c->reqs, &outcount, c->done_idx, c->statuses);
     pthread_mutex_lock(&c->lock);
-    if (rc != MPI_SUCCESS) {
-        /* Name the peer of the first failed request when MPI tells us. */
-        char what[128] = "MPI_Testsome";
-        for (int i = 0; i < outcount; i++)
-            if (c->statuses[i].MPI_ERROR != MPI_SUCCESS) {
-                snprintf(what, sizeof(what), "communication with peer %d",
-                         c->statuses[i].MPI_SOURCE);
-                rc = c->statuses[i].MPI_ERROR;
-                break;
-            }
-        set_fatal(c, rc, what);
+    if (rc != MPI_SUCCESS && rc != MPI_ERR_IN_STATUS) {
+        set_fatal(c, rc, "MPI_Testsome");
         return 0;
     }
     if (outcount == MPI_UNDEFINED)
@@ -282,25 +307,31 @@ static int test_requests(bls_comm_t *c)
     size_t SP = (size_t)c->nslots * c->size;
     for (int n = 0; n < outcount; n++) {
         size_t r = (size_t)c->done_idx[n];
+        int err = rc == MPI_ERR_IN_STATUS ? c->statuses[n].MPI_ERROR : MPI_SUCCESS;
         if (r < SP) {
-            int slot = (int)(r / c->size), p = (int)(r % c->size);
-            int bytes = 0;
-            MPI_Get_count(&c->statuses[n], MPI_BYTE, &bytes);
-            c->recv_count[r] = (size_t)bytes / c->elem;
-            c->recv_state[r] = RSLOT_ARRIVED;
-            if (c->recv_iter[r] < c->n_posted)
-                deliver(c, slot, p);
-            else if (c->finishing)
-                pthread_cond_broadcast(&c->wake_user);
+            int p = (int)(r % c->size);
+            bls_iter_rec_t *rec = &c->ring[r / c->size];
+            /* A rejected block consumed into nothing reports truncation: expected. */
+            if (err != MPI_SUCCESS && !c->discard[r]) {
+                char what[96];
+                snprintf(what, sizeof(what), "receiving the block of peer %d", p);
+                set_fatal(c, err, what);
+                return 0;
+            }
+            if (rec->iter >= 0 && !rec->have[p] && !rec->done)
+                rec_block_in(c, rec, p);
         } else if (r < 2 * SP) {
-            int slot = (int)((r - SP) / c->size);
-            if (--c->send_pending[slot] == 0)
-                pthread_cond_broadcast(&c->wake_user);
-        } else if (r < 2 * SP + (size_t)c->size) {
-            int p = (int)(r - 2 * SP);
-            c->peer_final[p] = c->final_in[p];
-            fail_beyond_final(c, p);
-            pthread_cond_broadcast(&c->wake_user);
+            bls_iter_rec_t *rec = &c->ring[(r - SP) / c->size];
+            if (err != MPI_SUCCESS) {
+                char what[96];
+                snprintf(what, sizeof(what), "sending a block to peer %d", (int)((r - SP) % c->size));
+                set_fatal(c, err, what);
+                return 0;
+            }
+            if (rec->sends_pending > 0) {
+                rec->sends_pending--;
+                rec_check_done(c, rec);
+            }
         } else {
             if (--c->final_sends_pending == 0)
                 pthread_cond_broadcast(&c->wake_user);
@@ -309,27 +340,11 @@ static int test_requests(bls_comm_t *c)
     return outcount > 0;
 }
 
-static int outstanding_sends(const bls_comm_t *c)
-{
-    for (int s = 0; s < c->nslots; s++)
-        if (c->send_pending[s] > 0)
-            return 1;
-    return c->final_sends_pending > 0;
-}
-
-static int receiving(const bls_comm_t *c)
-{
-    for (size_t i = 0; i < (size_t)c->nslots * c->size; i++)
-        if (c->recv_state[i] == RSLOT_RECEIVING)
-            return 1;
-    return 0;
-}
-
-/* Anything this process is waiting for: a posted iteration not yet complete, or a send. */
+/* Anything this process is waiting for: a posted iteration not yet done, or an announcement. */
 static int outstanding(const bls_comm_t *c)
 {
     for (int s = 0; s < c->nslots; s++)
-        if ((c->ring[s].iter >= 0 && !c->ring[s].done) || c->send_pending[s] > 0)
+        if (c->ring[s].iter >= 0 && !c->ring[s].done)
             return 1;
     return c->final_sends_pending > 0 || c->finishing;
 }
@@ -344,7 +359,8 @@ static void *progress_main(void *arg)
     while (!c->stop) {
         int did = 0;
         if (c->fatal == BLS_OK) {
-            did |= issue_work(c);
+            did |= issue_posts(c);
+            did |= probe_arrivals(c);
             did |= test_requests(c);
         }
         if (did) {
@@ -384,65 +400,31 @@ bls_status_t bls_lagged_start(bls_comm_t *c)
     int *tag_ub = NULL;
     MPI_Comm_get_attr(c->mpi, MPI_TAG_UB, &tag_ub, &tag_ub_flag);
     c->tag_cycle = 4 * c->nslots;
-    if (tag_ub_flag && tag_ub && c->tag_cycle + 1 > *tag_ub)
+    if (tag_ub_flag && tag_ub && c->tag_cycle > *tag_ub)
         return bls_error(BLS_ERR_ARG, "bls_comm_create: lag %d needs tags up to %d, but MPI's "
                                       "MPI_TAG_UB is %d",
                          c->lag, c->tag_cycle, *tag_ub);
-
-    c->send_off = calloc(P, sizeof(size_t));
-    c->recv_off = calloc(P, sizeof(size_t));
-    c->send_count = calloc(S * P, sizeof(size_t));
-    c->send_pending = calloc(S, sizeof(int));
-    c->recv_iter = calloc(S * P, sizeof(bls_iter_t));
-    c->recv_state = calloc(S * P, sizeof(int));
-    c->recv_count = calloc(S * P, sizeof(size_t));
-    c->nreqs = (int)(2 * S * P + 2 * P);
+    c->next_from = calloc(P, sizeof(bls_iter_t));
+    c->held = malloc(S * P * sizeof(MPI_Message));
+    c->held_count = calloc(S * P, sizeof(size_t));
+    c->discard = calloc(S * P, 1);
+    c->nreqs = (int)(2 * S * P + P);
     c->reqs = malloc((size_t)c->nreqs * sizeof(MPI_Request));
     c->done_idx = calloc((size_t)c->nreqs, sizeof(int));
     c->statuses = calloc((size_t)c->nreqs, sizeof(MPI_Status));
     c->final_in = calloc(P, sizeof(int64_t));
     c->peer_final = calloc(P, sizeof(int64_t));
-    if (!c->send_off || !c->recv_off || !c->send_count || !c->send_pending || !c->recv_iter ||
-        !c->recv_state || !c->recv_count || !c->reqs || !c->done_idx || !c->statuses ||
-        !c->final_in || !c->peer_final)
+    if (!c->next_from || !c->held || !c->held_count || !c->discard || !c->reqs ||
+        !c->done_idx || !c->statuses || !c->final_in || !c->peer_final)
         return bls_error(BLS_ERR_NOMEM, "bls_comm_create: out of memory");
     for (int r = 0; r < c->nreqs; r++)
         c->reqs[r] = MPI_REQUEST_NULL;
-    size_t so = 0, ro = 0;
-    for (size_t q = 0; q < P; q++) {
-        c->send_off[q] = so;
-        c->recv_off[q] = ro;
-        if ((int)q != c->rank) { /* the block to oneself is copied directly */
-            so += c->max_send[q] * c->elem;
-            ro += c->max_recv[q] * c->elem;
-        }
+    for (size_t i = 0; i < S * P; i++)
+        c->held[i] = MPI_MESSAGE_NULL;
+    for (size_t q = 0; q < P; q++)
         c->peer_final[q] = -1;
-    }
-    c->send_slot_bytes = so;
-    c->recv_slot_bytes = ro;
-    if ((so > 0 && S > SIZE_MAX / so) || (ro > 0 && S > SIZE_MAX / ro))
-        return bls_error(BLS_ERR_ARG, "bls_comm_create: slot sizes overflow");
-    c->send_slots = malloc(S * so + 1);
-    c->recv_slots = malloc(S * ro + 1);
-    if (!c->send_slots || !c->recv_slots)
-        return bls_error(BLS_ERR_NOMEM,
-                         "bls_comm_create: cannot allocate %zu bytes of slots (lag %d: %d slots "
-                         "of %zu send and %zu receive bytes)",
-                         S * (so + ro), c->lag, c->nslots, so, ro);
-    c->buffer_bytes = S * (so + ro);
-    for (size_t s = 0; s < S; s++)
-        for (size_t p = 0; p < P; p++) {
-            c->recv_iter[s * P + p] = (bls_iter_t)s;
-            c->recv_state[s * P + p] = RSLOT_IDLE;
-        }
-    for (int p = 0; p < c->size; p++) {
-        if (p == c->rank)
-            continue;
-        int rc = MPI_Irecv(&c->final_in[p], 1, MPI_INT64_T, p, ctrl_tag(c), c->mpi,
-                           ctrl_recv_req(c, p));
-        if (rc != MPI_SUCCESS)
-            return bls_mpi_error(rc, "bls_comm_create: MPI_Irecv of the control channel");
-    }
+    c->buffer_bytes = S * P * (sizeof(MPI_Message) + sizeof(size_t) + 1 + 2 * sizeof(MPI_Request)) +
+                      S * (sizeof(bls_iter_rec_t) + 6 * P * sizeof(size_t) + P);
 
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -474,39 +456,38 @@ void bls_lagged_stop(bls_comm_t *c)
         pthread_cond_destroy(&c->wake_progress);
         pthread_cond_destroy(&c->wake_user);
     }
-    int leak_send_slots = 0;
-    if (c->reqs) {
-        size_t SP = (size_t)c->nslots * c->size;
-        for (int r = 0; r < c->nreqs; r++) {
-            if (c->reqs[r] == MPI_REQUEST_NULL)
-                continue;
-            int is_recv = (size_t)r < SP || ((size_t)r >= 2 * SP && (size_t)r < 2 * SP + (size_t)c->size);
-            if (is_recv) {
-                MPI_Cancel(&c->reqs[r]);
-                MPI_Wait(&c->reqs[r], MPI_STATUS_IGNORE);
-            } else {
-                /* A send no peer will receive: let MPI finish or drop it in the background;
-                 * its buffer must then outlive us (only after errors). */
-                MPI_Request_free(&c->reqs[r]);
-                leak_send_slots = 1;
-            }
-        }
+    /* After an orderly bls_finish nothing is left.  After errors: held blocks are consumed into
+     * nothing; matched receives and sends cannot be cancelled, so they get a grace period to
+     * finish (their peers' data is already matched) and are then released to MPI. */
+    size_t SP = (size_t)c->nslots * c->size;
+    MPI_Request *left = c->reqs ? malloc((size_t)c->nreqs * sizeof(MPI_Request) + SP * sizeof(MPI_Request)) : NULL;
+    if (left) {
+        int n = 0;
+        for (int r = 0; r < c->nreqs; r++)
+            if (c->reqs[r] != MPI_REQUEST_NULL)
+                left[n++] = c->reqs[r];
+        for (size_t i = 0; i < SP; i++)
+            if (c->held[i] != MPI_MESSAGE_NULL &&
+                MPI_Imrecv(NULL, 0, MPI_BYTE, &c->held[i], &left[n]) == MPI_SUCCESS)
+                n++;
+        double until = bls_now() + DESTROY_GRACE_SECONDS;
+        int all = n == 0;
+        while (!all && bls_now() < until)
+            if (MPI_Testall(n, left, &all, MPI_STATUSES_IGNORE) != MPI_SUCCESS)
+                break; /* truncation of consumed blocks; whatever is left is released below */
+        for (int r = 0; r < n; r++)
+            if (left[r] != MPI_REQUEST_NULL)
+                MPI_Request_free(&left[r]);
+        free(left);
     }
-    if (!leak_send_slots) {
-        free(c->send_slots);
-        free(c->final_in);
-    }
-    free(c->recv_slots);
-    free(c->send_off);
-    free(c->recv_off);
-    free(c->send_count);
-    free(c->send_pending);
-    free(c->recv_iter);
-    free(c->recv_state);
-    free(c->recv_count);
+    free(c->next_from);
+    free(c->held);
+    free(c->held_count);
+    free(c->discard);
     free(c->reqs);
     free(c->done_idx);
     free(c->statuses);
+    free(c->final_in);
     free(c->peer_final);
 }
 
@@ -522,7 +503,7 @@ static void missing_peers(const bls_comm_t *c, const bls_iter_rec_t *rec, char *
             n++;
         }
     if (n == 0)
-        snprintf(buf, len, "none");
+        snprintf(buf, len, "none (its sends are still in flight)");
 }
 
 /* Caller holds the lock.  Fatal errors are reported to every later call. */
@@ -548,15 +529,14 @@ bls_status_t bls_lagged_post(bls_comm_t *c, const void *sendbuf, const size_t *s
                              const size_t *rdispls, bls_iter_t *iter_p)
 {
     bls_iter_t k = c->n_posted;
-    int slot = (int)(k % c->nslots);
-    bls_iter_rec_t *rec = &c->ring[slot];
+    bls_iter_rec_t *rec = &c->ring[k % c->nslots];
     double t0 = bls_now(), deadline = bls_deadline(c);
     bls_status_t st = BLS_OK;
 
     pthread_mutex_lock(&c->lock);
     c->waiters++;
     pthread_cond_signal(&c->wake_progress);
-    /* The bound: every iteration <= k-L-1 complete (k-L-1 and the entry k reuses, k-L-2). */
+    /* The bound: every iteration <= k-L-1 done (k-L-1 and the entry k reuses, k-L-2). */
     for (bls_iter_t j = k - c->nslots; j <= k - c->lag - 1 && st == BLS_OK; j++) {
         if (j < 0)
             continue;
@@ -567,49 +547,37 @@ bls_status_t bls_lagged_post(bls_comm_t *c, const void *sendbuf, const size_t *s
                 st = timeout_error(c, "bls_post (lag bound)", old);
         }
     }
+    while (st == BLS_OK && rec->sends_pending > 0) { /* after a failed-for-good iteration */
+        st = check_fatal(c);
+        if (st == BLS_OK && !wait_user(c, deadline))
+            st = bls_error(BLS_ERR_TIMEOUT,
+                           "bls_post (iteration %lld): the sends of failed iteration %lld are "
+                           "still in flight after %.3g s (rank %d)",
+                           (long long)k, (long long)(k - c->nslots), c->timeout, c->rank);
+    }
     if (st == BLS_OK && rec->iter >= 0)
         st = bls_error(BLS_ERR_STATE,
                        "bls_post (iteration %lld): iteration %lld was never waited for; with lag "
                        "%d, wait for iteration k-L-2 before posting iteration k",
                        (long long)k, (long long)rec->iter, c->lag);
-    /* The send slot is free once the sends of iteration k-S are complete. */
-    while (st == BLS_OK && c->send_pending[slot] > 0) {
-        st = check_fatal(c);
-        if (st == BLS_OK && !wait_user(c, deadline))
-            st = bls_error(BLS_ERR_TIMEOUT,
-                           "bls_post (iteration %lld): the sends of iteration %lld are still in "
-                           "flight after %.3g s (rank %d)",
-                           (long long)k, (long long)(k - c->nslots), c->timeout, c->rank);
-    }
     c->waiters--;
     if (st == BLS_OK)
         st = check_fatal(c);
-    pthread_mutex_unlock(&c->lock);
-    c->post_wait_seconds += bls_now() - t0;
-    if (st != BLS_OK)
+    if (st != BLS_OK) {
+        pthread_mutex_unlock(&c->lock);
+        c->post_wait_seconds += bls_now() - t0;
         return st;
-
-    /* Neither the slot nor the entry is seen by the progress thread until n_posted moves. */
-    char *base = c->send_slots + (size_t)slot * c->send_slot_bytes;
-    for (int q = 0; q < c->size; q++) {
-        size_t n = sendcounts[q];
-        c->send_count[ridx(c, slot, q)] = n;
-        if (q != c->rank && n > 0)
-            memcpy(base + c->send_off[q], (const char *)sendbuf + sdispls[q] * c->elem,
-                   n * c->elem);
     }
+    bls_rec_fill(c, rec, k, sendbuf, sendcounts, sdispls, recvbuf, recvcounts, rdispls);
     size_t self = sendcounts[c->rank];
-    int self_mismatch = recvcounts && recvcounts[c->rank] != self;
-    if (!self_mismatch && self > 0)
-        memcpy((char *)recvbuf + rdispls[c->rank] * c->elem,
-               (const char *)sendbuf + sdispls[c->rank] * c->elem, self * c->elem);
-    pthread_mutex_lock(&c->lock);
-    bls_rec_fill(c, rec, k, recvbuf, recvcounts, rdispls);
     rec->arrived[c->rank] = self;
-    if (self_mismatch)
+    if (recvcounts && recvcounts[c->rank] != self)
         rec_fail(rec, BLS_ERR_COUNT,
                  "iteration %lld, peer %d (itself): expected %zu elements, received %zu",
                  (long long)k, c->rank, recvcounts[c->rank], self);
+    else if (self > 0) /* the block to oneself never touches MPI */
+        memcpy((char *)recvbuf + rdispls[c->rank] * c->elem,
+               (const char *)sendbuf + sdispls[c->rank] * c->elem, self * c->elem);
     rec_block_in(c, rec, c->rank);
     for (int p = 0; p < c->size; p++)
         if (c->peer_final[p] >= 0)
@@ -617,6 +585,7 @@ bls_status_t bls_lagged_post(bls_comm_t *c, const void *sendbuf, const size_t *s
     c->n_posted = k + 1;
     pthread_cond_signal(&c->wake_progress);
     pthread_mutex_unlock(&c->lock);
+    c->post_wait_seconds += bls_now() - t0;
     *iter_p = k;
     return BLS_OK;
 }
@@ -655,13 +624,11 @@ bls_status_t bls_lagged_wait_any(bls_comm_t *c, bls_iter_t *iter_p, size_t *recv
 {
     double t0 = bls_now(), deadline = bls_deadline(c);
     bls_status_t st = BLS_OK;
-    bls_iter_rec_t *oldest = NULL;
     pthread_mutex_lock(&c->lock);
     c->waiters++;
     pthread_cond_signal(&c->wake_progress);
     for (;;) {
-        bls_iter_rec_t *found = NULL;
-        oldest = NULL;
+        bls_iter_rec_t *found = NULL, *oldest = NULL;
         for (bls_iter_t k = c->n_posted - c->nslots; k < c->n_posted; k++) {
             if (k < 0 || c->ring[k % c->nslots].iter != k)
                 continue;
@@ -706,7 +673,7 @@ bls_status_t bls_lagged_finish(bls_comm_t *c)
         c->final_to_send = c->size > 1;
     }
     pthread_cond_signal(&c->wake_progress);
-    /* Every posted iteration complete (or failed for good), every announcement exchanged. */
+    /* Every posted iteration done (or failed for good), every announcement exchanged. */
     for (;;) {
         st = check_fatal(c);
         if (st != BLS_OK)
@@ -750,25 +717,6 @@ bls_status_t bls_lagged_finish(bls_comm_t *c)
             st = bls_error(BLS_ERR_ITER_MISMATCH,
                            "bls_finish: this process (rank %d) posted %lld iterations, but %s",
                            c->rank, (long long)c->n_posted, diff);
-    }
-    /* With equal counts every peer receives everything we sent: let the sends drain. */
-    while (st == BLS_OK && outstanding_sends(c)) {
-        if (!wait_user(c, deadline))
-            st = bls_error(BLS_ERR_TIMEOUT, "bls_finish (rank %d): sends still in flight after "
-                                            "%.3g s", c->rank, c->timeout);
-        if (st == BLS_OK)
-            st = check_fatal(c);
-    }
-    if (st == BLS_OK) {
-        c->drain_to_send = c->size > 1;
-        pthread_cond_signal(&c->wake_progress);
-    }
-    while (st == BLS_OK && (c->drain_to_send || outstanding_sends(c) || receiving(c))) {
-        if (!wait_user(c, deadline))
-            st = bls_error(BLS_ERR_TIMEOUT, "bls_finish (rank %d): the closing exchange did not "
-                                            "complete within %.3g s", c->rank, c->timeout);
-        if (st == BLS_OK)
-            st = check_fatal(c);
     }
     c->waiters--;
     pthread_mutex_unlock(&c->lock);

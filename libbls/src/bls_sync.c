@@ -70,7 +70,7 @@ bls_status_t bls_sync_post(bls_comm_t *c, const void *sendbuf, const size_t *sen
     }
     c->post_wait_seconds += bls_now() - t0;
     if (st == BLS_OK) {
-        bls_rec_fill(c, rec, k, recvbuf, recvcounts, rdispls);
+        bls_rec_fill(c, rec, k, sendbuf, sendcounts, sdispls, recvbuf, recvcounts, rdispls);
         for (int p = 0; p < P; p++)
             rec->arrived[p] = (size_t)rc[p];
         rec->missing = 0;

@@ -34,7 +34,7 @@ int main(int argc, char **argv)
     int S = lag + 2;
     size_t *sc = calloc((size_t)P, sizeof(size_t)), *sd = calloc((size_t)P, sizeof(size_t));
     size_t *rd = calloc((size_t)P, sizeof(size_t));
-    unsigned char *sendbuf = malloc(bytes * (size_t)P + 1);
+    unsigned char *sendbufs = malloc(bytes * (size_t)P * (size_t)S + 1); /* one per slot */
     unsigned char *recv = malloc(bytes * (size_t)P * (size_t)S + 1);
     for (int q = 0; q < P; q++) {
         sc[q] = bytes;
@@ -44,11 +44,12 @@ int main(int argc, char **argv)
     int64_t posted = 0, waited = 0;
 #define POST_NEXT()                                                                              \
     do {                                                                                         \
+        unsigned char *sb_ = sendbufs + (size_t)(posted % S) * bytes * P;                        \
         for (int q = 0; q < P; q++)                                                              \
-            tu_fill(sendbuf + sd[q], bytes, seed, rank, q, posted);                              \
+            tu_fill(sb_ + sd[q], bytes, seed, rank, q, posted);                                  \
         bls_iter_t id_;                                                                          \
-        REQUIRE_OK(bls_post(comm, sendbuf, sc, sd, recv + (size_t)(posted % S) * bytes * P, sc, \
-                            rd, &id_));                                                          \
+        REQUIRE_OK(bls_post(comm, sb_, sc, sd, recv + (size_t)(posted % S) * bytes * P, sc, rd,  \
+                            &id_));                                                              \
         posted++;                                                                                \
     } while (0)
 
@@ -65,7 +66,7 @@ int main(int argc, char **argv)
         CHECK(flag == 0, "iteration 0 complete although rank %d posted nothing", held);
         CHECK_OK(bls_comm_set_timeout(comm, 0.3));
         bls_iter_t id = -7;
-        bls_status_t s = bls_post(comm, sendbuf, sc, sd, recv, sc, rd, &id);
+        bls_status_t s = bls_post(comm, sendbufs, sc, sd, recv, sc, rd, &id);
         CHECK(s == BLS_ERR_TIMEOUT, "post beyond the bound returned %s", bls_strerror(s));
         char want[64];
         snprintf(want, sizeof(want), "iteration 0 still misses the blocks of peers %d ", held);
@@ -102,7 +103,7 @@ int main(int argc, char **argv)
     free(sc);
     free(sd);
     free(rd);
-    free(sendbuf);
+    free(sendbufs);
     free(recv);
     MPI_Barrier(MPI_COMM_WORLD);
     tu_side_channel_cleanup();

@@ -55,13 +55,15 @@ static void run_pass(const opts_t *o, bls_mode_t mode, int lag, uint64_t *hashes
 
     int S = lag + 2;
     size_t stride = max_elems + 3; /* per-peer room with a gap */
-    unsigned char *sendbuf = malloc((stride * (size_t)P + 8) * E);
+    unsigned char **sendbufs = malloc((size_t)S * sizeof(*sendbufs));
     unsigned char **recvbufs = malloc((size_t)S * sizeof(*recvbufs));
     size_t *sc = calloc((size_t)P, sizeof(size_t)), *sd = calloc((size_t)P, sizeof(size_t));
     size_t *rc = calloc((size_t)P, sizeof(size_t)), *rd = calloc((size_t)S * P, sizeof(size_t));
     size_t *got = calloc((size_t)P, sizeof(size_t));
-    for (int s = 0; s < S; s++)
+    for (int s = 0; s < S; s++) { /* lent from post until reported */
+        sendbufs[s] = malloc((stride * (size_t)P + 8) * E);
         recvbufs[s] = malloc((stride * (size_t)P + 8) * E);
+    }
 
     int64_t next_wait = 0;
     for (int64_t k = 0; k < o->iters + lag + 1; k++) {
@@ -73,6 +75,7 @@ static void run_pass(const opts_t *o, bls_mode_t mode, int lag, uint64_t *hashes
             int s = (int)(k % S);
             size_t so = (size_t)(h % 3), ro = (size_t)(h >> 40) % 5;
             int unknown = k % 3 == 0;
+            unsigned char *sendbuf = sendbufs[s];
             for (int q = 0; q < P; q++) {
                 sc[q] = block_count(o, k, rank, q, max_elems);
                 sd[q] = so;
@@ -109,16 +112,19 @@ static void run_pass(const opts_t *o, bls_mode_t mode, int lag, uint64_t *hashes
     CHECK_OK(bls_comm_stats(comm, &st));
     CHECK(st.posted == o->iters && st.completed == o->iters, "stats: posted %lld completed %lld",
           (long long)st.posted, (long long)st.completed);
-    if (mode == BLS_MODE_BLS) {
-        size_t expect_bytes = (size_t)(lag + 2) * 2 * (size_t)(P - 1) * max_elems * E;
-        CHECK(st.buffer_bytes == expect_bytes, "buffers %zu bytes, expected (L+2)*2*(P-1)*max = %zu",
-              st.buffer_bytes, expect_bytes);
+    if (mode == BLS_MODE_BLS) { /* zero copy: bookkeeping only, whatever the block sizes */
+        size_t limit = (size_t)(lag + 2) * (size_t)P * 256 + 4096;
+        CHECK(st.buffer_bytes > 0 && st.buffer_bytes <= limit,
+              "library memory %zu bytes, expected (0, %zu] independent of block sizes",
+              st.buffer_bytes, limit);
     }
     bls_comm_destroy(comm);
-    for (int s = 0; s < S; s++)
+    for (int s = 0; s < S; s++) {
+        free(sendbufs[s]);
         free(recvbufs[s]);
+    }
     free(recvbufs);
-    free(sendbuf);
+    free(sendbufs);
     free(sc);
     free(sd);
     free(rc);

@@ -10,14 +10,14 @@
 
 static int rank, P;
 static size_t *cnt, *disp;
-static long sendbuf[64], recvbuf[8][64];
+static long sendbuf[8][64], recvbuf[8][64];
 
 static bls_iter_t post(bls_comm_t *comm, int64_t k)
 {
     for (int q = 0; q < P; q++)
-        sendbuf[q] = k * 1000 + rank * 10 + q;
+        sendbuf[k % 8][q] = k * 1000 + rank * 10 + q;
     bls_iter_t id;
-    REQUIRE_OK(bls_post(comm, sendbuf, cnt, disp, recvbuf[k % 8], cnt, disp, &id));
+    REQUIRE_OK(bls_post(comm, sendbuf[k % 8], cnt, disp, recvbuf[k % 8], cnt, disp, &id));
     return id;
 }
 
