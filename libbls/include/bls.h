@@ -17,10 +17,12 @@
  *    while the caller computes or sleeps outside the library.  It backs off to sleeping when
  *    nothing is outstanding; it polls continuously only while a caller is blocked in bls_wait*
  *    or bls_post (exactly when MPI's own blocking calls would spin).
- *  - Bounded memory: (L+2) send slots and (L+2) receive slots per peer, sized from the declared
- *    largest blocks, are allocated at creation and never grow.  Receives for upcoming iterations
- *    are posted ahead into free slots (the credits); a sender whose peer has no free slot yet
- *    leaves its data in its own send slot and never allocates more.
+ *  - Bounded memory, zero copy: blocks move straight between the caller's buffers (MPI_Isend
+ *    from the send buffer, MPI_Imrecv into the receive buffer); the library holds no payload
+ *    memory, only O((L+2) * P) bookkeeping allocated at creation that never grows.  A block
+ *    that arrives before its iteration is posted here waits as a matched MPI message (small
+ *    ones in MPI's eager buffer, large ones in the sender's buffer): the receiver's posted
+ *    buffer is the credit, and a sender short of credit allocates nothing.
  *  - Counts: a receiver either states the counts it expects (a mismatch fails that iteration
  *    with BLS_ERR_COUNT naming iteration, peer, expected and actual) or passes NULL and learns
  *    the counts that arrived from bls_wait().
@@ -39,11 +41,11 @@
  *
  * Buffers and counts: counts and displacements are in elements of the communicator's datatype
  * (MPI_BYTE by default; any contiguous datatype).
- *  - sendbuf belongs to the caller again as soon as bls_post() returns (BLS mode copies it into
- *    a send slot).
- *  - recvbuf, and the recvcounts/rdispls arrays' contents, are copied by bls_post(); recvbuf
- *    itself belongs to the library until bls_wait()/bls_test()/bls_wait_any() reports that
- *    iteration complete.  Do not read or write it before.
+ *  - sendbuf and recvbuf are lent to the library from bls_post() until bls_wait()/bls_test()/
+ *    bls_wait_any() reports that iteration (MPI_Ialltoallv's rule): do not write the send
+ *    buffer or touch the receive buffer before.  With lag L, L+1 pairs of buffers suffice when
+ *    iteration k is reported before k+L+1 is posted.  The count and displacement arrays are
+ *    copied by bls_post() and may be reused at once.
  *
  * No function calls exit() or MPI_Abort().
  */
@@ -87,7 +89,9 @@ typedef struct {
     bls_mode_t mode;         /* default BLS_MODE_BLS */
     int lag;                 /* L >= 0, same on every process; default 1 */
     MPI_Datatype datatype;   /* element type of counts/displacements; contiguous; MPI_BYTE */
-    size_t max_block;        /* largest block (elements) this process sends to any one peer */
+    size_t max_block;        /* largest block (elements) this process sends to any one peer:
+                                checked at post, and the room a receiver with unknown counts
+                                must leave */
     const size_t *max_send;  /* optional [P]: largest block (elements) to each destination;
                                 overrides max_block.  Receivers learn these at creation. */
     double timeout;          /* seconds a wait may take before BLS_ERR_TIMEOUT; <= 0 means
@@ -114,6 +118,7 @@ void bls_comm_destroy(bls_comm_t *comm);
 
 /*
  * Posts the next iteration's blocks; *iter_p receives its id.  Arrays have P entries.
+ * Both buffers are lent to the library until the iteration is reported.
  *  sendcounts[q], sdispls[q]: the block for q at sendbuf + sdispls[q] (elements).
  *  recvcounts: expected counts per source, or NULL to accept any count up to the source's
  *    declared maximum (then rdispls[p] must leave room for that maximum; bls_wait reports the
@@ -157,10 +162,10 @@ bls_status_t bls_comm_set_timeout(bls_comm_t *comm, double seconds);
 typedef struct {
     int64_t posted;           /* iterations posted */
     int64_t completed;        /* iterations reported complete */
-    double post_wait_seconds; /* time bls_post spent waiting for the lag bound or a slot */
+    double post_wait_seconds; /* time bls_post spent waiting for the lag bound */
     double wait_seconds;      /* time blocked in bls_wait and bls_wait_any */
     double progress_cpu_seconds; /* CPU time of the progress thread (BLS mode) */
-    size_t buffer_bytes;      /* bytes of send and receive slots allocated at creation */
+    size_t buffer_bytes;      /* bookkeeping bytes allocated at creation (no payload copies) */
 } bls_stats_t;
 
 bls_status_t bls_comm_stats(const bls_comm_t *comm, bls_stats_t *stats_p);
