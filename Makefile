@@ -13,6 +13,7 @@ deps:
 	@scripts/install-deps.sh
 
 build: deps
+	@rm -f $(BUILD)/CMakeCache.txt
 	@cmake -S . -B $(BUILD) $(OMPI_CMAKE) >/dev/null
 	@cmake --build $(BUILD) -j2
 

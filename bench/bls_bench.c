@@ -20,7 +20,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
-enum { MODE_SYNC, MODE_IALLTOALLV, MODE_BLS };
+enum { MODE_SYNC, MODE_IALLTOALLV, MODE_WINDOW, MODE_BLS };
 enum { DELAY_NONE, DELAY_EXP, DELAY_HICCUP, DELAY_STRAGGLER };
 
 typedef struct {
@@ -47,7 +47,7 @@ typedef struct {
 } opts_t;
 
 typedef struct { /* totals over rounds, on rank 0 */
-    double measured, ideal, ideal0, ideal_inf, wait, cpu;
+    double measured, ideal, ideal0, ideal_inf, wait, cpu, progress_cpu;
     double *cycles; /* all ranks' iteration times, all rounds */
     size_t ncycles;
 } result_t;
@@ -132,7 +132,9 @@ static void usage(void)
         "usage: mpirun -np P bls-bench [options]\n"
         "Synchronous vs bounded-lag alltoallv under seeded delays; modes run interleaved.\n\n"
         "  --modes LIST       comma list of: sync (MPI_Alltoallv), ialltoallv (MPI_Ialltoallv\n"
-        "                     waited in the same iteration), bls:L (libbls, lag L).\n"
+        "                     waited in the same iteration), window:L (naive pipeline: MPI_Isend/\n"
+        "                     MPI_Irecv per iteration, MPI_Waitall L iterations later, no\n"
+        "                     progress thread), bls:L (libbls, lag L).\n"
         "                     Default: sync,bls:1,bls:4\n"
         "  --iters N          iterations per mode per round (default 500)\n"
         "  --rounds R         rounds; each runs every mode once, order rotating (default 2)\n"
@@ -152,7 +154,9 @@ static void usage(void)
         "ideal = ideal-model time of this mode's measured work trace; eff = ideal / time;\n"
         "bound = T_ideal(0) / T_ideal(L), the most lag can give on this trace; p50/p99/max =\n"
         "iteration time percentiles (ms, all processes); wait = mean time per process inside\n"
-        "the collective (s); cpu/it = CPU time per iteration per process (us, incl. threads).\n");
+        "the collective (s); cpu/it = CPU time per iteration per process (us, incl. threads).\n"
+        "The JSON adds the progress thread's CPU per iteration (time moving data, BLS modes),\n"
+        "p0..p100 of iteration times, and the peak memory of the largest process.\n");
 }
 
 static void parse(int argc, char **argv, opts_t *o)
@@ -238,8 +242,10 @@ static void parse(int argc, char **argv, opts_t *o)
             m->kind = MODE_IALLTOALLV;
         } else if (sscanf(t, "bls:%d", &m->lag) == 1 && m->lag >= 0) {
             m->kind = MODE_BLS;
+        } else if (sscanf(t, "window:%d", &m->lag) == 1 && m->lag >= 0) {
+            m->kind = MODE_WINDOW;
         } else {
-            die("unknown mode '%s' (sync, ialltoallv, bls:L)", t);
+            die("unknown mode '%s' (sync, ialltoallv, window:L, bls:L)", t);
         }
         snprintf(m->name, sizeof(m->name), "%s", t);
     }
@@ -249,14 +255,17 @@ static void parse(int argc, char **argv, opts_t *o)
 }
 
 /* One mode, one round: returns this process's loop time; fills w[k] and cyc[k]. */
-static double run_mode(const opts_t *o, const mode_t_ *m, double *w, double *cyc, double *wait_p)
+static double run_mode(const opts_t *o, const mode_t_ *m, double *w, double *cyc, double *wait_p,
+                       double *progress_cpu_p)
 {
     int P = nprocs;
     size_t maxb = 0;
     for (int p = 0; p < P; p++)
         if (block_bytes(o, p) > maxb)
             maxb = block_bytes(o, p);
-    int S = m->kind == MODE_BLS ? m->lag + 2 : 1;
+    int pipelined = m->kind == MODE_BLS || m->kind == MODE_WINDOW;
+    int S = pipelined ? m->lag + 2 : 1;
+    MPI_Request *wreq = m->kind == MODE_WINDOW ? malloc(sizeof(MPI_Request) * 2 * (size_t)P * (size_t)S) : NULL;
     size_t *sc = calloc((size_t)P, sizeof(size_t)), *sd = calloc((size_t)P, sizeof(size_t));
     size_t *rc = calloc((size_t)P, sizeof(size_t)), *rd = calloc((size_t)P, sizeof(size_t));
     int *isc = calloc((size_t)P, sizeof(int)), *isd = calloc((size_t)P, sizeof(int));
@@ -293,7 +302,7 @@ static double run_mode(const opts_t *o, const mode_t_ *m, double *w, double *cyc
     double waited = 0;
     MPI_Barrier(MPI_COMM_WORLD);
     double t0 = now(), prev = t0;
-    for (long k = 0; k < o->iters + (m->kind == MODE_BLS ? m->lag : 0); k++) {
+    for (long k = 0; k < o->iters + (pipelined ? m->lag : 0); k++) {
         if (k < o->iters) {
             double ws = now();
             work(o, o->work_us + delay_us(o, rank, k));
@@ -308,6 +317,17 @@ static double run_mode(const opts_t *o, const mode_t_ *m, double *w, double *cyc
                 MPI_Ialltoallv(sendbuf, isc, isd, MPI_BYTE, recvbuf, irc, ird, MPI_BYTE,
                                MPI_COMM_WORLD, &req);
                 MPI_Wait(&req, MPI_STATUS_IGNORE);
+            } else if (m->kind == MODE_WINDOW) {
+                MPI_Request *r = wreq + (size_t)(k % S) * 2 * P;
+                char *rb = recvbuf + (size_t)(k % S) * roff;
+                for (int q = 0; q < P; q++) {
+                    MPI_Irecv(rb + rd[q], irc[q], MPI_BYTE, q, (int)(k % S), MPI_COMM_WORLD, &r[q]);
+                    MPI_Isend(sendbuf + sd[q], isc[q], MPI_BYTE, q, (int)(k % S), MPI_COMM_WORLD,
+                              &r[P + q]);
+                }
+                if (k >= m->lag)
+                    MPI_Waitall(2 * P, wreq + (size_t)((k - m->lag) % S) * 2 * P,
+                                MPI_STATUSES_IGNORE);
             } else {
                 bls_iter_t id;
                 st = bls_post(comm, sendbuf, sc, sd, recvbuf + (size_t)(k % S) * roff, rc, rd,
@@ -324,6 +344,10 @@ static double run_mode(const opts_t *o, const mode_t_ *m, double *w, double *cyc
             waited += te - we;
             cyc[k] = te - prev;
             prev = te;
+        } else if (m->kind == MODE_WINDOW) {
+            double ws = now();
+            MPI_Waitall(2 * P, wreq + (size_t)((k - m->lag) % S) * 2 * P, MPI_STATUSES_IGNORE);
+            waited += now() - ws;
         } else {
             double ws = now();
             bls_status_t st = bls_wait(comm, k - m->lag, NULL);
@@ -342,7 +366,14 @@ static double run_mode(const opts_t *o, const mode_t_ *m, double *w, double *cyc
         }
     }
     double t1 = now();
+    *progress_cpu_p = 0;
+    if (comm) {
+        bls_stats_t bs;
+        if (bls_comm_stats(comm, &bs) == BLS_OK)
+            *progress_cpu_p = bs.progress_cpu_seconds;
+    }
     bls_comm_destroy(comm);
+    free(wreq);
     free(sc);
     free(sd);
     free(rc);
@@ -410,9 +441,10 @@ int main(int argc, char **argv)
     for (long r = 0; r < o.rounds; r++) {
         for (int i = 0; i < M; i++) {
             int m = (int)((i + r) % M); /* rotate the order so no mode always goes first */
-            double wait = 0, c0 = cpu_seconds();
-            double t = run_mode(&o, &o.modes[m], w, cyc, &wait);
+            double wait = 0, pcpu = 0, pcpusum = 0, c0 = cpu_seconds();
+            double t = run_mode(&o, &o.modes[m], w, cyc, &wait, &pcpu);
             double cpu = cpu_seconds() - c0, tmax = 0, waitsum = 0, cpusum = 0;
+            MPI_Reduce(&pcpu, &pcpusum, 1, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD);
             MPI_Reduce(&t, &tmax, 1, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
             MPI_Reduce(&wait, &waitsum, 1, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD);
             MPI_Reduce(&cpu, &cpusum, 1, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD);
@@ -421,13 +453,14 @@ int main(int argc, char **argv)
             if (rank != 0)
                 continue;
             result_t *x = &res[m];
-            int lag = o.modes[m].kind == MODE_BLS ? o.modes[m].lag : 0;
+            int lag = o.modes[m].lag; /* 0 for sync and ialltoallv */
             x->measured += tmax;
             x->ideal += bls_ideal_time(all_w, P, (int)K, lag, scratch);
             x->ideal0 += bls_ideal_time(all_w, P, (int)K, 0, scratch);
             x->ideal_inf += bls_ideal_time(all_w, P, (int)K, (int)K, scratch);
             x->wait += waitsum / P;
             x->cpu += cpusum / P;
+            x->progress_cpu += pcpusum / P;
             memcpy(x->cycles + x->ncycles, all_c, sizeof(double) * (size_t)P * K);
             x->ncycles += (size_t)P * K;
             if (!o.quiet)
@@ -435,6 +468,13 @@ int main(int argc, char **argv)
             fflush(stdout);
         }
     }
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    long rss = ru.ru_maxrss, rss_max = 0;
+    MPI_Reduce(&rss, &rss_max, 1, MPI_LONG, MPI_MAX, 0, MPI_COMM_WORLD);
+    size_t total_bytes = 0; /* bytes all processes send per iteration, self blocks excluded */
+    for (int p = 0; p < P; p++)
+        total_bytes += block_bytes(&o, p) * (size_t)(P - 1);
     if (rank == 0) {
         double sync_time = 0;
         for (int m = 0; m < M; m++)
@@ -455,6 +495,7 @@ int main(int argc, char **argv)
                    1e3 * pct(x->cycles, x->ncycles, 0.99), 1e3 * x->cycles[x->ncycles - 1],
                    x->wait, 1e6 * x->cpu / (double)(K * o.rounds));
         }
+        printf("\npeak memory: %.1f MiB on the largest process (whole run)\n", rss_max / 1024.0);
         double unlimited = res[0].ideal0 / res[0].ideal_inf;
         printf("\nideal model: unlimited lag could give at most %.3fx over synchronous on this "
                "trace.\n", unlimited);
@@ -471,27 +512,32 @@ int main(int argc, char **argv)
             fprintf(f, "{\n  \"tool\": \"bls-bench\",\n  \"config\": {\"processes\": %d, "
                        "\"iters\": %ld, \"rounds\": %ld, \"bytes\": %zu, \"skew_rank\": %d, "
                        "\"skew_factor\": %g, \"work_us\": %g, \"busy\": %s, \"delay\": \"%s\", "
-                       "\"seed\": %llu},\n  \"ideal_unlimited_speedup\": %.6f,\n  \"modes\": [",
+                       "\"seed\": %llu},\n  \"peak_rss_kib_max_rank\": %ld,\n  \"ideal_unlimited_speedup\": %.6f,\n  \"modes\": [",
                     P, K, o.rounds, o.bytes, o.skew_rank, o.skew_factor, o.work_us,
                     o.busy ? "true" : "false", delay_text(&o, dtext, sizeof(dtext)),
-                    (unsigned long long)o.seed, unlimited);
+                    (unsigned long long)o.seed, rss_max, unlimited);
             for (int m = 0; m < M; m++) {
                 result_t *x = &res[m];
                 fprintf(f,
                         "%s\n    {\"mode\": \"%s\", \"lag\": %d, \"time_s\": %.6f, "
-                        "\"ms_per_iter\": %.6f, \"speedup_vs_sync\": %.6f, \"ideal_s\": %.6f, "
+                        "\"ms_per_iter\": %.6f, \"iters_per_s\": %.3f, \"bytes_per_s\": %.1f, "
+                        "\"speedup_vs_sync\": %.6f, \"ideal_s\": %.6f, "
                         "\"efficiency\": %.6f, \"bound\": %.6f, \"iter_ms_p50\": %.6f, "
                         "\"iter_ms_p99\": %.6f, \"iter_ms_max\": %.6f, \"wait_s\": %.6f, "
-                        "\"cpu_us_per_iter\": %.3f, \"iter_ms_percentiles\": [",
+                        "\"cpu_us_per_iter\": %.3f, \"progress_thread_cpu_us_per_iter\": %.3f, "
+                        "\"iter_ms_percentiles\": [",
                         m ? "," : "", o.modes[m].name,
-                        o.modes[m].kind == MODE_BLS ? o.modes[m].lag : 0, x->measured,
+                        o.modes[m].lag, x->measured,
                         1e3 * x->measured / (double)(K * o.rounds),
+                        (double)(K * o.rounds) / x->measured,
+                        (double)(K * o.rounds) * (double)total_bytes / x->measured,
                         sync_time > 0 ? sync_time / x->measured : 0.0, x->ideal,
                         x->ideal / x->measured, x->ideal0 / x->ideal,
                         1e3 * pct(x->cycles, x->ncycles, 0.5),
                         1e3 * pct(x->cycles, x->ncycles, 0.99),
                         1e3 * x->cycles[x->ncycles - 1], x->wait,
-                        1e6 * x->cpu / (double)(K * o.rounds));
+                        1e6 * x->cpu / (double)(K * o.rounds),
+                        1e6 * x->progress_cpu / (double)(K * o.rounds));
                 /* p0..p100 in steps of 1: enough to draw the distribution */
                 for (int q = 0; q <= 100; q++)
                     fprintf(f, "%s%.4f", q ? ", " : "", 1e3 * pct(x->cycles, x->ncycles, q / 100.0));

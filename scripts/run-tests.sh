@@ -12,24 +12,27 @@ ompi=(-DMPI_C_COMPILER=mpicc.openmpi -DMPIEXEC_EXECUTABLE=/usr/bin/mpiexec.openm
 mpich=(-DMPI_C_COMPILER=mpicc.mpich -DMPIEXEC_EXECUTABLE=/usr/bin/mpiexec.mpich)
 
 stage() { echo; echo "=== $*"; }
+# Configure from a clean cache every time: a cache left by another configuration (another
+# MPI, another compiler) can keep the wrong MPI's paths.  Object files are kept.
+configure() { local dir=$1; shift; rm -f "$dir/CMakeCache.txt"; cmake -S . -B "$dir" "$@" >/dev/null; }
 
 stage "1/4 gcc + Open MPI"
-cmake -S . -B build -DCMAKE_C_COMPILER=gcc "${ompi[@]}" >/dev/null
+configure build -DCMAKE_C_COMPILER=gcc "${ompi[@]}"
 cmake --build build -j"$jobs" >/dev/null
 (cd build && ctest --output-on-failure)
 
 stage "2/4 gcc + MPICH"
-cmake -S . -B build-mpich -DCMAKE_C_COMPILER=gcc "${mpich[@]}" >/dev/null
+configure build-mpich -DCMAKE_C_COMPILER=gcc "${mpich[@]}"
 cmake --build build-mpich -j"$jobs" >/dev/null
 (cd build-mpich && ctest --output-on-failure)
 
 stage "3/4 clang + Open MPI (build, -Werror)"
-OMPI_CC=clang cmake -S . -B build-clang -DCMAKE_C_COMPILER=clang "${ompi[@]}" >/dev/null
+OMPI_CC=clang configure build-clang -DCMAKE_C_COMPILER=clang "${ompi[@]}"
 OMPI_CC=clang cmake --build build-clang -j"$jobs" >/dev/null
 echo "clang build: warning-free"
 
 stage "4/4 ASan + UBSan, Open MPI, quick tests"
-cmake -S . -B build-asan -DCMAKE_C_COMPILER=gcc -DBLS_SANITIZE=ON "${ompi[@]}" >/dev/null
+configure build-asan -DCMAKE_C_COMPILER=gcc -DBLS_SANITIZE=ON "${ompi[@]}"
 cmake --build build-asan -j"$jobs" >/dev/null
 # Open MPI's own allocations are not freed at exit: leak reports would be about MPI, not bls.
 (cd build-asan && ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \

@@ -7,7 +7,8 @@ import json
 import sys
 
 FIELDS = ["mode", "lag", "time_s", "ms_per_iter", "speedup_vs_sync", "ideal_s", "efficiency",
-          "bound", "iter_ms_p50", "iter_ms_p99", "iter_ms_max", "wait_s", "cpu_us_per_iter"]
+          "bound", "iter_ms_p50", "iter_ms_p99", "iter_ms_max", "wait_s", "cpu_us_per_iter",
+          "iters_per_s", "bytes_per_s", "progress_thread_cpu_us_per_iter", "iter_ms_percentiles"]
 
 
 def main():
@@ -25,6 +26,7 @@ def main():
             failures.append(what)
 
     check(doc.get("tool") == "bls-bench", "tool name")
+    check(doc.get("peak_rss_kib_max_rank", 0) > 0, "peak memory reported")
     for key in ["processes", "iters", "rounds", "bytes", "work_us", "delay", "seed"]:
         check(key in doc.get("config", {}), f"config.{key} present")
     got = [m["mode"] for m in doc["modes"]]
@@ -36,8 +38,12 @@ def main():
         check(m["time_s"] > 0 and m["ideal_s"] > 0, f"{m['mode']}: positive times")
         check(m["bound"] >= 1 - 1e-9, f"{m['mode']}: bound {m['bound']} >= 1")
         check(m["iter_ms_p50"] <= m["iter_ms_p99"] <= m["iter_ms_max"], f"{m['mode']}: percentiles ordered")
+        if ":" in m["mode"]:
+            check(m["lag"] == int(m["mode"].split(":")[1]), f"{m['mode']}: lag field")
+        check(len(m["iter_ms_percentiles"]) == 101, f"{m['mode']}: 101 percentiles")
+        check(m["iters_per_s"] > 0 and m["bytes_per_s"] >= 0, f"{m['mode']}: throughput")
         if m["mode"].startswith("bls:"):
-            check(m["lag"] == int(m["mode"][4:]), f"{m['mode']}: lag field")
+            check(m["progress_thread_cpu_us_per_iter"] > 0, f"{m['mode']}: progress thread CPU measured")
     for f in failures:
         print("FAIL", f)
     print(f"check_bench_json: {passed} passed, {len(failures)} failed")
