@@ -266,6 +266,7 @@ static double run_mode(const opts_t *o, const mode_t_ *m, double *w, double *cyc
     int pipelined = m->kind == MODE_BLS || m->kind == MODE_WINDOW;
     int S = pipelined ? m->lag + 2 : 1;
     MPI_Request *wreq = m->kind == MODE_WINDOW ? malloc(sizeof(MPI_Request) * 2 * (size_t)P * (size_t)S) : NULL;
+    MPI_Status *wst = m->kind == MODE_WINDOW ? malloc(sizeof(MPI_Status) * 2 * (size_t)P) : NULL;
     size_t *sc = calloc((size_t)P, sizeof(size_t)), *sd = calloc((size_t)P, sizeof(size_t));
     size_t *rc = calloc((size_t)P, sizeof(size_t)), *rd = calloc((size_t)P, sizeof(size_t));
     int *isc = calloc((size_t)P, sizeof(int)), *isd = calloc((size_t)P, sizeof(int));
@@ -326,8 +327,7 @@ static double run_mode(const opts_t *o, const mode_t_ *m, double *w, double *cyc
                               &r[P + q]);
                 }
                 if (k >= m->lag)
-                    MPI_Waitall(2 * P, wreq + (size_t)((k - m->lag) % S) * 2 * P,
-                                MPI_STATUSES_IGNORE);
+                    MPI_Waitall(2 * P, wreq + (size_t)((k - m->lag) % S) * 2 * P, wst);
             } else {
                 bls_iter_t id;
                 st = bls_post(comm, sendbuf, sc, sd, recvbuf + (size_t)(k % S) * roff, rc, rd,
@@ -346,7 +346,7 @@ static double run_mode(const opts_t *o, const mode_t_ *m, double *w, double *cyc
             prev = te;
         } else if (m->kind == MODE_WINDOW) {
             double ws = now();
-            MPI_Waitall(2 * P, wreq + (size_t)((k - m->lag) % S) * 2 * P, MPI_STATUSES_IGNORE);
+            MPI_Waitall(2 * P, wreq + (size_t)((k - m->lag) % S) * 2 * P, wst);
             waited += now() - ws;
         } else {
             double ws = now();
@@ -374,6 +374,7 @@ static double run_mode(const opts_t *o, const mode_t_ *m, double *w, double *cyc
     }
     bls_comm_destroy(comm);
     free(wreq);
+    free(wst);
     free(sc);
     free(sd);
     free(rc);

@@ -460,8 +460,10 @@ void bls_lagged_stop(bls_comm_t *c)
      * nothing; matched receives and sends cannot be cancelled, so they get a grace period to
      * finish (their peers' data is already matched) and are then released to MPI. */
     size_t SP = (size_t)c->nslots * c->size;
-    MPI_Request *left = c->reqs ? malloc((size_t)c->nreqs * sizeof(MPI_Request) + SP * sizeof(MPI_Request)) : NULL;
-    if (left) {
+    size_t cap = (size_t)c->nreqs + SP;
+    MPI_Request *left = c->reqs ? malloc(cap * sizeof(MPI_Request)) : NULL;
+    MPI_Status *lst = left ? malloc(cap * sizeof(MPI_Status)) : NULL;
+    if (left && lst) {
         int n = 0;
         for (int r = 0; r < c->nreqs; r++)
             if (c->reqs[r] != MPI_REQUEST_NULL)
@@ -473,13 +475,14 @@ void bls_lagged_stop(bls_comm_t *c)
         double until = bls_now() + DESTROY_GRACE_SECONDS;
         int all = n == 0;
         while (!all && bls_now() < until)
-            if (MPI_Testall(n, left, &all, MPI_STATUSES_IGNORE) != MPI_SUCCESS)
+            if (MPI_Testall(n, left, &all, lst) != MPI_SUCCESS)
                 break; /* truncation of consumed blocks; whatever is left is released below */
         for (int r = 0; r < n; r++)
             if (left[r] != MPI_REQUEST_NULL)
                 MPI_Request_free(&left[r]);
-        free(left);
     }
+    free(left);
+    free(lst);
     free(c->next_from);
     free(c->held);
     free(c->held_count);
