@@ -60,6 +60,8 @@ struct bls_comm {
     MPI_Message *held;      /* [S*P] matched early block (iteration % S, peer), not received */
     size_t *held_count;     /* [S*P] its size in elements */
     unsigned char *discard; /* [S*P] receive request only consumes a rejected block */
+    void **scratch;         /* [S*P] where a rejected block is received whole (bad input only:
+                               a truncated receive would be fatal under MPICH) */
     MPI_Request *reqs;      /* receives [S*P], sends [S*P] (by ring entry), control sends [P] */
     int nreqs;
     int *done_idx;

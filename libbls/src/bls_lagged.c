@@ -177,17 +177,26 @@ static void receive_block(bls_comm_t *c, bls_iter_t k, int p, MPI_Message *msg, 
         bytes = n * c->elem;
     }
     int rc;
+    if (c->discard[i]) {
+        /* A rejected block is received whole into scratch memory of its size: truncating it
+         * would be an MPI error, which MPICH treats as fatal in MPI_Testsome.  Bad input only. */
+        bytes = n * c->elem;
+        dst = bytes ? malloc(bytes) : NULL;
+        if (bytes && !dst) {
+            set_fatal(c, MPI_ERR_NO_MEM, "allocating room to discard a rejected block");
+            return;
+        }
+    }
     if (*recv_req(c, k, p) == MPI_REQUEST_NULL) {
+        c->scratch[i] = c->discard[i] ? dst : NULL;
         rc = MPI_Imrecv(dst, (int)bytes, MPI_BYTE, msg, recv_req(c, k, p));
     } else {
         /* Only after a failed-for-good iteration was reported and its slot reused while an
          * old block still arrives: consume it here. */
-        rc = MPI_Mrecv(NULL, 0, MPI_BYTE, msg, MPI_STATUS_IGNORE);
-        if (rc != MPI_SUCCESS) {
-            int cls = 0;
-            MPI_Error_class(rc, &cls);
-            rc = cls == MPI_ERR_TRUNCATE ? MPI_SUCCESS : rc;
-        }
+        MPI_Status st;
+        rc = MPI_Mrecv(dst, (int)bytes, MPI_BYTE, msg, &st);
+        if (c->discard[i])
+            free(dst);
     }
     if (rc != MPI_SUCCESS)
         set_fatal(c, rc, "MPI_Imrecv of a block");
@@ -311,8 +320,9 @@ static int test_requests(bls_comm_t *c)
         if (r < SP) {
             int p = (int)(r % c->size);
             bls_iter_rec_t *rec = &c->ring[r / c->size];
-            /* A rejected block consumed into nothing reports truncation: expected. */
-            if (err != MPI_SUCCESS && !c->discard[r]) {
+            free(c->scratch[r]);
+            c->scratch[r] = NULL;
+            if (err != MPI_SUCCESS) {
                 char what[96];
                 snprintf(what, sizeof(what), "receiving the block of peer %d", p);
                 set_fatal(c, err, what);
@@ -408,13 +418,14 @@ bls_status_t bls_lagged_start(bls_comm_t *c)
     c->held = malloc(S * P * sizeof(MPI_Message));
     c->held_count = calloc(S * P, sizeof(size_t));
     c->discard = calloc(S * P, 1);
+    c->scratch = calloc(S * P, sizeof(void *));
     c->nreqs = (int)(2 * S * P + P);
     c->reqs = malloc((size_t)c->nreqs * sizeof(MPI_Request));
     c->done_idx = calloc((size_t)c->nreqs, sizeof(int));
     c->statuses = calloc((size_t)c->nreqs, sizeof(MPI_Status));
     c->final_in = calloc(P, sizeof(int64_t));
     c->peer_final = calloc(P, sizeof(int64_t));
-    if (!c->next_from || !c->held || !c->held_count || !c->discard || !c->reqs ||
+    if (!c->next_from || !c->held || !c->held_count || !c->discard || !c->scratch || !c->reqs ||
         !c->done_idx || !c->statuses || !c->final_in || !c->peer_final)
         return bls_error(BLS_ERR_NOMEM, "bls_comm_create: out of memory");
     for (int r = 0; r < c->nreqs; r++)
@@ -456,31 +467,47 @@ void bls_lagged_stop(bls_comm_t *c)
         pthread_cond_destroy(&c->wake_progress);
         pthread_cond_destroy(&c->wake_user);
     }
-    /* After an orderly bls_finish nothing is left.  After errors: held blocks are consumed into
-     * nothing; matched receives and sends cannot be cancelled, so they get a grace period to
-     * finish (their peers' data is already matched) and are then released to MPI. */
+    /* After an orderly bls_finish nothing is left.  After errors: held blocks are received whole
+     * into scratch memory and dropped; matched receives and sends cannot be cancelled, so they
+     * get a grace period (their peers' data is already matched).  Whatever is still unfinished
+     * then is released to MPI, and the memory it may still touch is deliberately not freed. */
     size_t SP = (size_t)c->nslots * c->size;
-    size_t cap = (size_t)c->nreqs + SP;
-    MPI_Request *left = c->reqs ? malloc(cap * sizeof(MPI_Request)) : NULL;
-    MPI_Status *lst = left ? malloc(cap * sizeof(MPI_Status)) : NULL;
-    if (left && lst) {
+    size_t cap = c->reqs ? (size_t)c->nreqs + SP : 0;
+    MPI_Request *left = cap ? malloc(cap * sizeof(MPI_Request)) : NULL;
+    MPI_Status *lst = cap ? malloc(cap * sizeof(MPI_Status)) : NULL;
+    void **held_buf = cap ? calloc(SP, sizeof(void *)) : NULL;
+    int all = 1;
+    if (left && lst && held_buf && c->held && c->scratch) {
         int n = 0;
         for (int r = 0; r < c->nreqs; r++)
             if (c->reqs[r] != MPI_REQUEST_NULL)
                 left[n++] = c->reqs[r];
-        for (size_t i = 0; i < SP; i++)
-            if (c->held[i] != MPI_MESSAGE_NULL &&
-                MPI_Imrecv(NULL, 0, MPI_BYTE, &c->held[i], &left[n]) == MPI_SUCCESS)
+        for (size_t i = 0; i < SP; i++) {
+            if (c->held[i] == MPI_MESSAGE_NULL)
+                continue;
+            size_t bytes = c->held_count[i] * c->elem;
+            held_buf[i] = bytes ? malloc(bytes) : NULL;
+            if ((!bytes || held_buf[i]) &&
+                MPI_Imrecv(held_buf[i], (int)bytes, MPI_BYTE, &c->held[i], &left[n]) == MPI_SUCCESS)
                 n++;
+        }
         double until = bls_now() + DESTROY_GRACE_SECONDS;
-        int all = n == 0;
+        all = n == 0;
         while (!all && bls_now() < until)
             if (MPI_Testall(n, left, &all, lst) != MPI_SUCCESS)
-                break; /* truncation of consumed blocks; whatever is left is released below */
+                break;
         for (int r = 0; r < n; r++)
             if (left[r] != MPI_REQUEST_NULL)
                 MPI_Request_free(&left[r]);
     }
+    if (all) {
+        for (size_t i = 0; held_buf && i < SP; i++)
+            free(held_buf[i]);
+        for (size_t i = 0; c->scratch && i < SP; i++)
+            free(c->scratch[i]);
+        free(c->scratch);
+    }
+    free(held_buf);
     free(left);
     free(lst);
     free(c->next_from);
