@@ -7,7 +7,9 @@ packages=(
   openmpi-bin libopenmpi-dev    # the default MPI
   mpich libmpich-dev            # the second MPI the tests run against
   valgrind
+  libopenblas-dev libcjson-dev  # the DLRM engine: sgemm, safetensors headers
   python3-matplotlib python3-numpy  # bench plots (/usr/bin/python3)
+  python3-torch python3-sklearn     # the engine's oracle tests and metric cross-checks
 )
 missing=()
 for p in "${packages[@]}"; do

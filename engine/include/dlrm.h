@@ -1,0 +1,190 @@
+/*
+ * dlrm.h: a DLRM inference engine that computes what the reference PyTorch DLRM (DLRM_Net in
+ * dlrm_s_pytorch.py) computes for the same weights and inputs.
+ *
+ * Model, in the reference's terms (see the project's docs, "dlrm-model"):
+ *   bottom MLP  --arch-mlp-bot m_den-h1-...-d   Linear + ReLU on every layer
+ *   embeddings  --arch-embedding-size n1-...-nT  table t is [n_t, d]; bags pooled by (weighted) sum
+ *   interaction --arch-interaction-op dot|cat   dot: x_bot followed by the lower triangle of
+ *               T T^T (i outer, j < i; j <= i with --arch-interaction-itself), T = [x_bot, e_1..]
+ *   top MLP     --arch-mlp-top h1-...-1          Linear + ReLU, the last Linear + sigmoid; its
+ *               input width is derived from the interaction
+ * Weights are float32, Linear weight [out, in] row-major, as in the reference's state_dict.
+ *
+ * Ownership: a model owns (or maps) its weights until dlrm_model_free.  Every function returns a
+ * status; dlrm_last_error() describes the last failure of the calling thread with its context
+ * (which layer, which tensor, which value).  Nothing here calls exit().
+ */
+#ifndef DLRM_H
+#define DLRM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+    DLRM_OK = 0,
+    DLRM_ERR_ARG,    /* invalid argument or configuration (the message names it) */
+    DLRM_ERR_NOMEM,  /* allocation failed */
+    DLRM_ERR_IO,     /* a file could not be opened, read or mapped */
+    DLRM_ERR_FORMAT, /* a weights file is malformed: header, dtype, shape, size, missing tensor */
+    DLRM_ERR_RANGE,  /* an embedding index outside its table */
+} dlrm_status_t;
+
+typedef enum { DLRM_INTERACT_DOT = 0, DLRM_INTERACT_CAT = 1 } dlrm_interaction_t;
+
+#define DLRM_MAX_LAYERS 32
+
+typedef struct {
+    int n_bot;                    /* number of bottom widths, input included (>= 2) */
+    int bot[DLRM_MAX_LAYERS];     /* bottom widths: m_den, h1, ..., d */
+    int n_top;                    /* number of top output widths (>= 1) */
+    int top[DLRM_MAX_LAYERS + 1]; /* top widths: [0] = derived input width, then h1, ..., 1 */
+    int n_tables;
+    int64_t *rows;                /* [n_tables] rows per table (owned) */
+    int d;                        /* embedding dimension (--arch-sparse-feature-size) */
+    dlrm_interaction_t op;
+    int itself;                   /* --arch-interaction-itself */
+} dlrm_config_t;
+
+/*
+ * Builds a configuration from the reference's option strings, e.g. ("13-512-256-64-16",
+ * "512-256-1", "1000-2000-50", 16, "dot", 0).  Checks: every width >= 1, bottom output == d,
+ * top output == 1, rows >= 1.  The top MLP's input width is derived and stored in top[0].
+ */
+dlrm_status_t dlrm_config_parse(const char *arch_mlp_bot, const char *arch_mlp_top,
+                                const char *arch_embedding_size, int d, const char *op,
+                                int itself, dlrm_config_t *cfg);
+void dlrm_config_free(dlrm_config_t *cfg);
+
+/* Width of the interaction's output R (= the top MLP's input). */
+int dlrm_interaction_width(const dlrm_config_t *cfg);
+
+typedef struct dlrm_model dlrm_model_t;
+
+/*
+ * Weights drawn with the reference's distributions from a counter-based generator: table rows
+ * U(-sqrt(1/n), sqrt(1/n)), Linear weight N(0, sqrt(2/(in+out))), bias N(0, sqrt(1/out)).
+ * Every value is a function of (seed, tensor, index) only, so a process can build just the
+ * tables [table_lo, table_hi) it owns (others stay absent) and get the same numbers as a
+ * process that builds all of them.  table_hi < 0 means all tables.
+ */
+dlrm_status_t dlrm_model_init_random(const dlrm_config_t *cfg, uint64_t seed, int table_lo,
+                                     int table_hi, dlrm_model_t **model_p);
+
+/*
+ * Maps a safetensors file (https://huggingface.co/docs/safetensors: 8-byte little-endian header
+ * length, JSON header, raw data) whose tensors carry the reference's state_dict names
+ * (emb_l.{t}.weight, bot_l.{2i}.weight/.bias, top_l.{2i}.weight/.bias).  Tensors stay mapped,
+ * never copied.  Every tensor the configuration needs must be there, F32, with its shape;
+ * errors name the tensor.  table_lo/table_hi as above.
+ */
+dlrm_status_t dlrm_model_load(const dlrm_config_t *cfg, const char *path, int table_lo,
+                              int table_hi, dlrm_model_t **model_p);
+
+/* Writes all of the model's tensors as a safetensors file (tests and generated models). */
+dlrm_status_t dlrm_model_save(const dlrm_model_t *model, const char *path);
+
+void dlrm_model_free(dlrm_model_t *model);
+
+const dlrm_config_t *dlrm_model_config(const dlrm_model_t *model);
+/* Row-major [rows, d] table t, or NULL when this process did not build it. */
+const float *dlrm_model_table(const dlrm_model_t *model, int t);
+
+/*
+ * A batch of B samples.  dense: [B, m_den].  Sparse inputs per table t, in the EmbeddingBag
+ * offsets form: bag b of table t holds indices[t][offsets[t][b] .. offsets[t][b+1]) (offsets has
+ * B+1 entries), with optional per-index weights[t] (NULL: weight 1).  An empty bag pools to 0.
+ */
+typedef struct {
+    int B;
+    const float *dense;
+    const int64_t *const *indices;
+    const int64_t *const *offsets;
+    const float *const *weights; /* NULL, or per table NULL or weights */
+} dlrm_batch_t;
+
+/* Bottom MLP: out [B, d]. */
+dlrm_status_t dlrm_bottom(const dlrm_model_t *m, int B, const float *dense, float *out);
+
+/*
+ * Pools tables [t_lo, t_hi) for all B samples: out is [B, t_hi - t_lo, d] (sample-major, the
+ * layout the model-parallel exchange sends).  Indices are checked against the table's rows:
+ * DLRM_ERR_RANGE names table, sample and value, and nothing is read out of bounds.
+ */
+dlrm_status_t dlrm_embed(const dlrm_model_t *m, const dlrm_batch_t *batch, int t_lo, int t_hi,
+                         float *out);
+
+/*
+ * Interaction and top MLP for B samples: x_bot [B, d] and pooled [B, n_tables, d] give the click
+ * probability out[B].
+ */
+dlrm_status_t dlrm_interact_top(const dlrm_model_t *m, int B, const float *x_bot,
+                                const float *pooled, float *out);
+
+/* The whole forward pass on one process: out[B] probabilities. */
+dlrm_status_t dlrm_forward(const dlrm_model_t *m, const dlrm_batch_t *batch, float *out);
+
+/*
+ * Criteo Kaggle train.txt, streamed: label, 13 integer and 26 categorical (hex) features per
+ * line, tab-separated, any field empty.  Dense: negative -> 0, then log(x + 1) in float32, as
+ * the reference.  Categorical hex value v of feature t -> row v mod rows[t]; empty -> row 0.
+ * The model must take 13 dense inputs and have 26 tables.  A malformed line (field count,
+ * non-integer dense, non-hex categorical, label not 0/1, longer than DLRM_CRITEO_MAX_LINE) is
+ * DLRM_ERR_FORMAT "file:line: what (field)" when strict, else skipped and counted.
+ */
+#define DLRM_CRITEO_MAX_LINE 65536
+typedef struct dlrm_criteo dlrm_criteo_t;
+typedef struct {
+    float *labels;     /* [max] */
+    float *dense;      /* [max, 13] */
+    int64_t **indices; /* [26][max]: one index per bag */
+} dlrm_samples_t;
+dlrm_status_t dlrm_criteo_open(const char *path, const dlrm_config_t *cfg, int strict,
+                               dlrm_criteo_t **reader_p);
+/* Reads up to max samples into out; *n_p < max only at the end of the file. */
+dlrm_status_t dlrm_criteo_read(dlrm_criteo_t *reader, int max, dlrm_samples_t *out, int *n_p);
+int64_t dlrm_criteo_lines(const dlrm_criteo_t *reader);   /* lines read so far */
+int64_t dlrm_criteo_skipped(const dlrm_criteo_t *reader); /* malformed lines skipped */
+const char *dlrm_criteo_last_skip(const dlrm_criteo_t *reader); /* "file:line: why" */
+void dlrm_criteo_close(dlrm_criteo_t *reader);
+
+/*
+ * Seeded synthetic samples: every value is a function of (seed, global sample number, table), so
+ * any process can generate any slice of one stream.  zipf_alpha <= 0: uniform indices; > 0: a
+ * bounded power law with row 0 hottest.  pooling: indices per bag (0: empty bags); with
+ * random_pooling, uniform in 1..pooling.  Labels are Bernoulli(0.25).
+ */
+typedef struct {
+    uint64_t seed;
+    double zipf_alpha;
+    int pooling;
+    int random_pooling;
+} dlrm_synth_t;
+int64_t dlrm_synth_index(const dlrm_synth_t *s, int64_t rows, int64_t sample, int table, int k);
+int dlrm_synth_bag(const dlrm_synth_t *s, int64_t sample, int table);
+void dlrm_synth_dense(const dlrm_synth_t *s, int64_t sample, int m_den, float *out);
+float dlrm_synth_label(const dlrm_synth_t *s, int64_t sample);
+
+/* Quality of click predictions against 0/1 labels. */
+typedef struct {
+    int64_t n;
+    double accuracy; /* predictions rounded at 0.5, as the reference prints */
+    double auc;      /* ROC AUC, ties counted half (sklearn's roc_auc_score) */
+    double logloss;  /* mean binary cross-entropy, predictions clipped to [1e-15, 1 - 1e-15] */
+} dlrm_metrics_t;
+/* DLRM_ERR_ARG when n < 1, a label is not 0/1, or AUC is undefined (one class only: auc = NAN
+ * and the rest still filled). */
+dlrm_status_t dlrm_metrics(const float *pred, const float *labels, int64_t n, dlrm_metrics_t *m);
+
+const char *dlrm_strerror(dlrm_status_t status);
+const char *dlrm_last_error(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DLRM_H */

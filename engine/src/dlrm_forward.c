@@ -1,0 +1,156 @@
+/*
+ * The forward pass: MLPs through OpenBLAS sgemm (y = x W^T + b, W row-major [out, in] as in
+ * the reference's Linear), sum-pooled embedding bags, dot or cat interaction, sigmoid.
+ * Summation orders differ from PyTorch's kernels, so results agree to float rounding
+ * (the tests allow 1e-5), not bit for bit with PyTorch; they are bit-for-bit reproducible here.
+ */
+#include "dlrm_internal.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Runs Linear layers in[B, w[0]] -> out[B, w[n]]; ReLU after each, sigmoid after the last when
+ * sigmoid_last.  a and b are scratch of B * max width each. */
+static void mlp(int B, const int *w, int n, const float *const *W, const float *const *bias,
+                const float *in, float *out, float *a, float *b, int sigmoid_last)
+{
+    const float *x = in;
+    for (int l = 0; l < n; l++) {
+        int fi = w[l], fo = w[l + 1];
+        float *y = l == n - 1 ? out : (l % 2 == 0 ? a : b);
+        for (int r = 0; r < B; r++)
+            memcpy(y + (size_t)r * fo, bias[l], sizeof(float) * (size_t)fo);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, fo, fi, 1.0f, x, fi, W[l], fi,
+                    1.0f, y, fo);
+        size_t cnt = (size_t)B * fo;
+        if (l == n - 1 && sigmoid_last) {
+            for (size_t i = 0; i < cnt; i++)
+                y[i] = 1.0f / (1.0f + expf(-y[i]));
+        } else {
+            for (size_t i = 0; i < cnt; i++)
+                y[i] = y[i] > 0.0f ? y[i] : 0.0f;
+        }
+        x = y;
+    }
+}
+
+static int max_width(const int *w, int n)
+{
+    int m = 1;
+    for (int i = 0; i <= n; i++)
+        m = w[i] > m ? w[i] : m;
+    return m;
+}
+
+dlrm_status_t dlrm_bottom(const dlrm_model_t *m, int B, const float *dense, float *out)
+{
+    if (!m || B < 0 || (B > 0 && (!dense || !out)))
+        return dlrm_error(DLRM_ERR_ARG, "dlrm_bottom: model, dense and out are required");
+    if (B == 0)
+        return DLRM_OK;
+    const dlrm_config_t *c = &m->cfg;
+    size_t mw = (size_t)max_width(c->bot, c->n_bot - 1);
+    float *scratch = malloc(2 * (size_t)B * mw * sizeof(float));
+    if (!scratch)
+        return dlrm_error(DLRM_ERR_NOMEM, "dlrm_bottom: out of memory for batch %d", B);
+    mlp(B, c->bot, c->n_bot - 1, m->bot_w, m->bot_b, dense, out, scratch, scratch + (size_t)B * mw, 0);
+    free(scratch);
+    return DLRM_OK;
+}
+
+dlrm_status_t dlrm_embed(const dlrm_model_t *m, const dlrm_batch_t *batch, int t_lo, int t_hi,
+                         float *out)
+{
+    if (!m || !batch || !out || t_lo < 0 || t_hi > m->cfg.n_tables || t_lo > t_hi)
+        return dlrm_error(DLRM_ERR_ARG, "dlrm_embed: bad arguments (tables [%d, %d))", t_lo, t_hi);
+    int d = m->cfg.d, nt = t_hi - t_lo, B = batch->B;
+    for (int t = t_lo; t < t_hi; t++) {
+        const float *table = m->tables[t];
+        if (!table)
+            return dlrm_error(DLRM_ERR_ARG, "dlrm_embed: table %d is not held by this model", t);
+        const int64_t *idx = batch->indices[t], *off = batch->offsets[t];
+        const float *wt = batch->weights ? batch->weights[t] : NULL;
+        int64_t rows = m->cfg.rows[t];
+        for (int b = 0; b < B; b++) {
+            float *o = out + ((size_t)b * nt + (size_t)(t - t_lo)) * d;
+            memset(o, 0, sizeof(float) * (size_t)d);
+            if (off[b + 1] < off[b])
+                return dlrm_error(DLRM_ERR_ARG, "table %d, sample %d: offsets decrease (%lld > %lld)",
+                                  t, b, (long long)off[b], (long long)off[b + 1]);
+            for (int64_t k = off[b]; k < off[b + 1]; k++) {
+                int64_t r = idx[k];
+                if (r < 0 || r >= rows)
+                    return dlrm_error(DLRM_ERR_RANGE,
+                                      "table %d, sample %d: index %lld is outside [0, %lld)", t, b,
+                                      (long long)r, (long long)rows);
+                const float *row = table + (size_t)r * d;
+                float w = wt ? wt[k] : 1.0f;
+                for (int j = 0; j < d; j++)
+                    o[j] += w * row[j];
+            }
+        }
+    }
+    return DLRM_OK;
+}
+
+dlrm_status_t dlrm_interact_top(const dlrm_model_t *m, int B, const float *x_bot,
+                                const float *pooled, float *out)
+{
+    if (!m || B < 0 || (B > 0 && (!x_bot || !pooled || !out)))
+        return dlrm_error(DLRM_ERR_ARG, "dlrm_interact_top: model, inputs and out are required");
+    if (B == 0)
+        return DLRM_OK;
+    const dlrm_config_t *c = &m->cfg;
+    int d = c->d, n = c->n_tables, F = n + 1, R = c->top[0];
+    size_t mw = (size_t)max_width(c->top, c->n_top);
+    float *buf = malloc(((size_t)B * R + 2 * (size_t)B * mw) * sizeof(float));
+    if (!buf)
+        return dlrm_error(DLRM_ERR_NOMEM, "dlrm_interact_top: out of memory for batch %d", B);
+    float *r = buf;
+    for (int b = 0; b < B; b++) {
+        float *rb = r + (size_t)b * R;
+        const float *xb = x_bot + (size_t)b * d, *eb = pooled + (size_t)b * n * d;
+        memcpy(rb, xb, sizeof(float) * (size_t)d);
+        if (c->op == DLRM_INTERACT_CAT) {
+            memcpy(rb + d, eb, sizeof(float) * (size_t)n * d);
+            continue;
+        }
+        /* T = [x_bot, e_1..e_n]; keep Z[i][j] for i outer, j < i (j <= i with itself). */
+        int k = d;
+        for (int i = 0; i < F; i++) {
+            const float *ti = i == 0 ? xb : eb + (size_t)(i - 1) * d;
+            int jmax = c->itself ? i : i - 1;
+            for (int j = 0; j <= jmax; j++) {
+                const float *tj = j == 0 ? xb : eb + (size_t)(j - 1) * d;
+                float s = 0.0f;
+                for (int q = 0; q < d; q++)
+                    s += ti[q] * tj[q];
+                rb[k++] = s;
+            }
+        }
+    }
+    float *a = buf + (size_t)B * R, *bb = a + (size_t)B * mw;
+    mlp(B, c->top, c->n_top, m->top_w, m->top_b, r, out, a, bb, 1); /* last width is 1 */
+    free(buf);
+    return DLRM_OK;
+}
+
+dlrm_status_t dlrm_forward(const dlrm_model_t *m, const dlrm_batch_t *batch, float *out)
+{
+    if (!m || !batch || !out)
+        return dlrm_error(DLRM_ERR_ARG, "dlrm_forward: model, batch and out are required");
+    int B = batch->B, d = m->cfg.d, n = m->cfg.n_tables;
+    float *x = malloc(sizeof(float) * ((size_t)B * d + (size_t)B * n * d + 1));
+    if (!x)
+        return dlrm_error(DLRM_ERR_NOMEM, "dlrm_forward: out of memory for batch %d", B);
+    float *pooled = x + (size_t)B * d;
+    dlrm_status_t st = dlrm_bottom(m, B, batch->dense, x);
+    if (st == DLRM_OK)
+        st = dlrm_embed(m, batch, 0, n, pooled);
+    if (st == DLRM_OK)
+        st = dlrm_interact_top(m, B, x, pooled, out);
+    free(x);
+    return st;
+}

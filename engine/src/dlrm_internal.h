@@ -1,0 +1,35 @@
+/* Internal state of the DLRM engine. */
+#ifndef DLRM_INTERNAL_H
+#define DLRM_INTERNAL_H
+
+#include "dlrm.h"
+
+#include <stdarg.h>
+
+struct dlrm_model {
+    dlrm_config_t cfg;          /* deep copy (rows owned) */
+    const float *bot_w[DLRM_MAX_LAYERS], *bot_b[DLRM_MAX_LAYERS]; /* layer l: [bot[l+1], bot[l]] */
+    const float *top_w[DLRM_MAX_LAYERS], *top_b[DLRM_MAX_LAYERS]; /* layer l: [top[l+1], top[l]] */
+    const float **tables;       /* [n_tables]; NULL for tables this process does not hold */
+    float *owned;               /* one allocation holding every randomly initialised tensor */
+    void *map;                  /* the mapped safetensors file, or NULL */
+    size_t map_len;
+};
+
+dlrm_status_t dlrm_error(dlrm_status_t status, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* The 64-bit finaliser of SplitMix64: the engine's counter-based generators hash with it. */
+static inline uint64_t dlrm_mix64(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+/* Shared by init and load: copies cfg, allocates the tables array. */
+dlrm_status_t dlrm_model_alloc(const dlrm_config_t *cfg, dlrm_model_t **model_p);
+
+#endif

@@ -1,0 +1,149 @@
+/*
+ * One oracle case for the engine: builds a seeded random model, saves it as safetensors,
+ * LOADS IT BACK (so the loader is what computes), draws a batch (multi-hot bags of 0..max-bag
+ * indices, so empty bags occur; optional per-index weights), runs dlrm_forward and writes the
+ * inputs and predictions for tests/engine/oracle.py, which recomputes them with PyTorch.
+ *
+ * Usage: engine_case --bot 13-64-16 --top 32-1 --emb 100-50-7 --d 16 --op dot|cat [--itself]
+ *                    --batch B [--max-bag K] [--weighted] [--seed S] --out DIR
+ * Writes DIR/model.safetensors and DIR/case.txt:
+ *   line 1: B n_tables m_den
+ *   B lines of dense values
+ *   per table: offsets (B+1), indices, weights (or "-")
+ *   last line: the B predictions
+ */
+#include "dlrm.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t state;
+static uint64_t next(void)
+{
+    state += 0x9e3779b97f4a7c15ULL;
+    uint64_t z = state;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static const char *opt(int argc, char **argv, const char *name, const char *def)
+{
+    for (int i = 1; i + 1 < argc; i++)
+        if (!strcmp(argv[i], name))
+            return argv[i + 1];
+    return def;
+}
+
+static int flag(int argc, char **argv, const char *name)
+{
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], name))
+            return 1;
+    return 0;
+}
+
+static int fail(const char *what)
+{
+    fprintf(stderr, "engine_case: %s: %s\n", what, dlrm_last_error());
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    const char *out = opt(argc, argv, "--out", NULL);
+    if (!out) {
+        fprintf(stderr, "engine_case: --out DIR is required\n");
+        return 2;
+    }
+    dlrm_config_t cfg;
+    if (dlrm_config_parse(opt(argc, argv, "--bot", "13-64-16"), opt(argc, argv, "--top", "32-1"),
+                          opt(argc, argv, "--emb", "100-50-7"), atoi(opt(argc, argv, "--d", "16")),
+                          opt(argc, argv, "--op", "dot"), flag(argc, argv, "--itself"),
+                          &cfg) != DLRM_OK)
+        return fail("configuration");
+    uint64_t seed = strtoull(opt(argc, argv, "--seed", "1"), NULL, 10);
+    int B = atoi(opt(argc, argv, "--batch", "16")), max_bag = atoi(opt(argc, argv, "--max-bag", "3"));
+    int weighted = flag(argc, argv, "--weighted");
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/model.safetensors", out);
+    dlrm_model_t *gen, *model;
+    if (dlrm_model_init_random(&cfg, seed, 0, -1, &gen) != DLRM_OK)
+        return fail("init");
+    if (dlrm_model_save(gen, path) != DLRM_OK)
+        return fail("save");
+    dlrm_model_free(gen);
+    if (dlrm_model_load(&cfg, path, 0, -1, &model) != DLRM_OK)
+        return fail("load");
+
+    state = seed * 7919 + 17;
+    int T = cfg.n_tables, m_den = cfg.bot[0];
+    float *dense = malloc(sizeof(float) * (size_t)B * m_den);
+    for (size_t i = 0; i < (size_t)B * m_den; i++)
+        dense[i] = (float)((next() >> 40) % 1000) / 250.0f; /* like log(1+x) of small counts */
+    int64_t **idx = calloc((size_t)T, sizeof(*idx)), **off = calloc((size_t)T, sizeof(*off));
+    float **wts = calloc((size_t)T, sizeof(*wts));
+    for (int t = 0; t < T; t++) {
+        off[t] = malloc(sizeof(int64_t) * (size_t)(B + 1));
+        idx[t] = malloc(sizeof(int64_t) * ((size_t)B * (size_t)max_bag + 1));
+        wts[t] = weighted ? malloc(sizeof(float) * ((size_t)B * (size_t)max_bag + 1)) : NULL;
+        int64_t n = 0;
+        for (int b = 0; b < B; b++) {
+            off[t][b] = n;
+            int bag = max_bag > 0 ? (int)(next() % (uint64_t)(max_bag + 1)) : 0;
+            for (int k = 0; k < bag; k++, n++) {
+                idx[t][n] = (int64_t)(next() % (uint64_t)cfg.rows[t]);
+                if (wts[t])
+                    wts[t][n] = (float)((next() >> 40) % 2000) / 1000.0f - 0.5f;
+            }
+        }
+        off[t][B] = n;
+    }
+    dlrm_batch_t batch = {B, dense, (const int64_t *const *)idx, (const int64_t *const *)off,
+                          weighted ? (const float *const *)wts : NULL};
+    float *pred = malloc(sizeof(float) * (size_t)(B + 1));
+    if (dlrm_forward(model, &batch, pred) != DLRM_OK)
+        return fail("forward");
+
+    snprintf(path, sizeof(path), "%s/case.txt", out);
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        perror(path);
+        return 1;
+    }
+    fprintf(f, "%d %d %d\n", B, T, m_den);
+    for (int b = 0; b < B; b++)
+        for (int j = 0; j < m_den; j++)
+            fprintf(f, "%.9g%c", dense[(size_t)b * m_den + j], j + 1 == m_den ? '\n' : ' ');
+    for (int t = 0; t < T; t++) {
+        for (int b = 0; b <= B; b++)
+            fprintf(f, "%lld%c", (long long)off[t][b], b == B ? '\n' : ' ');
+        for (int64_t k = 0; k < off[t][B]; k++)
+            fprintf(f, "%lld ", (long long)idx[t][k]);
+        fprintf(f, "\n");
+        if (wts[t]) {
+            for (int64_t k = 0; k < off[t][B]; k++)
+                fprintf(f, "%.9g ", wts[t][k]);
+            fprintf(f, "\n");
+        } else {
+            fprintf(f, "-\n");
+        }
+    }
+    for (int b = 0; b < B; b++)
+        fprintf(f, "%.9g%c", pred[b], b + 1 == B ? '\n' : ' ');
+    fclose(f);
+    for (int t = 0; t < T; t++) {
+        free(idx[t]);
+        free(off[t]);
+        free(wts[t]);
+    }
+    free(idx);
+    free(off);
+    free(wts);
+    free(dense);
+    free(pred);
+    dlrm_model_free(model);
+    dlrm_config_free(&cfg);
+    return 0;
+}

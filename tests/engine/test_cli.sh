@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# bls-dlrm as a user runs it: --help, bad options and shapes (exit 2 with a message), a
+# Criteo-format file with a malformed line (skipped and counted; fatal with --strict, naming
+# file and line), predictions written per sample, and the printed metrics against scikit-learn's
+# (accuracy_score on rounded predictions, roc_auc_score, log_loss) on the same predictions.
+# Usage: test_cli.sh BLS_DLRM OUT_DIR
+set -uo pipefail
+tool=$1 out=$2
+pass=0 fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+rm -rf "$out"; mkdir -p "$out"
+
+"$tool" --help > "$out/help.txt" && ok || bad "--help exit status"
+for o in arch-mlp-bot arch-mlp-top arch-embedding-size arch-sparse-feature-size \
+         arch-interaction-op arch-interaction-itself weights seed data strict synthetic-samples \
+         data-seed zipf pooling random-pooling batch-size max-batches threads predictions json; do
+  grep -q -- "--$o" "$out/help.txt" && ok || bad "--help does not document --$o"
+done
+"$tool" --no-such-option 2> "$out/err.txt"; [ $? -eq 2 ] && grep -q "unknown or incomplete option" "$out/err.txt" && ok || bad "unknown option"
+"$tool" --arch-mlp-bot 13-64-8 2> "$out/err.txt"; [ $? -eq 2 ] && grep -q "must be equal" "$out/err.txt" && ok || bad "shape error"
+"$tool" --data "$out/absent.txt" --arch-embedding-size "$(seq -s- 100 100 2600)" 2> "$out/err.txt"; [ $? -eq 2 ] && grep -q "absent.txt" "$out/err.txt" && ok || bad "missing data file"
+
+# 300 Criteo lines from a fixed recipe, one malformed (line 7: 39 fields).
+awk 'BEGIN { srand(3); for (i = 1; i <= 300; i++) {
+       line = (rand() < 0.3) ? "1" : "0";
+       for (j = 1; j <= 13; j++) line = line "\t" (rand() < 0.1 ? "" : int(rand() * 50) - 2);
+       n = (i == 7) ? 25 : 26;
+       for (j = 1; j <= n; j++) line = line "\t" (rand() < 0.05 ? "" : sprintf("%08x", int(rand() * 2^31)));
+       print line } }' > "$out/criteo.txt"
+emb=$(seq -s- 1000 10 1250)
+args=(--arch-mlp-bot 13-32-16 --arch-mlp-top 64-1 --arch-embedding-size "$emb" --batch-size 64 --quiet)
+"$tool" "${args[@]}" --data "$out/criteo.txt" --strict 2> "$out/err.txt"; rc=$?
+[ $rc -ne 0 ] && grep -q "criteo.txt:7: 39 tab-separated fields" "$out/err.txt" && ok || bad "--strict on a malformed line (rc $rc: $(cat "$out/err.txt"))"
+"$tool" "${args[@]}" --data "$out/criteo.txt" --predictions "$out/pred.txt" --json "$out/run.json" > "$out/stdout.txt" || bad "lenient run failed"
+grep -q "299 in 5 batches" "$out/stdout.txt" && ok || bad "sample count: $(head -1 "$out/stdout.txt")"
+grep -q "300 read, 1 malformed skipped" "$out/stdout.txt" && ok || bad "skip count: $(sed -n 2p "$out/stdout.txt")"
+[ "$(wc -l < "$out/pred.txt")" -eq 299 ] && ok || bad "predictions lines"
+if /usr/bin/python3 -c "import sklearn" 2>/dev/null; then
+  /usr/bin/python3 - "$out/pred.txt" "$out/run.json" <<'PY' && ok || bad "metrics differ from scikit-learn's"
+import json, sys
+import numpy as np
+from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
+p, y = np.loadtxt(sys.argv[1], unpack=True)
+run = json.load(open(sys.argv[2]))
+ref = {"accuracy": accuracy_score(y, np.round(p)), "auc": roc_auc_score(y, p), "logloss": log_loss(y, p)}
+for k, v in ref.items():
+    print(f"{k}: bls-dlrm {run[k]:.9f}, scikit-learn {v:.9f}")
+sys.exit(0 if all(abs(run[k] - v) < 1e-6 for k, v in ref.items()) else 1)
+PY
+else
+  echo "note: python3-sklearn absent, metric cross-check not run"; bad "python3-sklearn is required (scripts/install-deps.sh)"
+fi
+echo "test_cli: $pass passed, $fail failed"
+[ $fail -eq 0 ]

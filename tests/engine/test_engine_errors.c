@@ -1,0 +1,190 @@
+/*
+ * The engine's answers to bad input: configuration strings, damaged weights files, indices
+ * outside a table.  Each check asserts the status and the words of the message that name what
+ * and where.  Also: a process building only some tables gets exactly the full model's bytes.
+ * Usage: test_engine_errors SCRATCH_DIR
+ */
+#include "dlrm.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+
+#define EXPECT(expr, code, needle)                                                               \
+    do {                                                                                         \
+        dlrm_status_t s_ = (expr);                                                               \
+        CHECK(s_ == (code), "%s returned %s, expected %s (%s)", #expr, dlrm_strerror(s_),       \
+              dlrm_strerror(code), dlrm_last_error());                                          \
+        CHECK(strstr(dlrm_last_error(), (needle)) != NULL, "%s: message '%s' lacks '%s'", #expr,\
+              dlrm_last_error(), (needle));                                                     \
+    } while (0)
+
+static char dir[1024];
+
+static const char *file(const char *name)
+{
+    static char paths[4][2048]; /* several calls may appear in one expression */
+    static int next;
+    char *path = paths[next++ % 4];
+    snprintf(path, 2048, "%s/%s", dir, name);
+    return path;
+}
+
+/* Copies the first n bytes of src to dst (n < 0: all but -n - 1 bytes, so -1 is all), then
+ * applies an optional patch. */
+static void copy_file(const char *src, const char *dst, long n, long patch_at, const char *patch)
+{
+    FILE *in = fopen(src, "rb");
+    fseek(in, 0, SEEK_END);
+    long len = ftell(in);
+    fseek(in, 0, SEEK_SET);
+    char *buf = malloc((size_t)len);
+    if (fread(buf, 1, (size_t)len, in) != (size_t)len)
+        abort();
+    fclose(in);
+    if (patch)
+        memcpy(buf + patch_at, patch, strlen(patch));
+    FILE *out = fopen(dst, "wb");
+    fwrite(buf, 1, (size_t)(n < 0 ? len + n + 1 : n), out);
+    fclose(out);
+    free(buf);
+}
+
+static void test_config(void)
+{
+    dlrm_config_t c;
+    EXPECT(dlrm_config_parse("13-64-8", "32-1", "10-20", 16, "dot", 0, &c), DLRM_ERR_ARG,
+           "ends with width 8, but the embedding dimension (--arch-sparse-feature-size) is 16");
+    EXPECT(dlrm_config_parse("13-64-16", "32-2", "10-20", 16, "dot", 0, &c), DLRM_ERR_ARG,
+           "--arch-mlp-top '32-2' ends with width 2");
+    EXPECT(dlrm_config_parse("13-x-16", "32-1", "10-20", 16, "dot", 0, &c), DLRM_ERR_ARG,
+           "--arch-mlp-bot '13-x-16': entry 2 is not a positive integer");
+    EXPECT(dlrm_config_parse("13-64-16", "32-1", "10-0-5", 16, "dot", 0, &c), DLRM_ERR_ARG,
+           "--arch-embedding-size '10-0-5': entry 2");
+    EXPECT(dlrm_config_parse("13-64-16", "32-1", "", 16, "dot", 0, &c), DLRM_ERR_ARG,
+           "--arch-embedding-size is empty");
+    EXPECT(dlrm_config_parse("13-64-16", "32-1", "10-20", 16, "sum", 0, &c), DLRM_ERR_ARG,
+           "--arch-interaction-op 'sum'");
+    EXPECT(dlrm_config_parse("16", "32-1", "10-20", 16, "dot", 0, &c), DLRM_ERR_ARG,
+           "needs an input and at least one layer");
+    /* Widths derived as the reference does. */
+    CHECK(dlrm_config_parse("13-512-256-64-16", "512-256-1", "1-2-3-4-5-6-7-8-9-10-11-12-13-14-15"
+                            "-16-17-18-19-20-21-22-23-24-25-26", 16, "dot", 0, &c) == DLRM_OK,
+          "Kaggle architecture rejected: %s", dlrm_last_error());
+    CHECK(c.top[0] == 16 + 27 * 26 / 2, "dot width %d, expected 367", c.top[0]);
+    dlrm_config_free(&c);
+    CHECK(dlrm_config_parse("4-8", "2-1", "5-5-5", 8, "dot", 1, &c) == DLRM_OK, "itself");
+    CHECK(c.top[0] == 8 + 4 * 5 / 2, "dot-itself width %d, expected 18", c.top[0]);
+    dlrm_config_free(&c);
+    CHECK(dlrm_config_parse("4-8", "2-1", "5-5-5", 8, "cat", 0, &c) == DLRM_OK, "cat");
+    CHECK(c.top[0] == 32, "cat width %d, expected 32", c.top[0]);
+    dlrm_config_free(&c);
+}
+
+static void test_weights(void)
+{
+    dlrm_config_t c, wider, more;
+    dlrm_config_parse("4-8", "6-1", "10-20-30", 8, "dot", 0, &c);
+    dlrm_config_parse("4-8", "6-1", "10-21-30", 8, "dot", 0, &wider);
+    dlrm_config_parse("4-8", "6-1", "10-20-30-40", 8, "dot", 0, &more);
+    dlrm_model_t *m, *l;
+    CHECK(dlrm_model_init_random(&c, 3, 0, -1, &m) == DLRM_OK, "init");
+    CHECK(dlrm_model_save(m, file("good.safetensors")) == DLRM_OK, "save: %s", dlrm_last_error());
+    CHECK(dlrm_model_load(&c, file("good.safetensors"), 0, -1, &l) == DLRM_OK, "load: %s",
+          dlrm_last_error());
+    for (int t = 0; t < 3; t++)
+        CHECK(memcmp(dlrm_model_table(m, t), dlrm_model_table(l, t), sizeof(float) * 8 * (size_t)c.rows[t]) == 0,
+              "table %d differs after save and load", t);
+    dlrm_model_free(l);
+
+    EXPECT(dlrm_model_load(&wider, file("good.safetensors"), 0, -1, &l), DLRM_ERR_FORMAT,
+           "tensor 'emb_l.1.weight' has shape [20, 8], the model needs [21, 8]");
+    /* A fourth table also widens the top MLP's input: the first tensor that disagrees is named. */
+    EXPECT(dlrm_model_load(&more, file("good.safetensors"), 0, -1, &l), DLRM_ERR_FORMAT,
+           "tensor 'top_l.0.weight' has shape [6, 14], the model needs [6, 18]");
+    EXPECT(dlrm_model_load(&c, file("absent.safetensors"), 0, -1, &l), DLRM_ERR_IO,
+           "No such file");
+    copy_file(file("good.safetensors"), file("short.safetensors"), -101, 0, NULL); /* data cut */
+    EXPECT(dlrm_model_load(&c, file("short.safetensors"), 0, -1, &l), DLRM_ERR_FORMAT,
+           "(truncated file?)");
+    copy_file(file("good.safetensors"), file("hugeheader.safetensors"), -1, 0, "\xff\xff\xff\x7f");
+    EXPECT(dlrm_model_load(&c, file("hugeheader.safetensors"), 0, -1, &l), DLRM_ERR_FORMAT,
+           "header length");
+    copy_file(file("good.safetensors"), file("notjson.safetensors"), -1, 8, "#");
+    EXPECT(dlrm_model_load(&c, file("notjson.safetensors"), 0, -1, &l), DLRM_ERR_FORMAT,
+           "the header is not a JSON object");
+    /* A tensor renamed in the header (same length): the model's name is missing. */
+    char *q = NULL;
+    FILE *f = fopen(file("good.safetensors"), "rb");
+    char head[4096];
+    size_t got = fread(head, 1, sizeof(head) - 1, f);
+    fclose(f);
+    head[got] = '\0';
+    q = strstr(head + 8, "emb_l.2.weight");
+    CHECK(q != NULL, "no emb_l.2.weight in the header");
+    if (q) {
+        copy_file(file("good.safetensors"), file("renamed.safetensors"), -1, (long)(q - head),
+                  "emb_l.9.weight");
+        EXPECT(dlrm_model_load(&c, file("renamed.safetensors"), 0, -1, &l), DLRM_ERR_FORMAT,
+               "tensor 'emb_l.2.weight' is missing");
+    }
+    /* Same length, other dtype: "F32" -> "F16" in the first tensor. */
+    char *p = strstr(head + 8, "\"F32\"");
+    CHECK(p != NULL, "no F32 in the header");
+    if (p) {
+        copy_file(file("good.safetensors"), file("f16.safetensors"), -1, (long)(p - head), "\"F16\"");
+        EXPECT(dlrm_model_load(&c, file("f16.safetensors"), 0, -1, &l), DLRM_ERR_FORMAT,
+               "has dtype F16, expected F32");
+    }
+    dlrm_model_free(m);
+    dlrm_config_free(&c);
+    dlrm_config_free(&wider);
+    dlrm_config_free(&more);
+}
+
+static void test_indices_and_subsets(void)
+{
+    dlrm_config_t c;
+    dlrm_config_parse("4-8", "6-1", "10-20-30", 8, "dot", 0, &c);
+    dlrm_model_t *full, *part;
+    dlrm_model_init_random(&c, 11, 0, -1, &full);
+    CHECK(dlrm_model_init_random(&c, 11, 1, 2, &part) == DLRM_OK, "subset init");
+    CHECK(dlrm_model_table(part, 0) == NULL && dlrm_model_table(part, 2) == NULL,
+          "tables outside the subset exist");
+    CHECK(memcmp(dlrm_model_table(full, 1), dlrm_model_table(part, 1), sizeof(float) * 20 * 8) == 0,
+          "table 1 built alone differs from the full model's");
+    EXPECT(dlrm_model_init_random(&c, 11, 2, 5, &part), DLRM_ERR_ARG, "tables [2, 5)");
+
+    float dense[2 * 4] = {0}, out[2 * 3 * 8];
+    int64_t i0[] = {0, 9}, i1[] = {3, 20}, i2[] = {-1};
+    int64_t o0[] = {0, 1, 2}, o1[] = {0, 2, 2}, o2[] = {0, 0, 1};
+    const int64_t *idx[] = {i0, i1, i2}, *off[] = {o0, o1, o2};
+    dlrm_batch_t b = {2, dense, idx, off, NULL};
+    EXPECT(dlrm_embed(full, &b, 0, 2, out), DLRM_ERR_RANGE,
+           "table 1, sample 0: index 20 is outside [0, 20)");
+    EXPECT(dlrm_embed(full, &b, 2, 3, out), DLRM_ERR_RANGE,
+           "table 2, sample 1: index -1 is outside [0, 30)");
+    i1[1] = 19;
+    CHECK(dlrm_embed(full, &b, 0, 2, out) == DLRM_OK, "valid indices: %s", dlrm_last_error());
+    /* Sample 1 of table 1 is an empty bag: zeros. */
+    int zero = 1;
+    for (int j = 0; j < 8; j++)
+        zero &= out[(1 * 2 + 1) * 8 + j] == 0.0f;
+    CHECK(zero, "an empty bag did not pool to zeros");
+    EXPECT(dlrm_embed(part, &b, 0, 2, out), DLRM_ERR_ARG, "table 0 is not held");
+    dlrm_model_free(part);
+    dlrm_model_free(full);
+    dlrm_config_free(&c);
+}
+
+int main(int argc, char **argv)
+{
+    snprintf(dir, sizeof(dir), "%s", argc > 1 ? argv[1] : "/tmp");
+    test_config();
+    test_weights();
+    test_indices_and_subsets();
+    printf("test_engine_errors: %d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
