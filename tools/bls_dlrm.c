@@ -26,7 +26,7 @@ typedef struct {
     dlrm_synth_t synth;
     int batch;
     int64_t max_batches;
-    const char *predictions, *json;
+    const char *predictions, *json, *write_criteo;
     int threads, quiet;
 } opts_t;
 
@@ -60,7 +60,9 @@ static void usage(FILE *f)
         "  --zipf A                     synthetic indices follow a power law of exponent A\n"
         "                               (default 0: uniform)\n"
         "  --pooling K                  indices per bag (default 1)\n"
-        "  --random-pooling             bags hold a uniform 1..K indices\n\n"
+        "  --random-pooling             bags hold a uniform 1..K indices\n"
+        "  --write-criteo FILE          write the synthetic samples as a Criteo file and exit\n"
+        "                               (pooling 1; reading it back gives the same inputs)\n\n"
         "Run:\n"
         "  --batch-size B               samples per batch (default 128)\n"
         "  --max-batches N              stop after N batches (default: all data)\n"
@@ -99,7 +101,7 @@ static int parse(int argc, char **argv, opts_t *o, char *default_emb)
     o->synth.seed = 7;
     o->synth.pooling = 1;
     enum { BOT = 256, TOP, EMB, D, OP, ITSELF, WEIGHTS, SEED, DATA, STRICT, SAMPLES, DSEED, ZIPF,
-           POOL, RPOOL, BATCH, MAXB, THREADS, PRED, JSON, QUIET, HELP };
+           POOL, RPOOL, BATCH, MAXB, THREADS, PRED, JSON, QUIET, HELP, WCRITEO };
     static const struct option longopts[] = {
         {"arch-mlp-bot", 1, 0, BOT}, {"arch-mlp-top", 1, 0, TOP},
         {"arch-embedding-size", 1, 0, EMB}, {"arch-sparse-feature-size", 1, 0, D},
@@ -109,7 +111,7 @@ static int parse(int argc, char **argv, opts_t *o, char *default_emb)
         {"zipf", 1, 0, ZIPF}, {"pooling", 1, 0, POOL}, {"random-pooling", 0, 0, RPOOL},
         {"batch-size", 1, 0, BATCH}, {"max-batches", 1, 0, MAXB}, {"threads", 1, 0, THREADS},
         {"predictions", 1, 0, PRED}, {"json", 1, 0, JSON}, {"quiet", 0, 0, QUIET},
-        {"help", 0, 0, HELP}, {0, 0, 0, 0}};
+        {"help", 0, 0, HELP}, {"write-criteo", 1, 0, WCRITEO}, {0, 0, 0, 0}};
     int c;
     int64_t v;
     opterr = 0;
@@ -126,6 +128,7 @@ static int parse(int argc, char **argv, opts_t *o, char *default_emb)
         case RPOOL: o->synth.random_pooling = 1; break;
         case PRED: o->predictions = optarg; break;
         case JSON: o->json = optarg; break;
+        case WCRITEO: o->write_criteo = optarg; break;
         case QUIET: o->quiet = 1; break;
         case HELP: usage(stdout); exit(0);
         case ZIPF: {
@@ -179,6 +182,13 @@ int main(int argc, char **argv)
     dlrm_config_t cfg;
     if (dlrm_config_parse(o.bot, o.top, o.emb, o.d, o.op, o.itself, &cfg) != DLRM_OK)
         return die("bad model configuration", dlrm_last_error());
+    if (o.write_criteo) {
+        if (dlrm_synth_write_criteo(&o.synth, &cfg, o.samples, o.write_criteo) != DLRM_OK)
+            return die("cannot write the Criteo file", dlrm_last_error());
+        printf("wrote %lld synthetic samples to %s\n", (long long)o.samples, o.write_criteo);
+        dlrm_config_free(&cfg);
+        return 0;
+    }
     dlrm_model_t *model;
     double t0 = now();
     dlrm_status_t st = o.weights ? dlrm_model_load(&cfg, o.weights, 0, -1, &model)

@@ -167,6 +167,11 @@ typedef struct {
 int64_t dlrm_synth_index(const dlrm_synth_t *s, int64_t rows, int64_t sample, int table, int k);
 int dlrm_synth_bag(const dlrm_synth_t *s, int64_t sample, int table);
 void dlrm_synth_dense(const dlrm_synth_t *s, int64_t sample, int m_den, float *out);
+int64_t dlrm_synth_count(const dlrm_synth_t *s, int64_t sample, int j); /* dense = log(1+count) */
+/* Writes samples 0..samples-1 as Criteo lines (pooling 1, a 13-dense 26-table model): reading
+ * the file back gives exactly the synthetic inputs. */
+dlrm_status_t dlrm_synth_write_criteo(const dlrm_synth_t *s, const dlrm_config_t *cfg,
+                                      int64_t samples, const char *path);
 float dlrm_synth_label(const dlrm_synth_t *s, int64_t sample);
 
 /* Quality of click predictions against 0/1 labels. */

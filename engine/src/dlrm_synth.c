@@ -4,11 +4,14 @@
  * tables, or the dense rows of its own samples.  Indices per table are uniform, or a bounded
  * power law (Zipf-like, exponent alpha > 0) drawn by inversion of the continuous CDF; bags hold
  * a fixed number of indices, or a uniform 1..pooling.  Dense values look like the reference's
- * log(1 + count) transform; labels are Bernoulli(0.25), independent of the features.
+ * log(1 + count) transform; labels are Bernoulli(0.25), independent of the features.  The same
+ * stream can be written as a Criteo file whose reading gives back exactly these inputs.
  */
 #include "dlrm_internal.h"
 
+#include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 static double u01(uint64_t seed, uint64_t a, uint64_t b, uint64_t c)
@@ -39,12 +42,41 @@ int dlrm_synth_bag(const dlrm_synth_t *s, int64_t sample, int t)
     return 1 + (int)(u01(s->seed, (uint64_t)sample, (uint64_t)t + 5000, 0) * s->pooling) % s->pooling;
 }
 
+int64_t dlrm_synth_count(const dlrm_synth_t *s, int64_t sample, int j)
+{
+    return (int64_t)floor(-20.0 * log(u01(s->seed, (uint64_t)sample, 77, (uint64_t)j)));
+}
+
 void dlrm_synth_dense(const dlrm_synth_t *s, int64_t sample, int m_den, float *out)
 {
-    for (int j = 0; j < m_den; j++) {
-        double u = u01(s->seed, (uint64_t)sample, 77, (uint64_t)j);
-        out[j] = logf(1.0f + (float)floor(-20.0 * log(u))); /* a count, then log(1 + x) */
+    for (int j = 0; j < m_den; j++) /* a count, then the reader's transform log(x + 1) */
+        out[j] = logf((float)dlrm_synth_count(s, sample, j) + 1.0f);
+}
+
+dlrm_status_t dlrm_synth_write_criteo(const dlrm_synth_t *s, const dlrm_config_t *cfg,
+                                      int64_t samples, const char *path)
+{
+    if (!s || !cfg || !path || samples < 0)
+        return dlrm_error(DLRM_ERR_ARG, "dlrm_synth_write_criteo: bad arguments");
+    if (cfg->bot[0] != 13 || cfg->n_tables != 26)
+        return dlrm_error(DLRM_ERR_ARG, "Criteo lines carry 13 dense and 26 categorical features; "
+                                        "the model takes %d and %d", cfg->bot[0], cfg->n_tables);
+    if (s->pooling != 1 || s->random_pooling)
+        return dlrm_error(DLRM_ERR_ARG, "Criteo lines hold one index per feature: use pooling 1");
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return dlrm_error(DLRM_ERR_IO, "%s: %s", path, strerror(errno));
+    for (int64_t g = 0; g < samples; g++) {
+        fprintf(f, "%d", (int)dlrm_synth_label(s, g));
+        for (int j = 0; j < 13; j++)
+            fprintf(f, "\t%lld", (long long)dlrm_synth_count(s, g, j));
+        for (int t = 0; t < 26; t++) /* the index itself as the hash: index mod rows = index */
+            fprintf(f, "\t%08llx", (unsigned long long)dlrm_synth_index(s, cfg->rows[t], g, t, 0));
+        fputc('\n', f);
     }
+    if (fclose(f) != 0)
+        return dlrm_error(DLRM_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+    return DLRM_OK;
 }
 
 float dlrm_synth_label(const dlrm_synth_t *s, int64_t sample)
