@@ -44,10 +44,12 @@ typedef struct {
     double timeout;
     const char *json;
     int quiet;
+    int default_lag; /* --lag: the lag of modes written without one ("bls", "window") */
 } opts_t;
 
 typedef struct { /* totals over rounds, on rank 0 */
     double measured, ideal, ideal0, ideal_inf, wait, cpu, progress_cpu;
+    double *cpu_rank; /* [P] CPU seconds per process over all rounds */
     double *cycles; /* all ranks' iteration times, all rounds */
     size_t ncycles;
 } result_t;
@@ -134,8 +136,10 @@ static void usage(void)
         "  --modes LIST       comma list of: sync (MPI_Alltoallv), ialltoallv (MPI_Ialltoallv\n"
         "                     waited in the same iteration), window:L (naive pipeline: MPI_Isend/\n"
         "                     MPI_Irecv per iteration, MPI_Waitall L iterations later, no\n"
-        "                     progress thread), bls:L (libbls, lag L).\n"
+        "                     progress thread), bls:L (libbls, lag L).  Plain 'bls' or\n"
+        "                     'window' take the lag of --lag.\n"
         "                     Default: sync,bls:1,bls:4\n"
+        "  --lag L            lag of modes given without one (default 4)\n"
         "  --iters N          iterations per mode per round (default 500)\n"
         "  --rounds R         rounds; each runs every mode once, order rotating (default 2)\n"
         "  --bytes B          bytes every process sends every peer per iteration (default 65536)\n"
@@ -172,6 +176,7 @@ static void parse(int argc, char **argv, opts_t *o)
     o->delay_a = 1000;
     o->seed = 1;
     o->timeout = 60;
+    o->default_lag = 4;
     const char *modes = "sync,bls:1,bls:4";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -205,6 +210,10 @@ static void parse(int argc, char **argv, opts_t *o)
             o->work_us = atof(v);
         } else if (!strcmp(a, "--seed")) {
             o->seed = (uint64_t)atoll(v);
+        } else if (!strcmp(a, "--lag")) {
+            o->default_lag = atoi(v);
+            if (o->default_lag < 0)
+                die("--lag must be >= 0, got '%s'", v);
         } else if (!strcmp(a, "--timeout")) {
             o->timeout = atof(v);
         } else if (!strcmp(a, "--json")) {
@@ -240,6 +249,9 @@ static void parse(int argc, char **argv, opts_t *o)
             m->kind = MODE_SYNC;
         } else if (!strcmp(t, "ialltoallv")) {
             m->kind = MODE_IALLTOALLV;
+        } else if (!strcmp(t, "bls") || !strcmp(t, "window")) {
+            m->kind = t[0] == 'b' ? MODE_BLS : MODE_WINDOW;
+            m->lag = o->default_lag;
         } else if (sscanf(t, "bls:%d", &m->lag) == 1 && m->lag >= 0) {
             m->kind = MODE_BLS;
         } else if (sscanf(t, "window:%d", &m->lag) == 1 && m->lag >= 0) {
@@ -247,7 +259,11 @@ static void parse(int argc, char **argv, opts_t *o)
         } else {
             die("unknown mode '%s' (sync, ialltoallv, window:L, bls:L)", t);
         }
-        snprintf(m->name, sizeof(m->name), "%s", t);
+        if (m->kind == MODE_BLS || m->kind == MODE_WINDOW)
+            snprintf(m->name, sizeof(m->name), "%s:%d", m->kind == MODE_BLS ? "bls" : "window",
+                     m->lag);
+        else
+            snprintf(m->name, sizeof(m->name), "%s", t);
     }
     free(list);
     if (o->nmodes == 0)
@@ -431,8 +447,11 @@ int main(int argc, char **argv)
     double *all_c = rank == 0 ? calloc((size_t)P * K, sizeof(double)) : NULL;
     double *scratch = calloc((size_t)P + (size_t)K, sizeof(double));
     result_t *res = calloc((size_t)M, sizeof(result_t));
-    for (int m = 0; m < M; m++)
+    double *cpu_all = calloc((size_t)P, sizeof(double));
+    for (int m = 0; m < M; m++) {
         res[m].cycles = rank == 0 ? calloc((size_t)P * K * o.rounds, sizeof(double)) : NULL;
+        res[m].cpu_rank = calloc((size_t)P, sizeof(double));
+    }
     char dtext[64];
     if (rank == 0 && !o.quiet)
         printf("bls-bench: %d processes, %ld iterations x %ld rounds, %zu B per peer, work %g us "
@@ -446,6 +465,7 @@ int main(int argc, char **argv)
             double t = run_mode(&o, &o.modes[m], w, cyc, &wait, &pcpu);
             double cpu = cpu_seconds() - c0, tmax = 0, waitsum = 0, cpusum = 0;
             MPI_Reduce(&pcpu, &pcpusum, 1, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD);
+            MPI_Gather(&cpu, 1, MPI_DOUBLE, cpu_all, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
             MPI_Reduce(&t, &tmax, 1, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
             MPI_Reduce(&wait, &waitsum, 1, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD);
             MPI_Reduce(&cpu, &cpusum, 1, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD);
@@ -462,6 +482,8 @@ int main(int argc, char **argv)
             x->wait += waitsum / P;
             x->cpu += cpusum / P;
             x->progress_cpu += pcpusum / P;
+            for (int p = 0; p < P; p++)
+                x->cpu_rank[p] += cpu_all[p];
             memcpy(x->cycles + x->ncycles, all_c, sizeof(double) * (size_t)P * K);
             x->ncycles += (size_t)P * K;
             if (!o.quiet)
@@ -472,7 +494,9 @@ int main(int argc, char **argv)
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     long rss = ru.ru_maxrss, rss_max = 0;
+    long *rss_all = calloc((size_t)P, sizeof(long));
     MPI_Reduce(&rss, &rss_max, 1, MPI_LONG, MPI_MAX, 0, MPI_COMM_WORLD);
+    MPI_Gather(&rss, 1, MPI_LONG, rss_all, 1, MPI_LONG, 0, MPI_COMM_WORLD);
     size_t total_bytes = 0; /* bytes all processes send per iteration, self blocks excluded */
     for (int p = 0; p < P; p++)
         total_bytes += block_bytes(&o, p) * (size_t)(P - 1);
@@ -513,10 +537,13 @@ int main(int argc, char **argv)
             fprintf(f, "{\n  \"tool\": \"bls-bench\",\n  \"config\": {\"processes\": %d, "
                        "\"iters\": %ld, \"rounds\": %ld, \"bytes\": %zu, \"skew_rank\": %d, "
                        "\"skew_factor\": %g, \"work_us\": %g, \"busy\": %s, \"delay\": \"%s\", "
-                       "\"seed\": %llu},\n  \"peak_rss_kib_max_rank\": %ld,\n  \"ideal_unlimited_speedup\": %.6f,\n  \"modes\": [",
+                       "\"seed\": %llu},\n  \"peak_rss_kib_max_rank\": %ld,\n  \"peak_rss_kib_per_rank\": [",
                     P, K, o.rounds, o.bytes, o.skew_rank, o.skew_factor, o.work_us,
                     o.busy ? "true" : "false", delay_text(&o, dtext, sizeof(dtext)),
-                    (unsigned long long)o.seed, rss_max, unlimited);
+                    (unsigned long long)o.seed, rss_max);
+            for (int p = 0; p < P; p++)
+                fprintf(f, "%s%ld", p ? ", " : "", rss_all[p]);
+            fprintf(f, "],\n  \"ideal_unlimited_speedup\": %.6f,\n  \"modes\": [", unlimited);
             for (int m = 0; m < M; m++) {
                 result_t *x = &res[m];
                 fprintf(f,
@@ -542,14 +569,21 @@ int main(int argc, char **argv)
                 /* p0..p100 in steps of 1: enough to draw the distribution */
                 for (int q = 0; q <= 100; q++)
                     fprintf(f, "%s%.4f", q ? ", " : "", 1e3 * pct(x->cycles, x->ncycles, q / 100.0));
+                fprintf(f, "], \"cpu_s_per_rank\": [");
+                for (int p = 0; p < P; p++)
+                    fprintf(f, "%s%.6f", p ? ", " : "", x->cpu_rank[p]);
                 fprintf(f, "]}");
             }
             fprintf(f, "\n  ]\n}\n");
             fclose(f);
         }
     }
-    for (int m = 0; m < M; m++)
+    for (int m = 0; m < M; m++) {
         free(res[m].cycles);
+        free(res[m].cpu_rank);
+    }
+    free(cpu_all);
+    free(rss_all);
     free(res);
     free(w);
     free(cyc);

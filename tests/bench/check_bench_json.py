@@ -27,6 +27,10 @@ def main():
 
     check(doc.get("tool") == "bls-bench", "tool name")
     check(doc.get("peak_rss_kib_max_rank", 0) > 0, "peak memory reported")
+    nprocs = doc.get("config", {}).get("processes", -1)
+    per_rank = doc.get("peak_rss_kib_per_rank", [])
+    check(len(per_rank) == nprocs and all(x > 0 for x in per_rank), "peak memory per rank")
+    check(max(per_rank or [0]) == doc.get("peak_rss_kib_max_rank"), "max of the per-rank peaks")
     for key in ["processes", "iters", "rounds", "bytes", "work_us", "delay", "seed"]:
         check(key in doc.get("config", {}), f"config.{key} present")
     got = [m["mode"] for m in doc["modes"]]
@@ -41,6 +45,8 @@ def main():
         if ":" in m["mode"]:
             check(m["lag"] == int(m["mode"].split(":")[1]), f"{m['mode']}: lag field")
         check(len(m["iter_ms_percentiles"]) == 101, f"{m['mode']}: 101 percentiles")
+        cpu = m.get("cpu_s_per_rank", [])
+        check(len(cpu) == nprocs and all(x >= 0 for x in cpu), f"{m['mode']}: CPU per rank")
         check(m["iters_per_s"] > 0 and m["bytes_per_s"] >= 0, f"{m['mode']}: throughput")
         if m["mode"].startswith("bls:"):
             check(m["progress_thread_cpu_us_per_iter"] > 0, f"{m['mode']}: progress thread CPU measured")
