@@ -195,7 +195,8 @@ bls_status_t bls_comm_create(MPI_Comm comm, const bls_config_t *cfg, bls_comm_t 
     c->max_recv = calloc(P, sizeof(size_t));
     c->ring = calloc(S, sizeof(bls_iter_rec_t));
     c->ranges = calloc(P, sizeof(struct bls_range));
-    size_t *rec_arrays = calloc(6 * S * P, sizeof(size_t));
+    enum { REC_ARRAYS = 5 }; /* expected, rdispls, arrived, sendcounts, sdispls */
+    size_t *rec_arrays = calloc(REC_ARRAYS * S * P, sizeof(size_t));
     unsigned char *have = calloc(S * P, 1);
     if (!c->max_send || !c->max_recv || !c->ring || !c->ranges || !rec_arrays || !have) {
         free(rec_arrays);
@@ -206,11 +207,11 @@ bls_status_t bls_comm_create(MPI_Comm comm, const bls_config_t *cfg, bls_comm_t 
     for (size_t s = 0; s < S; s++) {
         bls_iter_rec_t *rec = &c->ring[s];
         rec->iter = -1;
-        rec->expected = rec_arrays + (6 * s + 0) * P;
-        rec->rdispls = rec_arrays + (6 * s + 1) * P;
-        rec->arrived = rec_arrays + (6 * s + 2) * P;
-        rec->sendcounts = rec_arrays + (6 * s + 3) * P;
-        rec->sdispls = rec_arrays + (6 * s + 4) * P;
+        rec->expected = rec_arrays + (REC_ARRAYS * s + 0) * P;
+        rec->rdispls = rec_arrays + (REC_ARRAYS * s + 1) * P;
+        rec->arrived = rec_arrays + (REC_ARRAYS * s + 2) * P;
+        rec->sendcounts = rec_arrays + (REC_ARRAYS * s + 3) * P;
+        rec->sdispls = rec_arrays + (REC_ARRAYS * s + 4) * P;
         rec->have = have + s * P;
     }
     for (size_t q = 0; q < P; q++)

@@ -59,14 +59,12 @@ struct bls_comm {
     bls_iter_t *next_from;  /* [P] next iteration whose block from that peer is unprobed */
     MPI_Message *held;      /* [S*P] matched early block (iteration % S, peer), not received */
     size_t *held_count;     /* [S*P] its size in elements */
-    unsigned char *discard; /* [S*P] receive request only consumes a rejected block */
     void **scratch;         /* [S*P] where a rejected block is received whole (bad input only:
                                a truncated receive would be fatal under MPICH) */
     MPI_Request *reqs;      /* receives [S*P], sends [S*P] (by ring entry), control sends [P] */
     int nreqs;
     int *done_idx;
     MPI_Status *statuses;
-    int64_t *final_in;      /* [P] iteration counts announced by peers (control messages) */
     int64_t *peer_final;    /* [P] -1 until the peer announced its count */
     int64_t final_out;
     int final_announced;    /* bls_finish() has queued the announcement */

@@ -150,19 +150,19 @@ static void fail_beyond_final(bls_comm_t *c, int p)
 }
 
 /*
- * Receives the matched block of iteration k from p into the caller's buffer, or consumes it
- * into nothing when its size is wrong.  Lock held; k is posted here.
+ * Receives the matched block of iteration k from p into the caller's buffer.  A block that is
+ * rejected (wrong size, or its iteration already failed) is received whole into scratch memory
+ * of its size and dropped: truncating it would be an MPI error, which MPICH raises through the
+ * fatal default handler in MPI_Testsome.  Lock held; k is posted here.
  */
 static void receive_block(bls_comm_t *c, bls_iter_t k, int p, MPI_Message *msg, size_t n)
 {
     bls_iter_rec_t *rec = &c->ring[k % c->nslots];
-    size_t i = idx(c, k, p);
-    char *dst = NULL;
-    size_t bytes = 0;
-    c->discard[i] = 1;
+    size_t i = idx(c, k, p), bytes = n * c->elem;
+    int reject = 1;
     rec->arrived[p] = n;
     if (rec->iter != k || rec->done) {
-        /* the iteration already failed for good: drop the block */
+        /* the iteration already failed for good */
     } else if (rec->counts_known && n != rec->expected[p]) {
         rec_fail(rec, BLS_ERR_COUNT, "iteration %lld, peer %d: expected %zu elements, received %zu",
                  (long long)k, p, rec->expected[p], n);
@@ -172,30 +172,23 @@ static void receive_block(bls_comm_t *c, bls_iter_t k, int p, MPI_Message *msg, 
                  "maximum %zu",
                  (long long)k, p, n, c->max_recv[p]);
     } else {
-        c->discard[i] = 0;
-        dst = rec->recvbuf + rec->rdispls[p] * c->elem;
-        bytes = n * c->elem;
+        reject = 0;
+    }
+    char *dst = reject ? (bytes ? malloc(bytes) : NULL) : rec->recvbuf + rec->rdispls[p] * c->elem;
+    if (reject && bytes && !dst) {
+        set_fatal(c, MPI_ERR_NO_MEM, "allocating room to discard a rejected block");
+        return;
     }
     int rc;
-    if (c->discard[i]) {
-        /* A rejected block is received whole into scratch memory of its size: truncating it
-         * would be an MPI error, which MPICH treats as fatal in MPI_Testsome.  Bad input only. */
-        bytes = n * c->elem;
-        dst = bytes ? malloc(bytes) : NULL;
-        if (bytes && !dst) {
-            set_fatal(c, MPI_ERR_NO_MEM, "allocating room to discard a rejected block");
-            return;
-        }
-    }
     if (*recv_req(c, k, p) == MPI_REQUEST_NULL) {
-        c->scratch[i] = c->discard[i] ? dst : NULL;
+        c->scratch[i] = reject ? dst : NULL; /* freed when the receive completes */
         rc = MPI_Imrecv(dst, (int)bytes, MPI_BYTE, msg, recv_req(c, k, p));
     } else {
         /* Only after a failed-for-good iteration was reported and its slot reused while an
-         * old block still arrives: consume it here. */
+         * old block still arrives (always rejected): consume it here. */
         MPI_Status st;
         rc = MPI_Mrecv(dst, (int)bytes, MPI_BYTE, msg, &st);
-        if (c->discard[i])
+        if (reject)
             free(dst);
     }
     if (rc != MPI_SUCCESS)
@@ -271,12 +264,13 @@ static int probe_arrivals(bls_comm_t *c)
         int p = st.MPI_SOURCE, bytes = 0;
         MPI_Get_count(&st, MPI_BYTE, &bytes);
         if (st.MPI_TAG == ctrl_tag(c)) {
-            rc = MPI_Mrecv(&c->final_in[p], 1, MPI_INT64_T, &msg, MPI_STATUS_IGNORE);
+            int64_t announced = -1;
+            rc = MPI_Mrecv(&announced, 1, MPI_INT64_T, &msg, MPI_STATUS_IGNORE);
             if (rc != MPI_SUCCESS) {
                 set_fatal(c, rc, "MPI_Mrecv of a final iteration count");
                 return did;
             }
-            c->peer_final[p] = c->final_in[p];
+            c->peer_final[p] = announced;
             fail_beyond_final(c, p);
             pthread_cond_broadcast(&c->wake_user);
             continue;
@@ -417,16 +411,14 @@ bls_status_t bls_lagged_start(bls_comm_t *c)
     c->next_from = calloc(P, sizeof(bls_iter_t));
     c->held = malloc(S * P * sizeof(MPI_Message));
     c->held_count = calloc(S * P, sizeof(size_t));
-    c->discard = calloc(S * P, 1);
     c->scratch = calloc(S * P, sizeof(void *));
     c->nreqs = (int)(2 * S * P + P);
     c->reqs = malloc((size_t)c->nreqs * sizeof(MPI_Request));
     c->done_idx = calloc((size_t)c->nreqs, sizeof(int));
     c->statuses = calloc((size_t)c->nreqs, sizeof(MPI_Status));
-    c->final_in = calloc(P, sizeof(int64_t));
     c->peer_final = calloc(P, sizeof(int64_t));
-    if (!c->next_from || !c->held || !c->held_count || !c->discard || !c->scratch || !c->reqs ||
-        !c->done_idx || !c->statuses || !c->final_in || !c->peer_final)
+    if (!c->next_from || !c->held || !c->held_count || !c->scratch || !c->reqs || !c->done_idx ||
+        !c->statuses || !c->peer_final)
         return bls_error(BLS_ERR_NOMEM, "bls_comm_create: out of memory");
     for (int r = 0; r < c->nreqs; r++)
         c->reqs[r] = MPI_REQUEST_NULL;
@@ -434,8 +426,9 @@ bls_status_t bls_lagged_start(bls_comm_t *c)
         c->held[i] = MPI_MESSAGE_NULL;
     for (size_t q = 0; q < P; q++)
         c->peer_final[q] = -1;
-    c->buffer_bytes = S * P * (sizeof(MPI_Message) + sizeof(size_t) + 1 + 2 * sizeof(MPI_Request)) +
-                      S * (sizeof(bls_iter_rec_t) + 6 * P * sizeof(size_t) + P);
+    c->buffer_bytes = S * P * (sizeof(MPI_Message) + sizeof(size_t) + sizeof(void *) +
+                                  2 * sizeof(MPI_Request)) +
+                      S * (sizeof(bls_iter_rec_t) + 5 * P * sizeof(size_t) + P);
 
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -513,11 +506,9 @@ void bls_lagged_stop(bls_comm_t *c)
     free(c->next_from);
     free(c->held);
     free(c->held_count);
-    free(c->discard);
     free(c->reqs);
     free(c->done_idx);
     free(c->statuses);
-    free(c->final_in);
     free(c->peer_final);
 }
 
