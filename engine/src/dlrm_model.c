@@ -45,6 +45,29 @@ static void fill_normal(float *x, size_t n, double sd, uint64_t seed, uint64_t s
 
 enum { STREAM_BOT = 1000, STREAM_TOP = 2000, STREAM_TABLE = 1000000 };
 
+/*
+ * The two MLPs seen alike, so initialisation, loading and saving handle both with one loop:
+ * the state_dict prefix, the widths (input first), the number of Linear layers, where their
+ * tensors live (layer l: weight [w[l+1], w[l]], bias [w[l+1]]) and their random stream.
+ */
+typedef struct {
+    const char *prefix;
+    const int *w;
+    int layers;
+    const float **W, **b;
+    uint64_t stream;
+} mlp_view_t;
+
+/* m may be NULL (sizes only).  dlrm_model_save reads through a const model's views. */
+static void mlp_views(const dlrm_config_t *cfg, const dlrm_model_t *m, mlp_view_t v[2])
+{
+    dlrm_model_t *mm = (dlrm_model_t *)m;
+    v[0] = (mlp_view_t){"bot_l", cfg->bot, cfg->n_bot - 1, mm ? mm->bot_w : NULL,
+                        mm ? mm->bot_b : NULL, STREAM_BOT};
+    v[1] = (mlp_view_t){"top_l", cfg->top, cfg->n_top, mm ? mm->top_w : NULL,
+                        mm ? mm->top_b : NULL, STREAM_TOP};
+}
+
 dlrm_status_t dlrm_model_alloc(const dlrm_config_t *cfg, dlrm_model_t **model_p)
 {
     if (!cfg || !model_p || !cfg->rows || cfg->n_tables < 1)
@@ -84,11 +107,12 @@ dlrm_status_t dlrm_model_init_random(const dlrm_config_t *cfg, uint64_t seed, in
     dlrm_status_t st = cfg ? table_range(cfg, &table_lo, &table_hi) : DLRM_ERR_ARG;
     if (st != DLRM_OK)
         return cfg ? st : dlrm_error(DLRM_ERR_ARG, "dlrm_model_init_random: cfg is NULL");
+    mlp_view_t v[2];
+    mlp_views(cfg, NULL, v);
     size_t total = 0;
-    for (int l = 0; l + 1 < cfg->n_bot; l++)
-        total += (size_t)cfg->bot[l + 1] * ((size_t)cfg->bot[l] + 1);
-    for (int l = 0; l < cfg->n_top; l++)
-        total += (size_t)cfg->top[l + 1] * ((size_t)cfg->top[l] + 1);
+    for (int j = 0; j < 2; j++)
+        for (int l = 0; l < v[j].layers; l++)
+            total += (size_t)v[j].w[l + 1] * ((size_t)v[j].w[l] + 1);
     for (int t = table_lo; t < table_hi; t++) {
         if ((uint64_t)cfg->rows[t] > (SIZE_MAX / sizeof(float) - total) / (size_t)cfg->d)
             return dlrm_error(DLRM_ERR_ARG, "table %d: %lld rows x %d do not fit in memory", t,
@@ -105,24 +129,18 @@ dlrm_status_t dlrm_model_init_random(const dlrm_config_t *cfg, uint64_t seed, in
                           total * sizeof(float) >> 20);
     }
     float *p = m->owned;
-    for (int l = 0; l + 1 < cfg->n_bot; l++) {
-        int in = cfg->bot[l], out = cfg->bot[l + 1];
-        fill_normal(p, (size_t)out * in, sqrt(2.0 / (in + out)), seed, STREAM_BOT + 2 * l);
-        m->bot_w[l] = p;
-        p += (size_t)out * in;
-        fill_normal(p, (size_t)out, sqrt(1.0 / out), seed, STREAM_BOT + 2 * l + 1);
-        m->bot_b[l] = p;
-        p += out;
-    }
-    for (int l = 0; l < cfg->n_top; l++) {
-        int in = cfg->top[l], out = cfg->top[l + 1];
-        fill_normal(p, (size_t)out * in, sqrt(2.0 / (in + out)), seed, STREAM_TOP + 2 * l);
-        m->top_w[l] = p;
-        p += (size_t)out * in;
-        fill_normal(p, (size_t)out, sqrt(1.0 / out), seed, STREAM_TOP + 2 * l + 1);
-        m->top_b[l] = p;
-        p += out;
-    }
+    mlp_views(cfg, m, v);
+    for (int j = 0; j < 2; j++)
+        for (int l = 0; l < v[j].layers; l++) {
+            int in = v[j].w[l], out = v[j].w[l + 1];
+            uint64_t stream = v[j].stream + 2 * (uint64_t)l;
+            fill_normal(p, (size_t)out * in, sqrt(2.0 / (in + out)), seed, stream);
+            v[j].W[l] = p;
+            p += (size_t)out * in;
+            fill_normal(p, (size_t)out, sqrt(1.0 / out), seed, stream + 1);
+            v[j].b[l] = p;
+            p += out;
+        }
     for (int t = table_lo; t < table_hi; t++) {
         size_t n = (size_t)cfg->rows[t] * (size_t)cfg->d;
         fill_uniform(p, n, (float)sqrt(1.0 / (double)cfg->rows[t]), seed, STREAM_TABLE + (uint64_t)t);
@@ -254,20 +272,17 @@ dlrm_status_t dlrm_model_load(const dlrm_config_t *cfg, const char *path, int ta
         munmap(map, len);
     }
     char name[64];
-    for (int l = 0; st == DLRM_OK && l + 1 < cfg->n_bot; l++) {
-        snprintf(name, sizeof(name), "bot_l.%d.weight", 2 * l);
-        st = find_tensor(hdr, path, name, cfg->bot[l + 1], cfg->bot[l], data, data_len, &m->bot_w[l]);
-        snprintf(name, sizeof(name), "bot_l.%d.bias", 2 * l);
-        if (st == DLRM_OK)
-            st = find_tensor(hdr, path, name, cfg->bot[l + 1], -1, data, data_len, &m->bot_b[l]);
-    }
-    for (int l = 0; st == DLRM_OK && l < cfg->n_top; l++) {
-        snprintf(name, sizeof(name), "top_l.%d.weight", 2 * l);
-        st = find_tensor(hdr, path, name, cfg->top[l + 1], cfg->top[l], data, data_len, &m->top_w[l]);
-        snprintf(name, sizeof(name), "top_l.%d.bias", 2 * l);
-        if (st == DLRM_OK)
-            st = find_tensor(hdr, path, name, cfg->top[l + 1], -1, data, data_len, &m->top_b[l]);
-    }
+    mlp_view_t v[2];
+    if (st == DLRM_OK)
+        mlp_views(cfg, m, v);
+    for (int j = 0; j < 2 && st == DLRM_OK; j++)
+        for (int l = 0; st == DLRM_OK && l < v[j].layers; l++) {
+            snprintf(name, sizeof(name), "%s.%d.weight", v[j].prefix, 2 * l);
+            st = find_tensor(hdr, path, name, v[j].w[l + 1], v[j].w[l], data, data_len, &v[j].W[l]);
+            snprintf(name, sizeof(name), "%s.%d.bias", v[j].prefix, 2 * l);
+            if (st == DLRM_OK)
+                st = find_tensor(hdr, path, name, v[j].w[l + 1], -1, data, data_len, &v[j].b[l]);
+        }
     for (int t = table_lo; st == DLRM_OK && t < table_hi; t++) {
         snprintf(name, sizeof(name), "emb_l.%d.weight", t);
         st = find_tensor(hdr, path, name, cfg->rows[t], cfg->d, data, data_len, &m->tables[t]);
@@ -302,22 +317,17 @@ dlrm_status_t dlrm_model_save(const dlrm_model_t *m, const char *path)
         return dlrm_error(DLRM_ERR_NOMEM, "dlrm_model_save: out of memory");
     }
     int n = 0;
-    for (int l = 0; l + 1 < cfg->n_bot; l++) {
-        snprintf(names[n], 64, "bot_l.%d.weight", 2 * l);
-        refs[n] = (tensor_ref_t){names[n], m->bot_w[l], cfg->bot[l + 1], cfg->bot[l]};
-        n++;
-        snprintf(names[n], 64, "bot_l.%d.bias", 2 * l);
-        refs[n] = (tensor_ref_t){names[n], m->bot_b[l], cfg->bot[l + 1], -1};
-        n++;
-    }
-    for (int l = 0; l < cfg->n_top; l++) {
-        snprintf(names[n], 64, "top_l.%d.weight", 2 * l);
-        refs[n] = (tensor_ref_t){names[n], m->top_w[l], cfg->top[l + 1], cfg->top[l]};
-        n++;
-        snprintf(names[n], 64, "top_l.%d.bias", 2 * l);
-        refs[n] = (tensor_ref_t){names[n], m->top_b[l], cfg->top[l + 1], -1};
-        n++;
-    }
+    mlp_view_t v[2];
+    mlp_views(cfg, m, v);
+    for (int j = 0; j < 2; j++)
+        for (int l = 0; l < v[j].layers; l++) {
+            snprintf(names[n], 64, "%s.%d.weight", v[j].prefix, 2 * l);
+            refs[n] = (tensor_ref_t){names[n], v[j].W[l], v[j].w[l + 1], v[j].w[l]};
+            n++;
+            snprintf(names[n], 64, "%s.%d.bias", v[j].prefix, 2 * l);
+            refs[n] = (tensor_ref_t){names[n], v[j].b[l], v[j].w[l + 1], -1};
+            n++;
+        }
     for (int t = 0; t < cfg->n_tables; t++) {
         if (!m->tables[t])
             continue; /* a process's partial model saves what it holds */
