@@ -11,20 +11,81 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Runs Linear layers in[B, w[0]] -> out[B, w[n]]; ReLU after each, sigmoid after the last when
- * sigmoid_last.  a and b are scratch of B * max width each. */
-static void mlp(int B, const int *w, int n, const float *const *W, const float *const *bias,
-                const float *in, float *out, float *a, float *b, int sigmoid_last)
+/*
+ * Batch invariance: a sample's prediction must not depend on how many samples share its batch
+ * (a distributed run gives each process a slice of the batch).  OpenBLAS's normal sgemm path
+ * computes every row alike whatever the number of rows, but 0.3.21 on AVX-512 machines takes a
+ * "small matrix" kernel with another summation order when rows x outputs <= 1200 (and K >= 32,
+ * M*N*K <= 1e6).  So a layer with fo outputs runs on at least 1200 / fo + 1 rows, zero rows
+ * added.  A width-1 layer (the click logit) is one dot product per sample: it is computed here
+ * in a fixed order instead (padding it would take 1201 rows).  tests/engine checks the bits
+ * across batch sizes and process counts.
+ */
+static int gemm_rows(int B, int fo)
 {
+    int min_rows = 1200 / fo + 1;
+    return B > min_rows ? B : min_rows;
+}
+
+static int max_width(const int *w, int n)
+{
+    int m = 1;
+    for (int i = 0; i <= n; i++)
+        m = w[i] > m ? w[i] : m;
+    return m;
+}
+
+/* y[r] = bias + x[r] . w for a width-1 layer: 8 interleaved partial sums (k mod 8) added in a
+ * fixed order, so it vectorises and every sample gets the same bits whatever B is. */
+static void dot_layer(int B, int K, const float *x, const float *w, float bias, float *y)
+{
+    for (int r = 0; r < B; r++) {
+        const float *xr = x + (size_t)r * K;
+        float acc[8] = {0};
+        int k = 0;
+        for (; k + 8 <= K; k += 8)
+            for (int j = 0; j < 8; j++)
+                acc[j] += xr[k + j] * w[k + j];
+        for (int j = 0; k < K; k++, j++)
+            acc[j] += xr[k] * w[k];
+        y[r] = bias + (((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])));
+    }
+}
+
+/* Floats of scratch mlp() needs for B samples: an input pad and two activation buffers. */
+static size_t mlp_scratch_floats(int B, const int *w, int n)
+{
+    size_t rows = (size_t)gemm_rows(B, 2);
+    return 3 * rows * (size_t)max_width(w, n);
+}
+
+/* Runs Linear layers in[B, w[0]] -> out[B, w[n]]; ReLU after each, sigmoid after the last when
+ * sigmoid_last. */
+static void mlp(int B, const int *w, int n, const float *const *W, const float *const *bias,
+                const float *in, float *out, float *scratch, int sigmoid_last)
+{
+    size_t cap = (size_t)gemm_rows(B, 2) * (size_t)max_width(w, n);
+    float *pad = scratch, *a = scratch + cap, *b = a + cap;
     const float *x = in;
+    int valid = B; /* rows of x that hold data or zeros (B real ones) */
     for (int l = 0; l < n; l++) {
-        int fi = w[l], fo = w[l + 1];
-        float *y = l == n - 1 ? out : (l % 2 == 0 ? a : b);
-        for (int r = 0; r < B; r++)
+        int fi = w[l], fo = w[l + 1], M = fo == 1 ? B : gemm_rows(B, fo);
+        if (M > valid) {
+            if (x == in) {
+                memcpy(pad, in, sizeof(float) * (size_t)B * fi);
+                x = pad;
+            }
+            memset((float *)x + (size_t)valid * fi, 0, sizeof(float) * (size_t)(M - valid) * fi);
+        }
+        float *y = l == n - 1 && M == B ? out : (l % 2 == 0 ? a : b);
+        for (int r = 0; fo > 1 && r < M; r++)
             memcpy(y + (size_t)r * fo, bias[l], sizeof(float) * (size_t)fo);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, fo, fi, 1.0f, x, fi, W[l], fi,
-                    1.0f, y, fo);
-        size_t cnt = (size_t)B * fo;
+        if (fo == 1)
+            dot_layer(B, fi, x, W[l], bias[l][0], y);
+        else
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, fo, fi, 1.0f, x, fi, W[l],
+                        fi, 1.0f, y, fo);
+        size_t cnt = (size_t)B * fo; /* the padded rows are never read again */
         if (l == n - 1 && sigmoid_last) {
             for (size_t i = 0; i < cnt; i++)
                 y[i] = 1.0f / (1.0f + expf(-y[i]));
@@ -36,15 +97,10 @@ static void mlp(int B, const int *w, int n, const float *const *W, const float *
             }
         }
         x = y;
+        valid = B;
     }
-}
-
-static int max_width(const int *w, int n)
-{
-    int m = 1;
-    for (int i = 0; i <= n; i++)
-        m = w[i] > m ? w[i] : m;
-    return m;
+    if (x != out)
+        memcpy(out, x, sizeof(float) * (size_t)B * w[n]);
 }
 
 dlrm_status_t dlrm_bottom(const dlrm_model_t *m, int B, const float *dense, float *out)
@@ -54,11 +110,10 @@ dlrm_status_t dlrm_bottom(const dlrm_model_t *m, int B, const float *dense, floa
     if (B == 0)
         return DLRM_OK;
     const dlrm_config_t *c = &m->cfg;
-    size_t mw = (size_t)max_width(c->bot, c->n_bot - 1);
-    float *scratch = malloc(2 * (size_t)B * mw * sizeof(float));
+    float *scratch = malloc(mlp_scratch_floats(B, c->bot, c->n_bot - 1) * sizeof(float));
     if (!scratch)
-        return dlrm_error(DLRM_ERR_NOMEM, "dlrm_bottom: out of memory for batch %d", B);
-    mlp(B, c->bot, c->n_bot - 1, m->bot_w, m->bot_b, dense, out, scratch, scratch + (size_t)B * mw, 0);
+        return dlrm_error(DLRM_ERR_NOMEM, "dlrm_bottom: out of memory");
+    mlp(B, c->bot, c->n_bot - 1, m->bot_w, m->bot_b, dense, out, scratch, 0);
     free(scratch);
     return DLRM_OK;
 }
@@ -107,12 +162,12 @@ dlrm_status_t dlrm_interact_top(const dlrm_model_t *m, int B, const float *x_bot
         return DLRM_OK;
     const dlrm_config_t *c = &m->cfg;
     int d = c->d, n = c->n_tables, F = n + 1, R = c->top[0];
-    size_t mw = (size_t)max_width(c->top, c->n_top);
-    float *buf = malloc(((size_t)B * R + 2 * (size_t)B * mw + (size_t)(d + 1) * F) * sizeof(float));
+    size_t ms = mlp_scratch_floats(B, c->top, c->n_top);
+    float *buf = malloc(((size_t)B * R + ms + (size_t)(d + 1) * F) * sizeof(float));
     if (!buf)
         return dlrm_error(DLRM_ERR_NOMEM, "dlrm_interact_top: out of memory for batch %d", B);
     float *r = buf;
-    float *tt = buf + (size_t)B * R + 2 * (size_t)B * mw, *acc = tt + (size_t)d * F;
+    float *tt = buf + (size_t)B * R + ms, *acc = tt + (size_t)d * F;
     for (int b = 0; b < B; b++) {
         float *rb = r + (size_t)b * R;
         const float *xb = x_bot + (size_t)b * d, *eb = pooled + (size_t)b * n * d;
@@ -144,8 +199,7 @@ dlrm_status_t dlrm_interact_top(const dlrm_model_t *m, int B, const float *x_bot
             k += cnt;
         }
     }
-    float *a = buf + (size_t)B * R, *bb = a + (size_t)B * mw;
-    mlp(B, c->top, c->n_top, m->top_w, m->top_b, r, out, a, bb, 1); /* last width is 1 */
+    mlp(B, c->top, c->n_top, m->top_w, m->top_b, r, out, buf + (size_t)B * R, 1); /* width 1 */
     free(buf);
     return DLRM_OK;
 }
