@@ -191,8 +191,8 @@ int main(int argc, char **argv)
     }
     dlrm_model_t *model;
     double t0 = now();
-    dlrm_status_t st = o.weights ? dlrm_model_load(&cfg, o.weights, 0, -1, &model)
-                                 : dlrm_model_init_random(&cfg, o.seed, 0, -1, &model);
+    dlrm_status_t st = o.weights ? dlrm_model_load(&cfg, o.weights, NULL, 0, &model)
+                                 : dlrm_model_init_random(&cfg, o.seed, NULL, 0, &model);
     if (st != DLRM_OK)
         return die(o.weights ? "cannot load the weights" : "cannot build the model", dlrm_last_error());
     if (!o.quiet)

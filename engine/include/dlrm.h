@@ -69,21 +69,21 @@ typedef struct dlrm_model dlrm_model_t;
  * Weights drawn with the reference's distributions from a counter-based generator: table rows
  * U(-sqrt(1/n), sqrt(1/n)), Linear weight N(0, sqrt(2/(in+out))), bias N(0, sqrt(1/out)).
  * Every value is a function of (seed, tensor, index) only, so a process can build just the
- * tables [table_lo, table_hi) it owns (others stay absent) and get the same numbers as a
- * process that builds all of them.  table_hi < 0 means all tables.
+ * tables it owns, tables[0 .. n_tables-1] (any order, each once; the others stay absent), and
+ * get the same numbers as a process that builds all of them.  tables NULL: every table.
  */
-dlrm_status_t dlrm_model_init_random(const dlrm_config_t *cfg, uint64_t seed, int table_lo,
-                                     int table_hi, dlrm_model_t **model_p);
+dlrm_status_t dlrm_model_init_random(const dlrm_config_t *cfg, uint64_t seed, const int *tables,
+                                     int n_tables, dlrm_model_t **model_p);
 
 /*
  * Maps a safetensors file (https://huggingface.co/docs/safetensors: 8-byte little-endian header
  * length, JSON header, raw data) whose tensors carry the reference's state_dict names
  * (emb_l.{t}.weight, bot_l.{2i}.weight/.bias, top_l.{2i}.weight/.bias).  Tensors stay mapped,
  * never copied.  Every tensor the configuration needs must be there, F32, with its shape;
- * errors name the tensor.  table_lo/table_hi as above.
+ * errors name the tensor.  tables/n_tables as above: only those tables are looked up.
  */
-dlrm_status_t dlrm_model_load(const dlrm_config_t *cfg, const char *path, int table_lo,
-                              int table_hi, dlrm_model_t **model_p);
+dlrm_status_t dlrm_model_load(const dlrm_config_t *cfg, const char *path, const int *tables,
+                              int n_tables, dlrm_model_t **model_p);
 
 /* Writes all of the model's tensors as a safetensors file (tests and generated models). */
 dlrm_status_t dlrm_model_save(const dlrm_model_t *model, const char *path);
@@ -111,12 +111,13 @@ typedef struct {
 dlrm_status_t dlrm_bottom(const dlrm_model_t *m, int B, const float *dense, float *out);
 
 /*
- * Pools tables [t_lo, t_hi) for all B samples: out is [B, t_hi - t_lo, d] (sample-major, the
- * layout the model-parallel exchange sends).  Indices are checked against the table's rows:
- * DLRM_ERR_RANGE names table, sample and value, and nothing is read out of bounds.
+ * Pools the n tables tables[0 .. n-1] (NULL: every table, in order) for all B samples: out is
+ * [B, n, d], sample-major in the list's order (the layout the model-parallel exchange sends).
+ * Indices are checked against the table's rows: DLRM_ERR_RANGE names table, sample and value,
+ * and nothing is read out of bounds.
  */
-dlrm_status_t dlrm_embed(const dlrm_model_t *m, const dlrm_batch_t *batch, int t_lo, int t_hi,
-                         float *out);
+dlrm_status_t dlrm_embed(const dlrm_model_t *m, const dlrm_batch_t *batch, const int *tables,
+                         int n, float *out);
 
 /*
  * Interaction and top MLP for B samples: x_bot [B, d] and pooled [B, n_tables, d] give the click
@@ -157,15 +158,28 @@ void dlrm_criteo_close(dlrm_criteo_t *reader);
  * any process can generate any slice of one stream.  zipf_alpha <= 0: uniform indices; > 0: a
  * bounded power law with row 0 hottest.  pooling: indices per bag (0: empty bags); with
  * random_pooling, uniform in 1..pooling.  Labels are Bernoulli(0.25).
+ * Hot spots, to make skew (zeroed fields leave them off):
+ *  - table_alpha[t] / table_pooling[t] (arrays of n_tables, or NULL): per-table exponent and
+ *    pooling, e.g. power-law tables that all live on one process, or heavier bags there.
+ *  - bursts: samples come in runs of burst_len (a batch, typically); in each run every table
+ *    independently, with probability burst_prob, has burst_factor times its pooling.  The
+ *    lookup work of a process then varies from batch to batch, as with real traffic.
  */
 typedef struct {
     uint64_t seed;
     double zipf_alpha;
     int pooling;
     int random_pooling;
+    const double *table_alpha;
+    const int *table_pooling;
+    int64_t burst_len;
+    double burst_prob;
+    int burst_factor;
 } dlrm_synth_t;
 int64_t dlrm_synth_index(const dlrm_synth_t *s, int64_t rows, int64_t sample, int table, int k);
 int dlrm_synth_bag(const dlrm_synth_t *s, int64_t sample, int table);
+int dlrm_synth_max_bag(const dlrm_synth_t *s, int table); /* the largest bag table can get */
+double dlrm_synth_mean_bag(const dlrm_synth_t *s, int table); /* expected indices per bag */
 void dlrm_synth_dense(const dlrm_synth_t *s, int64_t sample, int m_den, float *out);
 int64_t dlrm_synth_count(const dlrm_synth_t *s, int64_t sample, int j); /* dense = log(1+count) */
 /* Writes samples 0..samples-1 as Criteo lines (pooling 1, a 13-dense 26-table model): reading

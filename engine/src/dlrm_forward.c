@@ -118,21 +118,28 @@ dlrm_status_t dlrm_bottom(const dlrm_model_t *m, int B, const float *dense, floa
     return DLRM_OK;
 }
 
-dlrm_status_t dlrm_embed(const dlrm_model_t *m, const dlrm_batch_t *batch, int t_lo, int t_hi,
-                         float *out)
+dlrm_status_t dlrm_embed(const dlrm_model_t *m, const dlrm_batch_t *batch, const int *tables,
+                         int n_list, float *out)
 {
-    if (!m || !batch || !out || t_lo < 0 || t_hi > m->cfg.n_tables || t_lo > t_hi)
-        return dlrm_error(DLRM_ERR_ARG, "dlrm_embed: bad arguments (tables [%d, %d))", t_lo, t_hi);
-    int d = m->cfg.d, nt = t_hi - t_lo, B = batch->B;
-    for (int t = t_lo; t < t_hi; t++) {
-        const float *table = m->tables[t];
-        if (!table)
+    if (!m || !batch || !out || (tables && n_list < 0))
+        return dlrm_error(DLRM_ERR_ARG, "dlrm_embed: model, batch and out are required");
+    int d = m->cfg.d, nt = tables ? n_list : m->cfg.n_tables, B = batch->B;
+    for (int i = 0; i < nt; i++) { /* the whole list first: no partial output on a bad entry */
+        int t = tables ? tables[i] : i;
+        if (t < 0 || t >= m->cfg.n_tables)
+            return dlrm_error(DLRM_ERR_ARG, "dlrm_embed: table list entry %d: table %d is not "
+                              "within the model's %d tables", i, t, m->cfg.n_tables);
+        if (!m->tables[t])
             return dlrm_error(DLRM_ERR_ARG, "dlrm_embed: table %d is not held by this model", t);
+    }
+    for (int i = 0; i < nt; i++) {
+        int t = tables ? tables[i] : i;
+        const float *table = m->tables[t];
         const int64_t *idx = batch->indices[t], *off = batch->offsets[t];
         const float *wt = batch->weights ? batch->weights[t] : NULL;
         int64_t rows = m->cfg.rows[t];
         for (int b = 0; b < B; b++) {
-            float *o = out + ((size_t)b * nt + (size_t)(t - t_lo)) * d;
+            float *o = out + ((size_t)b * nt + (size_t)i) * d;
             memset(o, 0, sizeof(float) * (size_t)d);
             if (off[b + 1] < off[b])
                 return dlrm_error(DLRM_ERR_ARG, "table %d, sample %d: offsets decrease (%lld > %lld)",
@@ -215,7 +222,7 @@ dlrm_status_t dlrm_forward(const dlrm_model_t *m, const dlrm_batch_t *batch, flo
     float *pooled = x + (size_t)B * d;
     dlrm_status_t st = dlrm_bottom(m, B, batch->dense, x);
     if (st == DLRM_OK)
-        st = dlrm_embed(m, batch, 0, n, pooled);
+        st = dlrm_embed(m, batch, NULL, n, pooled);
     if (st == DLRM_OK)
         st = dlrm_interact_top(m, B, x, pooled, out);
     free(x);

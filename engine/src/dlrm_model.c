@@ -89,41 +89,63 @@ dlrm_status_t dlrm_model_alloc(const dlrm_config_t *cfg, dlrm_model_t **model_p)
     return DLRM_OK;
 }
 
-static dlrm_status_t table_range(const dlrm_config_t *cfg, int *lo, int *hi)
+/* Expands a table list (NULL: every table) into want[n_tables] flags, checking every entry. */
+static dlrm_status_t table_set(const dlrm_config_t *cfg, const int *tables, int n, unsigned char *want)
 {
-    if (*hi < 0) {
-        *lo = 0;
-        *hi = cfg->n_tables;
+    memset(want, tables ? 0 : 1, (size_t)cfg->n_tables);
+    if (!tables)
+        return DLRM_OK;
+    if (n < 0)
+        return dlrm_error(DLRM_ERR_ARG, "table list length %d is negative", n);
+    for (int i = 0; i < n; i++) {
+        if (tables[i] < 0 || tables[i] >= cfg->n_tables)
+            return dlrm_error(DLRM_ERR_ARG, "table list entry %d: table %d is not within the "
+                              "model's %d tables", i, tables[i], cfg->n_tables);
+        if (want[tables[i]])
+            return dlrm_error(DLRM_ERR_ARG, "table list entry %d: table %d is listed twice", i,
+                              tables[i]);
+        want[tables[i]] = 1;
     }
-    if (*lo < 0 || *lo > *hi || *hi > cfg->n_tables)
-        return dlrm_error(DLRM_ERR_ARG, "tables [%d, %d) are not within the model's %d tables", *lo,
-                          *hi, cfg->n_tables);
     return DLRM_OK;
 }
 
-dlrm_status_t dlrm_model_init_random(const dlrm_config_t *cfg, uint64_t seed, int table_lo,
-                                     int table_hi, dlrm_model_t **model_p)
+dlrm_status_t dlrm_model_init_random(const dlrm_config_t *cfg, uint64_t seed, const int *tables,
+                                     int n_tables, dlrm_model_t **model_p)
 {
-    dlrm_status_t st = cfg ? table_range(cfg, &table_lo, &table_hi) : DLRM_ERR_ARG;
-    if (st != DLRM_OK)
-        return cfg ? st : dlrm_error(DLRM_ERR_ARG, "dlrm_model_init_random: cfg is NULL");
+    if (!cfg || !model_p || !cfg->rows || cfg->n_tables < 1)
+        return dlrm_error(DLRM_ERR_ARG, "dlrm_model_init_random: cfg and model_p are required");
+    unsigned char *want = malloc((size_t)cfg->n_tables);
+    if (!want)
+        return dlrm_error(DLRM_ERR_NOMEM, "model: out of memory");
+    dlrm_status_t st = table_set(cfg, tables, n_tables, want);
+    if (st != DLRM_OK) {
+        free(want);
+        return st;
+    }
     mlp_view_t v[2];
     mlp_views(cfg, NULL, v);
     size_t total = 0;
     for (int j = 0; j < 2; j++)
         for (int l = 0; l < v[j].layers; l++)
             total += (size_t)v[j].w[l + 1] * ((size_t)v[j].w[l] + 1);
-    for (int t = table_lo; t < table_hi; t++) {
-        if ((uint64_t)cfg->rows[t] > (SIZE_MAX / sizeof(float) - total) / (size_t)cfg->d)
+    for (int t = 0; t < cfg->n_tables; t++) {
+        if (!want[t])
+            continue;
+        if ((uint64_t)cfg->rows[t] > (SIZE_MAX / sizeof(float) - total) / (size_t)cfg->d) {
+            free(want);
             return dlrm_error(DLRM_ERR_ARG, "table %d: %lld rows x %d do not fit in memory", t,
                               (long long)cfg->rows[t], cfg->d);
+        }
         total += (size_t)cfg->rows[t] * (size_t)cfg->d;
     }
     dlrm_model_t *m;
-    if ((st = dlrm_model_alloc(cfg, &m)) != DLRM_OK)
+    if ((st = dlrm_model_alloc(cfg, &m)) != DLRM_OK) {
+        free(want);
         return st;
+    }
     m->owned = malloc(total * sizeof(float) + 1);
     if (!m->owned) {
+        free(want);
         dlrm_model_free(m);
         return dlrm_error(DLRM_ERR_NOMEM, "model: cannot allocate %zu MiB of weights",
                           total * sizeof(float) >> 20);
@@ -141,12 +163,15 @@ dlrm_status_t dlrm_model_init_random(const dlrm_config_t *cfg, uint64_t seed, in
             v[j].b[l] = p;
             p += out;
         }
-    for (int t = table_lo; t < table_hi; t++) {
+    for (int t = 0; t < cfg->n_tables; t++) {
+        if (!want[t])
+            continue;
         size_t n = (size_t)cfg->rows[t] * (size_t)cfg->d;
         fill_uniform(p, n, (float)sqrt(1.0 / (double)cfg->rows[t]), seed, STREAM_TABLE + (uint64_t)t);
         m->tables[t] = p;
         p += n;
     }
+    free(want);
     *model_p = m;
     return DLRM_OK;
 }
@@ -225,33 +250,40 @@ static dlrm_status_t find_tensor(const cJSON *hdr, const char *path, const char 
     return DLRM_OK;
 }
 
-dlrm_status_t dlrm_model_load(const dlrm_config_t *cfg, const char *path, int table_lo,
-                              int table_hi, dlrm_model_t **model_p)
+dlrm_status_t dlrm_model_load(const dlrm_config_t *cfg, const char *path, const int *tables,
+                              int n_tables, dlrm_model_t **model_p)
 {
-    if (!cfg || !path || !model_p)
+    if (!cfg || !path || !model_p || !cfg->rows || cfg->n_tables < 1)
         return dlrm_error(DLRM_ERR_ARG, "dlrm_model_load: cfg, path and model_p are required");
-    dlrm_status_t st = table_range(cfg, &table_lo, &table_hi);
-    if (st != DLRM_OK)
-        return st;
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
-        return dlrm_error(DLRM_ERR_IO, "%s: %s", path, strerror(errno));
+    unsigned char *want = malloc((size_t)cfg->n_tables);
+    if (!want)
+        return dlrm_error(DLRM_ERR_NOMEM, "model: out of memory");
+    dlrm_status_t st = table_set(cfg, tables, n_tables, want);
+    int fd = st == DLRM_OK ? open(path, O_RDONLY) : -1;
+    if (st != DLRM_OK || fd < 0) {
+        free(want);
+        return st != DLRM_OK ? st : dlrm_error(DLRM_ERR_IO, "%s: %s", path, strerror(errno));
+    }
     struct stat sb;
     if (fstat(fd, &sb) != 0 || sb.st_size < 8) {
         close(fd);
+        free(want);
         return dlrm_error(DLRM_ERR_FORMAT, "%s: too short for a safetensors file (%lld bytes)", path,
                           (long long)sb.st_size);
     }
     size_t len = (size_t)sb.st_size;
     unsigned char *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
-    if (map == MAP_FAILED)
+    if (map == MAP_FAILED) {
+        free(want);
         return dlrm_error(DLRM_ERR_IO, "%s: cannot map: %s", path, strerror(errno));
+    }
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--)
         hlen = (hlen << 8) | map[i];
     if (hlen > MAX_HEADER_BYTES || hlen > len - 8) {
         munmap(map, len);
+        free(want);
         return dlrm_error(DLRM_ERR_FORMAT, "%s: header length %llu does not fit the file's %zu bytes",
                           path, (unsigned long long)hlen, len);
     }
@@ -259,6 +291,7 @@ dlrm_status_t dlrm_model_load(const dlrm_config_t *cfg, const char *path, int ta
     if (!hdr || !cJSON_IsObject(hdr)) {
         cJSON_Delete(hdr);
         munmap(map, len);
+        free(want);
         return dlrm_error(DLRM_ERR_FORMAT, "%s: the header is not a JSON object", path);
     }
     const unsigned char *data = map + 8 + hlen;
@@ -283,11 +316,14 @@ dlrm_status_t dlrm_model_load(const dlrm_config_t *cfg, const char *path, int ta
             if (st == DLRM_OK)
                 st = find_tensor(hdr, path, name, v[j].w[l + 1], -1, data, data_len, &v[j].b[l]);
         }
-    for (int t = table_lo; st == DLRM_OK && t < table_hi; t++) {
+    for (int t = 0; st == DLRM_OK && t < cfg->n_tables; t++) {
+        if (!want[t])
+            continue;
         snprintf(name, sizeof(name), "emb_l.%d.weight", t);
         st = find_tensor(hdr, path, name, cfg->rows[t], cfg->d, data, data_len, &m->tables[t]);
     }
     cJSON_Delete(hdr);
+    free(want);
     if (st != DLRM_OK) {
         dlrm_model_free(m);
         return st;

@@ -23,10 +23,11 @@ static double u01(uint64_t seed, uint64_t a, uint64_t b, uint64_t c)
 int64_t dlrm_synth_index(const dlrm_synth_t *s, int64_t rows, int64_t sample, int t, int k)
 {
     double u = u01(s->seed, (uint64_t)sample, (uint64_t)t + 1000, (uint64_t)k);
-    if (s->zipf_alpha <= 0)
+    double a = s->table_alpha ? s->table_alpha[t] : s->zipf_alpha;
+    if (a <= 0)
         return (int64_t)(u * (double)rows) % rows;
     /* Inverse CDF of density ~ x^-alpha on [1, rows + 1): rank 0 is the hottest row. */
-    double a = s->zipf_alpha, n1 = (double)rows + 1.0, x;
+    double n1 = (double)rows + 1.0, x;
     if (fabs(a - 1.0) < 1e-9)
         x = exp(u * log(n1));
     else
@@ -35,11 +36,40 @@ int64_t dlrm_synth_index(const dlrm_synth_t *s, int64_t rows, int64_t sample, in
     return r < 0 ? 0 : (r >= rows ? rows - 1 : r);
 }
 
+static int base_pooling(const dlrm_synth_t *s, int t)
+{
+    int k = s->table_pooling ? s->table_pooling[t] : s->pooling;
+    return k < 0 ? 0 : k;
+}
+
+static int burst_factor(const dlrm_synth_t *s)
+{
+    return s->burst_len > 0 && s->burst_prob > 0 && s->burst_factor > 1 ? s->burst_factor : 1;
+}
+
 int dlrm_synth_bag(const dlrm_synth_t *s, int64_t sample, int t)
 {
-    if (!s->random_pooling || s->pooling <= 1)
-        return s->pooling < 0 ? 0 : s->pooling;
-    return 1 + (int)(u01(s->seed, (uint64_t)sample, (uint64_t)t + 5000, 0) * s->pooling) % s->pooling;
+    int k = base_pooling(s, t);
+    if (s->random_pooling && k > 1)
+        k = 1 + (int)(u01(s->seed, (uint64_t)sample, (uint64_t)t + 5000, 0) * k) % k;
+    if (burst_factor(s) > 1 &&
+        u01(s->seed, (uint64_t)(sample / s->burst_len), (uint64_t)t + 9000, 1) < s->burst_prob)
+        k *= s->burst_factor;
+    return k;
+}
+
+int dlrm_synth_max_bag(const dlrm_synth_t *s, int t)
+{
+    return base_pooling(s, t) * burst_factor(s);
+}
+
+double dlrm_synth_mean_bag(const dlrm_synth_t *s, int t)
+{
+    int k = base_pooling(s, t);
+    double mean = s->random_pooling && k > 1 ? (k + 1) / 2.0 : k;
+    if (burst_factor(s) > 1)
+        mean *= 1.0 + s->burst_prob * (s->burst_factor - 1);
+    return mean;
 }
 
 int64_t dlrm_synth_count(const dlrm_synth_t *s, int64_t sample, int j)
@@ -61,8 +91,11 @@ dlrm_status_t dlrm_synth_write_criteo(const dlrm_synth_t *s, const dlrm_config_t
     if (cfg->bot[0] != 13 || cfg->n_tables != 26)
         return dlrm_error(DLRM_ERR_ARG, "Criteo lines carry 13 dense and 26 categorical features; "
                                         "the model takes %d and %d", cfg->bot[0], cfg->n_tables);
-    if (s->pooling != 1 || s->random_pooling)
-        return dlrm_error(DLRM_ERR_ARG, "Criteo lines hold one index per feature: use pooling 1");
+    for (int t = 0; t < 26; t++)
+        if (dlrm_synth_max_bag(s, t) != 1)
+            return dlrm_error(DLRM_ERR_ARG, "Criteo lines hold one index per feature: table %d "
+                              "has bags of up to %d (use pooling 1, no bursts)", t,
+                              dlrm_synth_max_bag(s, t));
     FILE *f = fopen(path, "w");
     if (!f)
         return dlrm_error(DLRM_ERR_IO, "%s: %s", path, strerror(errno));

@@ -69,12 +69,12 @@ int main(int argc, char **argv)
     char path[4096];
     snprintf(path, sizeof(path), "%s/model.safetensors", out);
     dlrm_model_t *gen, *model;
-    if (dlrm_model_init_random(&cfg, seed, 0, -1, &gen) != DLRM_OK)
+    if (dlrm_model_init_random(&cfg, seed, NULL, 0, &gen) != DLRM_OK)
         return fail("init");
     if (dlrm_model_save(gen, path) != DLRM_OK)
         return fail("save");
     dlrm_model_free(gen);
-    if (dlrm_model_load(&cfg, path, 0, -1, &model) != DLRM_OK)
+    if (dlrm_model_load(&cfg, path, NULL, 0, &model) != DLRM_OK)
         return fail("load");
 
     state = seed * 7919 + 17;

@@ -90,30 +90,30 @@ static void test_weights(void)
     dlrm_config_parse("4-8", "6-1", "10-21-30", 8, "dot", 0, &wider);
     dlrm_config_parse("4-8", "6-1", "10-20-30-40", 8, "dot", 0, &more);
     dlrm_model_t *m, *l;
-    CHECK(dlrm_model_init_random(&c, 3, 0, -1, &m) == DLRM_OK, "init");
+    CHECK(dlrm_model_init_random(&c, 3, NULL, 0, &m) == DLRM_OK, "init");
     CHECK(dlrm_model_save(m, file("good.safetensors")) == DLRM_OK, "save: %s", dlrm_last_error());
-    CHECK(dlrm_model_load(&c, file("good.safetensors"), 0, -1, &l) == DLRM_OK, "load: %s",
+    CHECK(dlrm_model_load(&c, file("good.safetensors"), NULL, 0, &l) == DLRM_OK, "load: %s",
           dlrm_last_error());
     for (int t = 0; t < 3; t++)
         CHECK(memcmp(dlrm_model_table(m, t), dlrm_model_table(l, t), sizeof(float) * 8 * (size_t)c.rows[t]) == 0,
               "table %d differs after save and load", t);
     dlrm_model_free(l);
 
-    EXPECT(dlrm_model_load(&wider, file("good.safetensors"), 0, -1, &l), DLRM_ERR_FORMAT,
+    EXPECT(dlrm_model_load(&wider, file("good.safetensors"), NULL, 0, &l), DLRM_ERR_FORMAT,
            "tensor 'emb_l.1.weight' has shape [20, 8], the model needs [21, 8]");
     /* A fourth table also widens the top MLP's input: the first tensor that disagrees is named. */
-    EXPECT(dlrm_model_load(&more, file("good.safetensors"), 0, -1, &l), DLRM_ERR_FORMAT,
+    EXPECT(dlrm_model_load(&more, file("good.safetensors"), NULL, 0, &l), DLRM_ERR_FORMAT,
            "tensor 'top_l.0.weight' has shape [6, 14], the model needs [6, 18]");
-    EXPECT(dlrm_model_load(&c, file("absent.safetensors"), 0, -1, &l), DLRM_ERR_IO,
+    EXPECT(dlrm_model_load(&c, file("absent.safetensors"), NULL, 0, &l), DLRM_ERR_IO,
            "No such file");
     copy_file(file("good.safetensors"), file("short.safetensors"), -101, 0, NULL); /* data cut */
-    EXPECT(dlrm_model_load(&c, file("short.safetensors"), 0, -1, &l), DLRM_ERR_FORMAT,
+    EXPECT(dlrm_model_load(&c, file("short.safetensors"), NULL, 0, &l), DLRM_ERR_FORMAT,
            "(truncated file?)");
     copy_file(file("good.safetensors"), file("hugeheader.safetensors"), -1, 0, "\xff\xff\xff\x7f");
-    EXPECT(dlrm_model_load(&c, file("hugeheader.safetensors"), 0, -1, &l), DLRM_ERR_FORMAT,
+    EXPECT(dlrm_model_load(&c, file("hugeheader.safetensors"), NULL, 0, &l), DLRM_ERR_FORMAT,
            "header length");
     copy_file(file("good.safetensors"), file("notjson.safetensors"), -1, 8, "#");
-    EXPECT(dlrm_model_load(&c, file("notjson.safetensors"), 0, -1, &l), DLRM_ERR_FORMAT,
+    EXPECT(dlrm_model_load(&c, file("notjson.safetensors"), NULL, 0, &l), DLRM_ERR_FORMAT,
            "the header is not a JSON object");
     /* A tensor renamed in the header (same length): the model's name is missing. */
     char *q = NULL;
@@ -127,7 +127,7 @@ static void test_weights(void)
     if (q) {
         copy_file(file("good.safetensors"), file("renamed.safetensors"), -1, (long)(q - head),
                   "emb_l.9.weight");
-        EXPECT(dlrm_model_load(&c, file("renamed.safetensors"), 0, -1, &l), DLRM_ERR_FORMAT,
+        EXPECT(dlrm_model_load(&c, file("renamed.safetensors"), NULL, 0, &l), DLRM_ERR_FORMAT,
                "tensor 'emb_l.2.weight' is missing");
     }
     /* Same length, other dtype: "F32" -> "F16" in the first tensor. */
@@ -135,7 +135,7 @@ static void test_weights(void)
     CHECK(p != NULL, "no F32 in the header");
     if (p) {
         copy_file(file("good.safetensors"), file("f16.safetensors"), -1, (long)(p - head), "\"F16\"");
-        EXPECT(dlrm_model_load(&c, file("f16.safetensors"), 0, -1, &l), DLRM_ERR_FORMAT,
+        EXPECT(dlrm_model_load(&c, file("f16.safetensors"), NULL, 0, &l), DLRM_ERR_FORMAT,
                "has dtype F16, expected F32");
     }
     dlrm_model_free(m);
@@ -149,31 +149,52 @@ static void test_indices_and_subsets(void)
     dlrm_config_t c;
     dlrm_config_parse("4-8", "6-1", "10-20-30", 8, "dot", 0, &c);
     dlrm_model_t *full, *part;
-    dlrm_model_init_random(&c, 11, 0, -1, &full);
-    CHECK(dlrm_model_init_random(&c, 11, 1, 2, &part) == DLRM_OK, "subset init");
+    dlrm_model_init_random(&c, 11, NULL, 0, &full);
+    int only1[] = {1}, two_and_zero[] = {2, 0}, bad[] = {2, 5}, twice[] = {1, 0, 1};
+    CHECK(dlrm_model_init_random(&c, 11, only1, 1, &part) == DLRM_OK, "subset init");
     CHECK(dlrm_model_table(part, 0) == NULL && dlrm_model_table(part, 2) == NULL,
           "tables outside the subset exist");
     CHECK(memcmp(dlrm_model_table(full, 1), dlrm_model_table(part, 1), sizeof(float) * 20 * 8) == 0,
           "table 1 built alone differs from the full model's");
-    EXPECT(dlrm_model_init_random(&c, 11, 2, 5, &part), DLRM_ERR_ARG, "tables [2, 5)");
+    dlrm_model_t *gap;
+    CHECK(dlrm_model_init_random(&c, 11, two_and_zero, 2, &gap) == DLRM_OK, "tables {2, 0}");
+    CHECK(dlrm_model_table(gap, 1) == NULL &&
+          memcmp(dlrm_model_table(full, 0), dlrm_model_table(gap, 0), sizeof(float) * 10 * 8) == 0 &&
+          memcmp(dlrm_model_table(full, 2), dlrm_model_table(gap, 2), sizeof(float) * 30 * 8) == 0,
+          "tables {2, 0} differ from the full model's");
+    EXPECT(dlrm_model_init_random(&c, 11, bad, 2, &gap), DLRM_ERR_ARG,
+           "table list entry 1: table 5 is not within the model's 3 tables");
+    EXPECT(dlrm_model_init_random(&c, 11, twice, 3, &gap), DLRM_ERR_ARG,
+           "table list entry 2: table 1 is listed twice");
 
     float dense[2 * 4] = {0}, out[2 * 3 * 8];
     int64_t i0[] = {0, 9}, i1[] = {3, 20}, i2[] = {-1};
     int64_t o0[] = {0, 1, 2}, o1[] = {0, 2, 2}, o2[] = {0, 0, 1};
     const int64_t *idx[] = {i0, i1, i2}, *off[] = {o0, o1, o2};
     dlrm_batch_t b = {2, dense, idx, off, NULL};
-    EXPECT(dlrm_embed(full, &b, 0, 2, out), DLRM_ERR_RANGE,
+    int t01[] = {0, 1}, t2[] = {2}, t10[] = {1, 0};
+    EXPECT(dlrm_embed(full, &b, t01, 2, out), DLRM_ERR_RANGE,
            "table 1, sample 0: index 20 is outside [0, 20)");
-    EXPECT(dlrm_embed(full, &b, 2, 3, out), DLRM_ERR_RANGE,
+    EXPECT(dlrm_embed(full, &b, t2, 1, out), DLRM_ERR_RANGE,
            "table 2, sample 1: index -1 is outside [0, 30)");
+    EXPECT(dlrm_embed(full, &b, bad, 2, out), DLRM_ERR_ARG, "table list entry 1: table 5");
     i1[1] = 19;
-    CHECK(dlrm_embed(full, &b, 0, 2, out) == DLRM_OK, "valid indices: %s", dlrm_last_error());
+    float rev[2 * 2 * 8];
+    CHECK(dlrm_embed(full, &b, t10, 2, rev) == DLRM_OK, "tables {1, 0}: %s", dlrm_last_error());
+    CHECK(dlrm_embed(full, &b, t01, 2, out) == DLRM_OK, "valid indices: %s", dlrm_last_error());
+    int swapped = 1; /* out is [b][table in list order][8] */
+    for (int s = 0; s < 2; s++)
+        for (int j = 0; j < 8; j++)
+            swapped &= rev[(s * 2 + 0) * 8 + j] == out[(s * 2 + 1) * 8 + j] &&
+                       rev[(s * 2 + 1) * 8 + j] == out[(s * 2 + 0) * 8 + j];
+    CHECK(swapped, "pooled vectors of tables {1, 0} are not those of {0, 1} swapped");
     /* Sample 1 of table 1 is an empty bag: zeros. */
     int zero = 1;
     for (int j = 0; j < 8; j++)
         zero &= out[(1 * 2 + 1) * 8 + j] == 0.0f;
     CHECK(zero, "an empty bag did not pool to zeros");
-    EXPECT(dlrm_embed(part, &b, 0, 2, out), DLRM_ERR_ARG, "table 0 is not held");
+    EXPECT(dlrm_embed(part, &b, t01, 2, out), DLRM_ERR_ARG, "table 0 is not held");
+    dlrm_model_free(gap);
     dlrm_model_free(part);
     dlrm_model_free(full);
     dlrm_config_free(&c);
