@@ -10,6 +10,7 @@
 #define _GNU_SOURCE
 #include "bls.h"
 #include "ideal.h"
+#include "scenario.h"
 
 #include <errno.h>
 #include <math.h>
@@ -21,7 +22,6 @@
 #include <time.h>
 
 enum { MODE_SYNC, MODE_IALLTOALLV, MODE_WINDOW, MODE_BLS };
-enum { DELAY_NONE, DELAY_EXP, DELAY_HICCUP, DELAY_STRAGGLER };
 
 typedef struct {
     int kind;
@@ -38,9 +38,7 @@ typedef struct {
     double skew_factor;
     double work_us;
     int busy;
-    int delay_kind;
-    double delay_a, delay_b; /* exp: mean; hiccup: prob, us; straggler: rank, us */
-    uint64_t seed;
+    bls_delay_t delay;
     double timeout;
     const char *json;
     int quiet;
@@ -69,47 +67,6 @@ static double cpu_seconds(void)
     getrusage(RUSAGE_SELF, &ru);
     return (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec +
            (double)ru.ru_stime.tv_sec + 1e-6 * (double)ru.ru_stime.tv_usec;
-}
-
-static uint64_t mix(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-}
-
-/* Uniform in (0, 1), a function of (seed, rank, iteration, stream) only. */
-static double uniform(const opts_t *o, int p, long k, int stream)
-{
-    uint64_t h = mix(mix(mix(o->seed) ^ (uint64_t)p * 7919u) ^ ((uint64_t)k * 31u + (uint64_t)stream));
-    return ((double)(h >> 11) + 0.5) / 9007199254740992.0;
-}
-
-static double delay_us(const opts_t *o, int p, long k)
-{
-    switch (o->delay_kind) {
-    case DELAY_EXP: return -o->delay_a * log(uniform(o, p, k, 1));
-    case DELAY_HICCUP: return uniform(o, p, k, 2) < o->delay_a ? o->delay_b : 0.0;
-    case DELAY_STRAGGLER: return p == (int)o->delay_a ? o->delay_b : 0.0;
-    default: return 0.0;
-    }
-}
-
-static void work(const opts_t *o, double us)
-{
-    if (us <= 0)
-        return;
-    if (o->busy) {
-        double end = now() + us * 1e-6;
-        while (now() < end) {
-        }
-        return;
-    }
-    struct timespec ts = {(time_t)(us / 1e6), (long)(fmod(us, 1e6) * 1e3)};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
 }
 
 static size_t block_bytes(const opts_t *o, int from)
@@ -172,9 +129,7 @@ static void parse(int argc, char **argv, opts_t *o)
     o->skew_rank = -1;
     o->skew_factor = 1;
     o->work_us = 1000;
-    o->delay_kind = DELAY_EXP;
-    o->delay_a = 1000;
-    o->seed = 1;
+    o->delay = (bls_delay_t){BLS_DELAY_EXP, 1000, 0, 1};
     o->timeout = 60;
     o->default_lag = 4;
     const char *modes = "sync,bls:1,bls:4";
@@ -209,7 +164,7 @@ static void parse(int argc, char **argv, opts_t *o)
         } else if (!strcmp(a, "--work-us")) {
             o->work_us = atof(v);
         } else if (!strcmp(a, "--seed")) {
-            o->seed = (uint64_t)atoll(v);
+            o->delay.seed = (uint64_t)atoll(v);
         } else if (!strcmp(a, "--lag")) {
             o->default_lag = atoi(v);
             if (o->default_lag < 0)
@@ -219,20 +174,9 @@ static void parse(int argc, char **argv, opts_t *o)
         } else if (!strcmp(a, "--json")) {
             o->json = v;
         } else if (!strcmp(a, "--delay")) {
-            if (!strcmp(v, "none")) {
-                o->delay_kind = DELAY_NONE;
-            } else if (sscanf(v, "exp:%lf", &o->delay_a) == 1 && o->delay_a >= 0) {
-                o->delay_kind = DELAY_EXP;
-            } else if (sscanf(v, "hiccup:%lf:%lf", &o->delay_a, &o->delay_b) == 2 &&
-                       o->delay_a >= 0 && o->delay_a <= 1 && o->delay_b >= 0) {
-                o->delay_kind = DELAY_HICCUP;
-            } else if (sscanf(v, "straggler:%lf:%lf", &o->delay_a, &o->delay_b) == 2 &&
-                       o->delay_a >= 0 && o->delay_b >= 0) {
-                o->delay_kind = DELAY_STRAGGLER;
-            } else {
-                die("--delay takes none, exp:MEAN_US, hiccup:PROB:US or straggler:RANK:US; got "
-                    "'%s'", v);
-            }
+            char err[200];
+            if (bls_delay_parse(v, &o->delay, err, sizeof(err)) != 0)
+                die("--delay: %s", err);
         } else {
             die("unknown option %s (see --help)", a);
         }
@@ -322,7 +266,7 @@ static double run_mode(const opts_t *o, const mode_t_ *m, double *w, double *cyc
     for (long k = 0; k < o->iters + (pipelined ? m->lag : 0); k++) {
         if (k < o->iters) {
             double ws = now();
-            work(o, o->work_us + delay_us(o, rank, k));
+            bls_spend_us(o->work_us + bls_delay_us(&o->delay, rank, k), o->busy);
             double we = now();
             w[k] = we - ws;
             bls_status_t st = BLS_OK;
@@ -421,12 +365,7 @@ static double pct(const double *sorted, size_t n, double q)
 
 static const char *delay_text(const opts_t *o, char *buf, size_t len)
 {
-    switch (o->delay_kind) {
-    case DELAY_EXP: snprintf(buf, len, "exp:%g", o->delay_a); break;
-    case DELAY_HICCUP: snprintf(buf, len, "hiccup:%g:%g", o->delay_a, o->delay_b); break;
-    case DELAY_STRAGGLER: snprintf(buf, len, "straggler:%d:%g", (int)o->delay_a, o->delay_b); break;
-    default: snprintf(buf, len, "none");
-    }
+    bls_delay_format(&o->delay, buf, len);
     return buf;
 }
 
@@ -457,7 +396,7 @@ int main(int argc, char **argv)
         printf("bls-bench: %d processes, %ld iterations x %ld rounds, %zu B per peer, work %g us "
                "(%s), delay %s, seed %llu\n",
                P, K, o.rounds, o.bytes, o.work_us, o.busy ? "busy" : "sleep",
-               delay_text(&o, dtext, sizeof(dtext)), (unsigned long long)o.seed);
+               delay_text(&o, dtext, sizeof(dtext)), (unsigned long long)o.delay.seed);
     for (long r = 0; r < o.rounds; r++) {
         for (int i = 0; i < M; i++) {
             int m = (int)((i + r) % M); /* rotate the order so no mode always goes first */
@@ -540,7 +479,7 @@ int main(int argc, char **argv)
                        "\"seed\": %llu},\n  \"peak_rss_kib_max_rank\": %ld,\n  \"peak_rss_kib_per_rank\": [",
                     P, K, o.rounds, o.bytes, o.skew_rank, o.skew_factor, o.work_us,
                     o.busy ? "true" : "false", delay_text(&o, dtext, sizeof(dtext)),
-                    (unsigned long long)o.seed, rss_max);
+                    (unsigned long long)o.delay.seed, rss_max);
             for (int p = 0; p < P; p++)
                 fprintf(f, "%s%ld", p ? ", " : "", rss_all[p]);
             fprintf(f, "],\n  \"ideal_unlimited_speedup\": %.6f,\n  \"modes\": [", unlimited);
