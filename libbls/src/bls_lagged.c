@@ -523,8 +523,16 @@ static void missing_peers(const bls_comm_t *c, const bls_iter_rec_t *rec, char *
             used += (size_t)snprintf(buf + used, len - used, "%s%d", n ? ", " : "", p);
             n++;
         }
-    if (n == 0)
-        snprintf(buf, len, "none (its sends are still in flight)");
+    if (n > 0)
+        return;
+    /* Everything arrived; the sends to these peers have not completed (a stalled receiver). */
+    used = (size_t)snprintf(buf, len, "none, but its sends to peers ");
+    for (int q = 0; q < c->size && used + 16 < len; q++)
+        if (q != c->rank && *send_req((bls_comm_t *)c, rec->iter, q) != MPI_REQUEST_NULL) {
+            used += (size_t)snprintf(buf + used, len - used, "%s%d", n ? ", " : "", q);
+            n++;
+        }
+    snprintf(buf + used, len - used, "%s", n ? " are still in flight" : "? (none pending)");
 }
 
 /* Caller holds the lock.  Fatal errors are reported to every later call. */

@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# bls-dlrm across processes, as a user runs it under mpirun.
+#  Exactness: for each workload (synthetic dot with multi-hot, random and bursty pooling and hot
+#  tables; synthetic cat; a Criteo-format file with a malformed line and a short last batch,
+#  dot with self-interaction and balanced placement; delays that put processes out of step),
+#  the predictions of P = 1, 2, 3, 4 processes under the drivers sync, bls:0, bls:1 and bls:4
+#  are bit-identical to the single-process run (the engine alone is checked against an
+#  independent PyTorch implementation in tests/engine).  A different seed must differ, so the
+#  comparison can fail.
+#  Faults: a bad model shape and a missing file are reported once (not once per process); a
+#  malformed line under --strict stops every process at the same batch with one message; data
+#  shorter than --max-batches ends cleanly with the counts; a stalled process makes the others
+#  fail within the timeout naming it; a killed process ends the job, never a hang.
+# Usage: test_distributed.sh BLS_DLRM OUT_DIR MPIEXEC [LAUNCHER FLAGS...]
+set -uo pipefail
+tool=$1 out=$2 mpiexec=$3
+shift 3
+flags=("$@")
+pass=0 fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+rm -rf "$out"; mkdir -p "$out"
+run() { local np=$1; shift; timeout --kill-after=5 240 "$mpiexec" -n "$np" "${flags[@]}" "$tool" "$@"; }
+
+emb=$(seq -s- 1000 37 1925)   # 26 tables of 1000..1925 rows
+model=(--arch-mlp-bot 13-32-16 --arch-mlp-top 64-32-1 --arch-embedding-size "$emb" --quiet)
+drivers=(--driver sync,bls:0,bls:1,bls:4)
+
+# A Criteo file: 1000 synthetic samples, plus a malformed line (25 categoricals) at line 301.
+"$tool" "${model[@]}" --synthetic-samples 1000 --data-seed 5 --write-criteo "$out/gen.txt" > /dev/null \
+  || bad "--write-criteo"
+awk 'NR == 301 { n = split($0, f, "\t"); line = f[1]; for (i = 2; i < n; i++) line = line "\t" f[i]; print line } { print }' \
+  "$out/gen.txt" > "$out/criteo.txt"
+
+check_workload() {
+  local name=$1; shift
+  "$tool" "$@" --driver sync --predictions "$out/$name.ref" > "$out/$name.ref.out" 2>&1 \
+    || { bad "$name: single-process run: $(tail -3 "$out/$name.ref.out")"; return; }
+  for np in 1 2 3 4; do
+    run "$np" "$@" "${drivers[@]}" --predictions "$out/$name.p$np" --json "$out/$name.p$np.json" \
+      > "$out/$name.p$np.out" 2>&1 || { bad "$name P=$np: exit $?: $(tail -5 "$out/$name.p$np.out")"; continue; }
+    cmp -s "$out/$name.ref" "$out/$name.p$np" && ok || bad "$name P=$np: predictions differ from one process's"
+    [ "$(grep -c '"identical": true' "$out/$name.p$np.json")" -eq 4 ] && ok || bad "$name P=$np: a driver differs"
+  done
+}
+check_workload synth_dot "${model[@]}" --synthetic-samples 1000 --batch-size 96 --pooling 3 \
+  --random-pooling --bursts 0.3:4 --hot-tables 0-5:1.2 --zipf 0.5
+check_workload synth_cat "${model[@]/64-32-1/32-1}" --arch-interaction-op cat --synthetic-samples 700 \
+  --batch-size 64 --pooling 2 --table-pooling 20-25:0
+check_workload file_itself "${model[@]}" --data "$out/criteo.txt" --batch-size 90 \
+  --arch-interaction-itself --placement balanced
+check_workload delayed "${model[@]}" --synthetic-samples 2400 --batch-size 48 --delay exp:3000 \
+  --hetero 0:2
+
+# The comparison can fail: another weight seed gives other predictions.
+run 2 "${model[@]}" --synthetic-samples 1000 --batch-size 96 --pooling 3 --random-pooling \
+  --bursts 0.3:4 --hot-tables 0-5:1.2 --zipf 0.5 --seed 2 --predictions "$out/other.p2" > /dev/null 2>&1
+cmp -s "$out/synth_dot.ref" "$out/other.p2" && bad "another seed gave the same predictions" || ok
+
+# Counts: 1001 lines, one skipped, 11 full batches of 90 and one of 10.
+grep -q "1000 in 12 batches of 90" "$out/file_itself.p3.out" && ok || bad "file counts: $(head -1 "$out/file_itself.p3.out")"
+grep -q "1001 read, 1 malformed skipped" "$out/file_itself.p3.out" && ok || bad "skip count: $(sed -n 2p "$out/file_itself.p3.out")"
+# Balanced placement by rows x lookups: the largest tables are spread, not in one block.
+owners=$(sed -n 's/.*"owner": \[\(.*\)\].*/\1/p' "$out/file_itself.p4.json" | tr -d ' ')
+[ -n "$owners" ] && [ "$owners" != "0,0,0,0,0,0,0,1,1,1,1,1,1,1,2,2,2,2,2,2,3,3,3,3,3,3" ] && ok \
+  || bad "balanced placement gave '$owners'"
+
+# Bad input, reported once.
+run 4 "${model[@]}" --arch-mlp-bot 13-32-8 > /dev/null 2> "$out/shape.err"; rc=$?
+[ $rc -ne 0 ] && [ "$(grep -c "must be equal" "$out/shape.err")" -eq 1 ] && ok || bad "shape error (rc $rc): $(cat "$out/shape.err")"
+run 3 "${model[@]}" --data "$out/absent.txt" > /dev/null 2> "$out/absent.err"; rc=$?
+[ $rc -ne 0 ] && [ "$(grep -c "absent.txt" "$out/absent.err")" -eq 1 ] && ok || bad "missing file (rc $rc): $(cat "$out/absent.err")"
+run 3 "${model[@]}" --driver bls:2 --data "$out/criteo.txt" --strict --batch-size 50 > /dev/null 2> "$out/strict.err"; rc=$?
+[ $rc -ne 0 ] && [ "$(grep -c "criteo.txt:301: 39 tab-separated fields" "$out/strict.err")" -eq 1 ] && ok \
+  || bad "--strict on 3 processes (rc $rc): $(cat "$out/strict.err")"
+run 2 "${model[@]}" --driver bls:1 --data "$out/criteo.txt" --batch-size 100 --max-batches 50 > "$out/short.out" 2> "$out/short.err"; rc=$?
+[ $rc -eq 0 ] && grep -q "data ended after 10 of the 50 batches" "$out/short.out" && ok \
+  || bad "short data (rc $rc): $(cat "$out/short.out" "$out/short.err")"
+run 2 "${model[@]}" --driver bls:x > /dev/null 2> "$out/drv.err"; rc=$?
+[ $rc -ne 0 ] && [ "$(grep -c "unknown driver 'bls:x'" "$out/drv.err")" -eq 1 ] && ok || bad "bad driver: $(cat "$out/drv.err")"
+
+# Faults: process 2 stops (SIGSTOP) or dies (SIGKILL) mid-run.
+descends() { # is process $1 a descendant of process $2?
+  local p=$1
+  while [ -n "$p" ] && [ "$p" -gt 1 ]; do
+    [ "$p" -eq "$2" ] && return 0
+    p=$(awk '{print $4}' "/proc/$p/stat" 2>/dev/null)
+  done
+  return 1
+}
+pid_of_rank() { # the pid of this job's process of rank $1 (Open MPI or MPICH environment)
+  for p in $(pgrep -f "$(basename "$tool")"); do
+    if descends "$p" "$2" &&
+       tr '\0' '\n' < "/proc/$p/environ" 2>/dev/null | grep -Eqx "(OMPI_COMM_WORLD_RANK|PMI_RANK)=$1"; then
+      echo "$p"; return
+    fi
+  done
+}
+fault() { # signal, expected regex, limit
+  local sig=$1 regex=$2 limit=$3 start=$SECONDS
+  run 4 "${model[@]}" --driver bls:2 --synthetic-samples 100000000 --batch-size 64 --timeout 4 \
+    > "$out/fault.out" 2> "$out/fault.err" &
+  local job=$! victim=""
+  for _ in $(seq 100); do
+    sleep 0.2
+    victim=$(pid_of_rank 2 "$job")
+    [ -n "$victim" ] && break
+  done
+  sleep 2
+  [ -n "$victim" ] && kill "-$sig" "$victim"
+  local waited=0
+  while kill -0 "$job" 2>/dev/null && [ $waited -lt "$limit" ]; do sleep 1; waited=$((waited + 1)); done
+  if kill -0 "$job" 2>/dev/null; then
+    bad "SIG$sig of process 2: still running after ${limit}s (a hang)"
+    pkill -KILL -f "$(basename "$tool")"; wait "$job"
+    return
+  fi
+  wait "$job"; local rc=$?
+  [ -n "$victim" ] && kill -KILL "$victim" 2>/dev/null
+  [ $rc -ne 0 ] && grep -Eq "$regex" "$out/fault.err" && ok \
+    || bad "SIG$sig of process 2 (rc $rc, $((SECONDS - start)) s): $(tail -5 "$out/fault.err")"
+}
+fault STOP "TIMEOUT.*peers 2([^0-9]|$)" 60
+fault KILL "." 60
+
+echo "test_distributed: $pass passed, $fail failed"
+[ $fail -eq 0 ]
