@@ -17,11 +17,14 @@ build: deps
 	@cmake -S . -B $(BUILD) $(OMPI_CMAKE) >/dev/null
 	@cmake --build $(BUILD) -j2
 
-# Main job: the collective under random delays, MPI_Alltoallv vs bounded lag, as a table.
+# Main job: 4-process DLRM inference on the built-in synthetic Criteo-like workload with skewed
+# lookups (power-law hot tables on process 0, per-batch bursts of heavy bags) and random
+# per-process delays, MPI_Alltoallv vs bounded lag, interleaved; a table, JSON and a PNG.
+MAIN_JOB = --batch-size 256 --synthetic-samples 51200 --pooling 2 --bursts 0.1:8 \
+  --hot-tables 0-6:1.05 --delay exp:5000 --driver sync,bls:1,bls:4 --rounds 2
 run: build
-	$(MPIRUN) -np $(NP) $(BUILD)/bench/bls-bench --modes sync,bls:1,bls:4 \
-	  --iters 500 --rounds 2 --bytes 65536 --work-us 1000 --delay exp:1000 \
-	  --json $(BUILD)/main-job.json
+	$(MPIRUN) -np $(NP) $(BUILD)/tools/bls-dlrm $(MAIN_JOB) --json $(BUILD)/main-job.json
+	@/usr/bin/python3 bench/plot_dlrm.py $(BUILD)/main-job.json $(BUILD)/main-job.png
 
 test: deps
 	@scripts/run-tests.sh
