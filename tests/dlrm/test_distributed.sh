@@ -117,11 +117,11 @@ fault() { # signal, expected regex, limit
   fi
   wait "$job"; local rc=$?
   [ -n "$victim" ] && kill -KILL "$victim" 2>/dev/null
-  [ $rc -ne 0 ] && grep -Eq "$regex" "$out/fault.err" && ok \
+  [ $rc -ne 0 ] && cat "$out/fault.out" "$out/fault.err" | grep -Eq "$regex" && ok \
     || bad "SIG$sig of process 2 (rc $rc, $((SECONDS - start)) s): $(tail -5 "$out/fault.err")"
 }
 fault STOP "TIMEOUT.*peers 2([^0-9]|$)" 60
-fault KILL "." 60
+fault KILL "BAD TERMINATION|exited on signal 9|killed|rank 2|process 2" 60
 
 echo "test_distributed: $pass passed, $fail failed"
 [ $fail -eq 0 ]
