@@ -52,11 +52,11 @@ static void dot_layer(int B, int K, const float *x, const float *w, float bias, 
     }
 }
 
-/* Floats of scratch mlp() needs for B samples: an input pad and two activation buffers. */
-static size_t mlp_scratch_floats(int B, const int *w, int n)
+/* Floats of each of mlp()'s three scratch buffers (an input pad, two activations) for B
+ * samples: the most rows a layer runs on (width-1 layers never pad) times the widest layer. */
+static size_t mlp_buffer_floats(int B, const int *w, int n)
 {
-    size_t rows = (size_t)gemm_rows(B, 2);
-    return 3 * rows * (size_t)max_width(w, n);
+    return (size_t)gemm_rows(B, 2) * (size_t)max_width(w, n);
 }
 
 /* Runs Linear layers in[B, w[0]] -> out[B, w[n]]; ReLU after each, sigmoid after the last when
@@ -64,18 +64,17 @@ static size_t mlp_scratch_floats(int B, const int *w, int n)
 static void mlp(int B, const int *w, int n, const float *const *W, const float *const *bias,
                 const float *in, float *out, float *scratch, int sigmoid_last)
 {
-    size_t cap = (size_t)gemm_rows(B, 2) * (size_t)max_width(w, n);
+    size_t cap = mlp_buffer_floats(B, w, n);
     float *pad = scratch, *a = scratch + cap, *b = a + cap;
-    const float *x = in;
-    int valid = B; /* rows of x that hold data or zeros (B real ones) */
+    const float *x = in; /* B rows of data; rows past B are zeroed before a layer pads */
     for (int l = 0; l < n; l++) {
         int fi = w[l], fo = w[l + 1], M = fo == 1 ? B : gemm_rows(B, fo);
-        if (M > valid) {
+        if (M > B) {
             if (x == in) {
                 memcpy(pad, in, sizeof(float) * (size_t)B * fi);
                 x = pad;
             }
-            memset((float *)x + (size_t)valid * fi, 0, sizeof(float) * (size_t)(M - valid) * fi);
+            memset((float *)x + (size_t)B * fi, 0, sizeof(float) * (size_t)(M - B) * fi);
         }
         float *y = l == n - 1 && M == B ? out : (l % 2 == 0 ? a : b);
         for (int r = 0; fo > 1 && r < M; r++)
@@ -97,7 +96,6 @@ static void mlp(int B, const int *w, int n, const float *const *W, const float *
             }
         }
         x = y;
-        valid = B;
     }
     if (x != out)
         memcpy(out, x, sizeof(float) * (size_t)B * w[n]);
@@ -110,7 +108,7 @@ dlrm_status_t dlrm_bottom(const dlrm_model_t *m, int B, const float *dense, floa
     if (B == 0)
         return DLRM_OK;
     const dlrm_config_t *c = &m->cfg;
-    float *scratch = malloc(mlp_scratch_floats(B, c->bot, c->n_bot - 1) * sizeof(float));
+    float *scratch = malloc(3 * mlp_buffer_floats(B, c->bot, c->n_bot - 1) * sizeof(float));
     if (!scratch)
         return dlrm_error(DLRM_ERR_NOMEM, "dlrm_bottom: out of memory");
     mlp(B, c->bot, c->n_bot - 1, m->bot_w, m->bot_b, dense, out, scratch, 0);
@@ -169,7 +167,7 @@ dlrm_status_t dlrm_interact_top(const dlrm_model_t *m, int B, const float *x_bot
         return DLRM_OK;
     const dlrm_config_t *c = &m->cfg;
     int d = c->d, n = c->n_tables, F = n + 1, R = c->top[0];
-    size_t ms = mlp_scratch_floats(B, c->top, c->n_top);
+    size_t ms = 3 * mlp_buffer_floats(B, c->top, c->n_top);
     float *buf = malloc(((size_t)B * R + ms + (size_t)(d + 1) * F) * sizeof(float));
     if (!buf)
         return dlrm_error(DLRM_ERR_NOMEM, "dlrm_interact_top: out of memory for batch %d", B);
