@@ -427,7 +427,8 @@ typedef struct {
     int n_mine;
     dlrm_criteo_t *reader;
     dlrm_samples_t s; /* file batches (all columns are checked; ours are used) */
-    int64_t **idx, **off; /* [T]: synthetic indices of our tables, offsets (all inputs) */
+    int64_t **idx, **off; /* [T], our tables: synthetic indices; bag offsets (a file's bags
+                             hold one index each, so its offsets are 0..B, filled once) */
     float *dense, *labels; /* synthetic slice */
     int64_t produced;
 } source_t;
@@ -445,11 +446,14 @@ static void source_open(source_t *src, const opts_t *o, const dlrm_config_t *cfg
     src->off = calloc((size_t)T, sizeof(int64_t *));
     for (int i = 0; i < n_mine; i++) {
         int t = mine[i];
-        size_t cap = o->data ? 1 : (size_t)dlrm_synth_max_bag(&o->synth, t);
-        src->idx[t] = malloc(sizeof(int64_t) * ((size_t)B * cap + 1));
+        if (!o->data)
+            src->idx[t] = malloc(sizeof(int64_t) *
+                                 ((size_t)B * (size_t)dlrm_synth_max_bag(&o->synth, t) + 1));
         src->off[t] = malloc(sizeof(int64_t) * ((size_t)B + 1));
-        if (!src->idx[t] || !src->off[t])
+        if ((!o->data && !src->idx[t]) || !src->off[t])
             fail_here("out of memory for the indices of table %d", t);
+        for (int b = 0; o->data && b <= B; b++)
+            src->off[t][b] = b;
     }
     if (o->data) {
         src->s.labels = malloc(sizeof(float) * (size_t)B);
@@ -489,12 +493,6 @@ static dlrm_status_t source_next(source_t *src, int64_t k, int *n_p, dlrm_batch_
         dlrm_status_t st = dlrm_criteo_read(src->reader, B, &src->s, &n);
         if (st != DLRM_OK)
             return st;
-        for (int i = 0; i < src->n_mine; i++) {
-            int t = src->mine[i];
-            memcpy(src->idx[t], src->s.indices[t], sizeof(int64_t) * (size_t)n);
-            for (int b = 0; b <= n; b++)
-                src->off[t][b] = b;
-        }
         int64_t lo = slice_lo(rank, n);
         *dense_p = src->s.dense + lo * m_den;
         *labels_p = src->s.labels + lo;
@@ -521,7 +519,7 @@ static dlrm_status_t source_next(source_t *src, int64_t k, int *n_p, dlrm_batch_
     }
     src->produced += n;
     *n_p = n;
-    *emb = (dlrm_batch_t){n, NULL, (const int64_t *const *)src->idx,
+    *emb = (dlrm_batch_t){n, NULL, (const int64_t *const *)(src->reader ? src->s.indices : src->idx),
                           (const int64_t *const *)src->off, NULL};
     return DLRM_OK;
 }
