@@ -820,7 +820,6 @@ typedef struct { /* one driver, summed over rounds (rank 0) */
     int64_t batches, samples;
     float *pred, *labels; /* global order, from the last round */
     dlrm_metrics_t m;
-    int metrics_ok;
     int identical; /* to the first driver's predictions */
 } summary_t;
 
@@ -1086,8 +1085,10 @@ int main(int argc, char **argv)
         }
         for (int i = 0; i < o.ndrivers; i++) {
             summary_t *s = &sum[i];
-            dlrm_status_t ms = dlrm_metrics(s->pred, s->labels, s->samples, &s->m);
-            s->metrics_ok = ms == DLRM_OK || isnan(s->m.auc);
+            if (dlrm_metrics(s->pred, s->labels, s->samples, &s->m) != DLRM_OK && !isnan(s->m.auc)) {
+                fprintf(stderr, "bls-dlrm: metrics: %s\n", dlrm_last_error());
+                rc = 2;
+            }
             s->identical = s->samples == s0->samples &&
                            memcmp(s->pred, s0->pred, sizeof(float) * (size_t)s->samples) == 0;
             if (!s->identical) {
