@@ -10,6 +10,7 @@
 #define _GNU_SOURCE
 #include "bls.h"
 #include "ideal.h"
+#include "measure.h"
 #include "scenario.h"
 
 #include <errno.h>
@@ -19,7 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 
 enum { MODE_SYNC, MODE_IALLTOALLV, MODE_WINDOW, MODE_BLS };
 
@@ -53,13 +53,6 @@ typedef struct { /* totals over rounds, on rank 0 */
 } result_t;
 
 static int rank, nprocs;
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static double cpu_seconds(void)
 {
@@ -262,12 +255,12 @@ static double run_mode(const opts_t *o, const mode_t_ *m, double *w, double *cyc
     }
     double waited = 0;
     MPI_Barrier(MPI_COMM_WORLD);
-    double t0 = now(), prev = t0;
+    double t0 = bench_now(), prev = t0;
     for (long k = 0; k < o->iters + (pipelined ? m->lag : 0); k++) {
         if (k < o->iters) {
-            double ws = now();
+            double ws = bench_now();
             bls_spend_us(o->work_us + bls_delay_us(&o->delay, rank, k), o->busy);
-            double we = now();
+            double we = bench_now();
             w[k] = we - ws;
             bls_status_t st = BLS_OK;
             if (m->kind == MODE_SYNC) {
@@ -300,22 +293,22 @@ static double run_mode(const opts_t *o, const mode_t_ *m, double *w, double *cyc
                         bls_last_error());
                 MPI_Abort(MPI_COMM_WORLD, 3);
             }
-            double te = now();
+            double te = bench_now();
             waited += te - we;
             cyc[k] = te - prev;
             prev = te;
         } else if (m->kind == MODE_WINDOW) {
-            double ws = now();
+            double ws = bench_now();
             MPI_Waitall(2 * P, wreq + (size_t)((k - m->lag) % S) * 2 * P, wst);
-            waited += now() - ws;
+            waited += bench_now() - ws;
         } else {
-            double ws = now();
+            double ws = bench_now();
             bls_status_t st = bls_wait(comm, k - m->lag, NULL);
             if (st != BLS_OK) {
                 fprintf(stderr, "bls-bench: rank %d: %s\n", rank, bls_last_error());
                 MPI_Abort(MPI_COMM_WORLD, 3);
             }
-            waited += now() - ws;
+            waited += bench_now() - ws;
         }
     }
     if (comm) {
@@ -325,7 +318,7 @@ static double run_mode(const opts_t *o, const mode_t_ *m, double *w, double *cyc
             MPI_Abort(MPI_COMM_WORLD, 3);
         }
     }
-    double t1 = now();
+    double t1 = bench_now();
     *progress_cpu_p = 0;
     if (comm) {
         bls_stats_t bs;
@@ -347,20 +340,6 @@ static double run_mode(const opts_t *o, const mode_t_ *m, double *w, double *cyc
     free(recvbuf);
     *wait_p = waited;
     return t1 - t0;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double pct(const double *sorted, size_t n, double q)
-{
-    if (n == 0)
-        return 0;
-    size_t i = (size_t)(q * (double)(n - 1) + 0.5);
-    return sorted[i < n ? i : n - 1];
 }
 
 static const char *delay_text(const opts_t *o, char *buf, size_t len)
@@ -430,9 +409,7 @@ int main(int argc, char **argv)
             fflush(stdout);
         }
     }
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    long rss = ru.ru_maxrss, rss_max = 0;
+    long rss = bench_peak_rss_kib(), rss_max = 0;
     long *rss_all = calloc((size_t)P, sizeof(long));
     MPI_Reduce(&rss, &rss_max, 1, MPI_LONG, MPI_MAX, 0, MPI_COMM_WORLD);
     MPI_Gather(&rss, 1, MPI_LONG, rss_all, 1, MPI_LONG, 0, MPI_COMM_WORLD);
@@ -448,15 +425,15 @@ int main(int argc, char **argv)
                "speedup", "ideal", "eff", "bound", "p50", "p99", "max", "wait", "cpu/it");
         for (int m = 0; m < M; m++) {
             result_t *x = &res[m];
-            qsort(x->cycles, x->ncycles, sizeof(double), cmp_double);
+            bench_sort(x->cycles, x->ncycles);
             double per_it = 1e3 * x->measured / (double)(K * o.rounds);
             char speed[16] = "-";
             if (sync_time > 0)
                 snprintf(speed, sizeof(speed), "%.3f", sync_time / x->measured);
             printf("%-12s %8.3f %7.3f %8s %8.3f %6.3f %6.3f %7.3f %7.3f %7.3f %8.3f %8.1f\n",
                    o.modes[m].name, x->measured, per_it, speed, x->ideal, x->ideal / x->measured,
-                   x->ideal0 / x->ideal, 1e3 * pct(x->cycles, x->ncycles, 0.5),
-                   1e3 * pct(x->cycles, x->ncycles, 0.99), 1e3 * x->cycles[x->ncycles - 1],
+                   x->ideal0 / x->ideal, 1e3 * bench_percentile(x->cycles, x->ncycles, 0.5),
+                   1e3 * bench_percentile(x->cycles, x->ncycles, 0.99), 1e3 * x->cycles[x->ncycles - 1],
                    x->wait, 1e6 * x->cpu / (double)(K * o.rounds));
         }
         printf("\npeak memory: %.1f MiB on the largest process (whole run)\n", rss_max / 1024.0);
@@ -500,14 +477,14 @@ int main(int argc, char **argv)
                         (double)(K * o.rounds) * (double)total_bytes / x->measured,
                         sync_time > 0 ? sync_time / x->measured : 0.0, x->ideal,
                         x->ideal / x->measured, x->ideal0 / x->ideal,
-                        1e3 * pct(x->cycles, x->ncycles, 0.5),
-                        1e3 * pct(x->cycles, x->ncycles, 0.99),
+                        1e3 * bench_percentile(x->cycles, x->ncycles, 0.5),
+                        1e3 * bench_percentile(x->cycles, x->ncycles, 0.99),
                         1e3 * x->cycles[x->ncycles - 1], x->wait,
                         1e6 * x->cpu / (double)(K * o.rounds),
                         1e6 * x->progress_cpu / (double)(K * o.rounds));
                 /* p0..p100 in steps of 1: enough to draw the distribution */
                 for (int q = 0; q <= 100; q++)
-                    fprintf(f, "%s%.4f", q ? ", " : "", 1e3 * pct(x->cycles, x->ncycles, q / 100.0));
+                    fprintf(f, "%s%.4f", q ? ", " : "", 1e3 * bench_percentile(x->cycles, x->ncycles, q / 100.0));
                 fprintf(f, "], \"cpu_s_per_rank\": [");
                 for (int p = 0; p < P; p++)
                     fprintf(f, "%s%.6f", p ? ", " : "", x->cpu_rank[p]);

@@ -1,6 +1,7 @@
 /* Injected delays shared by bls-bench and bls-dlrm (see scenario.h). */
 #define _GNU_SOURCE
 #include "scenario.h"
+#include "measure.h"
 
 #include <errno.h>
 #include <math.h>
@@ -67,20 +68,13 @@ void bls_delay_format(const bls_delay_t *d, char *buf, size_t len)
     }
 }
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 void bls_spend_us(double us, int busy)
 {
     if (us <= 0)
         return;
     if (busy) {
-        double end = now() + us * 1e-6;
-        while (now() < end) {
+        double end = bench_now() + us * 1e-6;
+        while (bench_now() < end) {
         }
         return;
     }

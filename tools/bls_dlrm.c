@@ -22,6 +22,7 @@
 #include "bls.h"
 #include "dlrm.h"
 #include "ideal.h"
+#include "measure.h"
 #include "scenario.h"
 
 #include <cblas.h>
@@ -32,8 +33,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <time.h>
 
 enum { DRV_SYNC, DRV_BLS };
 #define MAX_DRIVERS 8
@@ -69,13 +68,6 @@ typedef struct {
 } opts_t;
 
 static int rank, nprocs;
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static void usage(FILE *f)
 {
@@ -601,7 +593,7 @@ static void consume(const ctx_t *c, slot_t *sl, float *pooled, run_t *r, int64_t
 {
     int T = c->cfg->n_tables, d = c->cfg->d;
     int64_t lo = slice_lo(rank, sl->n), Bs = slice_lo(rank + 1, sl->n) - lo;
-    double t0 = now();
+    double t0 = bench_now();
     const float *src = sl->recv;
     for (int p = 0; p < nprocs; p++) {
         int np = c->first[p + 1] - c->first[p];
@@ -615,7 +607,7 @@ static void consume(const ctx_t *c, slot_t *sl, float *pooled, run_t *r, int64_t
     if (dlrm_interact_top(c->model, (int)Bs, sl->xbot, pooled, r->pred + local_off) != DLRM_OK)
         fail_here("batch %lld: %s", (long long)sl->k, dlrm_last_error());
     memcpy(r->labels + local_off, sl->labels, sizeof(float) * (size_t)Bs);
-    double t1 = now();
+    double t1 = bench_now();
     r->compute += t1 - t0;
     r->lat[sl->k] = t1 - sl->start;
 }
@@ -668,25 +660,25 @@ static void run_driver(const ctx_t *c, const driver_t *dr, source_t *src, int ro
     int64_t consumed_upto = 0; /* batches < this are consumed, in order */
     int64_t posted = 0;
     int ended = 0;
-    double in_lib = 0, t_report = now();
+    double in_lib = 0, t_report = bench_now();
     MPI_Barrier(MPI_COMM_WORLD);
-    double t0 = now();
+    double t0 = bench_now();
     for (int64_t k = 0; !ended; k++) {
-        double it0 = now(), lib0 = in_lib;
+        double it0 = bench_now(), lib0 = in_lib;
         /* The bound: batch k-L-1 (its slot is k's) must be consumed before k is produced. */
         if (k - S >= consumed_upto) {
             for (int64_t j = consumed_upto; j <= k - S; j++) {
                 slot_t *sl = &slots[j % S];
-                double w0 = now();
+                double w0 = bench_now();
                 if ((st = bls_wait(comm, j, NULL)) != BLS_OK)
                     bls_fail(st, "waiting for the exchange", j);
-                in_lib += now() - w0;
+                in_lib += bench_now() - w0;
                 consume(c, sl, pooled, r, j * slice_full);
             }
             consumed_upto = k - S + 1;
         }
         slot_t *sl = &slots[k % S];
-        sl->start = now();
+        sl->start = bench_now();
         int n;
         dlrm_batch_t emb;
         const float *dense, *labels;
@@ -705,11 +697,11 @@ static void run_driver(const ctx_t *c, const driver_t *dr, source_t *src, int ro
         sl->n = n;
         sl->k = k;
         memcpy(sl->labels, labels, sizeof(float) * (size_t)Bs);
-        double c0 = now();
+        double c0 = bench_now();
         if (dlrm_bottom(c->model, (int)Bs, dense, sl->xbot) != DLRM_OK ||
             dlrm_embed(c->model, &emb, c->mine, c->n_mine, sl->send) != DLRM_OK)
             fail_here("batch %lld: %s", (long long)k, dlrm_last_error());
-        double compute = now() - c0;
+        double compute = bench_now() - c0;
         r->compute += compute;
         if (rank == o->hetero_rank)
             bls_spend_us(1e6 * compute * (o->hetero_factor - 1), 0);
@@ -726,7 +718,7 @@ static void run_driver(const ctx_t *c, const driver_t *dr, source_t *src, int ro
             off += rc[p];
         }
         bls_iter_t it;
-        double p0 = now();
+        double p0 = bench_now();
         if ((st = bls_post(comm, sl->send, sc, sd, sl->recv, rc, rd, &it)) != BLS_OK)
             bls_fail(st, "posting the exchange", k);
         posted++;
@@ -734,45 +726,45 @@ static void run_driver(const ctx_t *c, const driver_t *dr, source_t *src, int ro
             if ((st = bls_wait(comm, it, NULL)) != BLS_OK)
                 bls_fail(st, "waiting for the exchange", k);
         }
-        in_lib += now() - p0;
+        in_lib += bench_now() - p0;
         if (dr->kind == DRV_SYNC) {
             consume(c, sl, pooled, r, k * slice_full);
             consumed_upto = k + 1;
         } else { /* consume whatever completed, oldest first, without waiting */
             while (consumed_upto <= k) {
                 int flag = 0;
-                double q0 = now();
+                double q0 = bench_now();
                 if ((st = bls_test(comm, consumed_upto, &flag, NULL)) != BLS_OK)
                     bls_fail(st, "testing the exchange", consumed_upto);
-                in_lib += now() - q0;
+                in_lib += bench_now() - q0;
                 if (!flag)
                     break;
                 consume(c, &slots[consumed_upto % S], pooled, r, consumed_upto * slice_full);
                 consumed_upto++;
             }
         }
-        r->work[k] = (now() - it0) - (in_lib - lib0);
+        r->work[k] = (bench_now() - it0) - (in_lib - lib0);
         r->batches = k + 1;
         r->samples += n;
         if (n < B)
             ended = 1;
-        if (!o->quiet && rank == 0 && now() - t_report > 2.0) {
-            t_report = now();
+        if (!o->quiet && rank == 0 && bench_now() - t_report > 2.0) {
+            t_report = bench_now();
             fprintf(stderr, "bls-dlrm: %s%s round %d: %lld batches, %lld samples, %.0f samples/s\n",
                     label, dr->name, round + 1, (long long)r->batches, (long long)r->samples,
                     (double)r->samples / (t_report - t0));
         }
     }
     for (; consumed_upto < posted; consumed_upto++) {
-        double w0 = now();
+        double w0 = bench_now();
         if ((st = bls_wait(comm, consumed_upto, NULL)) != BLS_OK)
             bls_fail(st, "waiting for the exchange", consumed_upto);
-        in_lib += now() - w0;
+        in_lib += bench_now() - w0;
         consume(c, &slots[consumed_upto % S], pooled, r, consumed_upto * slice_full);
     }
     if ((st = bls_finish(comm)) != BLS_OK)
         fail_here("ending the %s run: %s", dr->name, bls_last_error());
-    r->loop = now() - t0;
+    r->loop = bench_now() - t0;
     bls_stats_t stats;
     bls_comm_stats(comm, &stats);
     r->wait = stats.wait_seconds + stats.post_wait_seconds;
@@ -822,20 +814,6 @@ typedef struct { /* one driver, summed over rounds (rank 0) */
     dlrm_metrics_t m;
     int identical; /* to the first driver's predictions */
 } summary_t;
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double pct(const double *sorted, size_t n, double q)
-{
-    if (n == 0)
-        return 0;
-    size_t i = (size_t)(q * (double)(n - 1) + 0.5);
-    return sorted[i < n ? i : n - 1];
-}
 
 /* Gathers one run's figures to rank 0 and adds them to *sum. */
 static void collect(const run_t *r, const driver_t *dr, const opts_t *o, summary_t *sum)
@@ -917,13 +895,6 @@ static void collect(const run_t *r, const driver_t *dr, const opts_t *o, summary
 static double mib(double bytes)
 {
     return bytes / 1048576.0;
-}
-
-static long peak_rss_kib(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_maxrss;
 }
 
 int main(int argc, char **argv)
@@ -1008,7 +979,7 @@ int main(int argc, char **argv)
     int n_mine = first[rank + 1] - first[rank];
 
     /* Start-up checks on every process; the first failing process's message is printed. */
-    double t0 = now();
+    double t0 = bench_now();
     dlrm_model_t *model = NULL;
     dlrm_status_t st = o.weights ? dlrm_model_load(&cfg, o.weights, mine, n_mine, &model)
                                  : dlrm_model_init_random(&cfg, o.seed, mine, n_mine, &model);
@@ -1035,7 +1006,7 @@ int main(int argc, char **argv)
     double table_bytes = 0;
     for (int i = 0; i < n_mine; i++)
         table_bytes += (double)cfg.rows[mine[i]] * cfg.d * sizeof(float);
-    double build_s = now() - t0, build_max;
+    double build_s = bench_now() - t0, build_max;
     MPI_Reduce(&build_s, &build_max, 1, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
     if (!o.quiet && rank == 0) {
         fprintf(stderr, "bls-dlrm: %d process%s, model ready in %.2f s (%d tables, d = %d, %s "
@@ -1071,7 +1042,7 @@ int main(int argc, char **argv)
     if (input_error[0])
         fail_all("bad input: %s", input_error);
 
-    long rss = peak_rss_kib(), *rss_all = rank == 0 ? malloc(sizeof(long) * (size_t)P) : NULL;
+    long rss = bench_peak_rss_kib(), *rss_all = rank == 0 ? malloc(sizeof(long) * (size_t)P) : NULL;
     double *tb_all = rank == 0 ? malloc(sizeof(double) * (size_t)P) : NULL;
     MPI_Gather(&rss, 1, MPI_LONG, rss_all, 1, MPI_LONG, 0, MPI_COMM_WORLD);
     MPI_Gather(&table_bytes, 1, MPI_DOUBLE, tb_all, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
@@ -1096,7 +1067,7 @@ int main(int argc, char **argv)
                         o.drivers[i].name, o.drivers[0].name);
                 rc = 1;
             }
-            qsort(s->lat, s->nlat, sizeof(double), cmp_double);
+            bench_sort(s->lat, s->nlat);
         }
         for (int64_t g = 0; pf && g < s0->samples; g++)
             fprintf(pf, "%.9g %d\n", s0->pred[g], (int)s0->labels[g]);
@@ -1119,8 +1090,8 @@ int main(int argc, char **argv)
         printf("accuracy     %.6f\n", s0->m.accuracy);
         printf("roc auc      %s\n", auc);
         printf("log loss     %.6f\n", s0->m.logloss);
-        printf("latency      p50 %.3f ms, p99 %.3f ms per batch (%s)\n", 1e3 * pct(s0->lat, s0->nlat, 0.5),
-               1e3 * pct(s0->lat, s0->nlat, 0.99), o.drivers[0].name);
+        printf("latency      p50 %.3f ms, p99 %.3f ms per batch (%s)\n", 1e3 * bench_percentile(s0->lat, s0->nlat, 0.5),
+               1e3 * bench_percentile(s0->lat, s0->nlat, 0.99), o.drivers[0].name);
         printf("throughput   %.0f samples/s (%s); %.0f samples/s in the engine alone (forward "
                "pass of the busiest process)\n", (double)s0->samples * o.rounds / s0->loop,
                o.drivers[0].name, (double)s0->samples * o.rounds / s0->compute);
@@ -1139,8 +1110,8 @@ int main(int argc, char **argv)
             double ms_b = 1e3 * s->loop / (double)(s->batches * o.rounds);
             printf("%-10s %9.3f %10.0f %8.3f %8.3f %8.3f %8.3f %8.3f %6.3f %6.3f %10.6f %9s\n",
                    o.drivers[i].name, ms_b, (double)s->samples * o.rounds / s->loop,
-                   s0->loop / s->loop, 1e3 * pct(s->lat, s->nlat, 0.5),
-                   1e3 * pct(s->lat, s->nlat, 0.99), s->wait / o.rounds, s->ideal / o.rounds,
+                   s0->loop / s->loop, 1e3 * bench_percentile(s->lat, s->nlat, 0.5),
+                   1e3 * bench_percentile(s->lat, s->nlat, 0.99), s->wait / o.rounds, s->ideal / o.rounds,
                    s->ideal / s->loop, s0->ideal0 / s0->ideal_at[i], s->m.auc,
                    s->identical ? "yes" : "NO");
         }
@@ -1208,7 +1179,7 @@ int main(int argc, char **argv)
                             o.drivers[i].name, o.drivers[i].kind == DRV_BLS ? o.drivers[i].lag : 0,
                             s->loop / o.rounds, 1e3 * s->loop / (double)(s->batches * o.rounds),
                             (double)s->samples * o.rounds / s->loop, s0->loop / s->loop,
-                            1e3 * pct(s->lat, s->nlat, 0.5), 1e3 * pct(s->lat, s->nlat, 0.99),
+                            1e3 * bench_percentile(s->lat, s->nlat, 0.5), 1e3 * bench_percentile(s->lat, s->nlat, 0.99),
                             s->wait / o.rounds, s->progress_cpu / o.rounds, s->ideal / o.rounds,
                             s->ideal0 / o.rounds, s->ideal_inf / o.rounds, s->ideal / s->loop,
                             s0->ideal0 / s0->ideal_at[i], s->ideal0 / s->ideal, s->m.accuracy, ai, s->m.logloss,

@@ -1,0 +1,40 @@
+/* Measurement helpers shared by bls-bench and bls-dlrm (see measure.h). */
+#define _GNU_SOURCE
+#include "measure.h"
+
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <time.h>
+
+double bench_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+void bench_sort(double *x, size_t n)
+{
+    qsort(x, n, sizeof(double), cmp_double);
+}
+
+double bench_percentile(const double *sorted, size_t n, double q)
+{
+    if (n == 0)
+        return 0;
+    size_t i = (size_t)(q * (double)(n - 1) + 0.5);
+    return sorted[i < n ? i : n - 1];
+}
+
+long bench_peak_rss_kib(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss;
+}
