@@ -49,6 +49,21 @@ def run(args, name, extra, drivers):
         return json.load(f)
 
 
+def plot_speedup(path, xs, measured, bound, label, xlabel, title, logx=False):
+    """Measured speedup over MPI_Alltoallv against the ideal model's bound."""
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.plot(xs, measured, "o-", label=label)
+    ax.plot(xs, bound, "k--", label="ideal model bound")
+    if logx:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("speedup over MPI_Alltoallv")
+    ax.set_title(title, fontsize=9)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--build", default="build")
@@ -75,15 +90,9 @@ def main():
     lags = [0, 1, 2, 4, 8]
     r = run(args, "lags", ["--delay", "exp:5000"], ["sync"] + [f"bls:{L}" for L in lags])
     d = r["drivers"][1:]
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.plot(lags, [x["speedup"] for x in d], "o-", label="measured speedup over sync")
-    ax.plot(lags, [x["bound"] for x in d], "k--", label="ideal model bound")
-    ax.set_xlabel("lag L")
-    ax.set_ylabel("speedup over MPI_Alltoallv")
-    ax.set_title("DLRM, 4 processes, exp delays mean 5 ms", fontsize=9)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(os.path.join(args.plots, "dlrm_speedup_vs_lag.png"), dpi=110)
+    plot_speedup(os.path.join(args.plots, "dlrm_speedup_vs_lag.png"), lags,
+                 [x["speedup"] for x in d], [x["bound"] for x in d],
+                 "measured speedup over sync", "lag L", "DLRM, 4 processes, exp delays mean 5 ms")
     print("\n| lag | ms/batch | speedup | bound | efficiency |\n|---|---|---|---|---|")
     print(f"| sync | {r['drivers'][0]['ms_per_batch']:.2f} | 1.00x | 1.00x | "
           f"{r['drivers'][0]['efficiency']:.3f} |")
@@ -100,16 +109,10 @@ def main():
         pts.append((m / 1000, b["speedup"], b["bound"]))
         print(f"| {m / 1000:g} ms | {s['ms_per_batch']:.2f} | {b['ms_per_batch']:.2f} | "
               f"{b['speedup']:.2f}x | {b['bound']:.2f}x |", flush=True)
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=f"measured ({bls})")
-    ax.plot([p[0] for p in pts], [p[2] for p in pts], "k--", label="ideal model bound")
-    ax.set_xscale("log")
-    ax.set_xlabel("mean exponential delay per process and batch, ms")
-    ax.set_ylabel("speedup over MPI_Alltoallv")
-    ax.set_title("DLRM, 4 processes", fontsize=9)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(os.path.join(args.plots, "dlrm_speedup_vs_delay.png"), dpi=110)
+    plot_speedup(os.path.join(args.plots, "dlrm_speedup_vs_delay.png"), [p[0] for p in pts],
+                 [p[1] for p in pts], [p[2] for p in pts], f"measured ({bls})",
+                 "mean exponential delay per process and batch, ms", "DLRM, 4 processes",
+                 logx=True)
 
 
 if __name__ == "__main__":
