@@ -155,6 +155,19 @@ bls_status_t bls_wait_any(bls_comm_t *comm, bls_iter_t *iter_p, size_t *recvcoun
  */
 bls_status_t bls_finish(bls_comm_t *comm);
 
+/*
+ * Completion notification, for a runtime that completes its own request objects (the PyTorch
+ * backend does).  fn(arg, iter) is called each time iteration iter becomes complete or fails
+ * for good (it can then be reported with bls_test without blocking), and fn(arg, -1) once if
+ * the communicator fails as a whole (BLS_ERR_MPI).  BLS mode calls it with the communicator's
+ * lock held, from the progress thread or from inside bls_post (an iteration whose only block
+ * is this process's own completes there); SYNC mode calls it inside bls_post.  So fn must return
+ * quickly, must not call this library, and must not take a lock that is held around calls
+ * into this library.  Set it before the first post; fn = NULL removes it.
+ */
+typedef void (*bls_notify_fn)(void *arg, bls_iter_t iter);
+bls_status_t bls_comm_set_notify(bls_comm_t *comm, bls_notify_fn fn, void *arg);
+
 /* Changes the timeout of later waits on this communicator (seconds; <= 0: forever). */
 bls_status_t bls_comm_set_timeout(bls_comm_t *comm, double seconds);
 

@@ -475,6 +475,17 @@ bls_status_t bls_comm_set_timeout(bls_comm_t *c, double seconds)
     return BLS_OK;
 }
 
+bls_status_t bls_comm_set_notify(bls_comm_t *c, bls_notify_fn fn, void *arg)
+{
+    if (!c)
+        return bls_error(BLS_ERR_ARG, "bls_comm_set_notify: comm must not be NULL");
+    if (c->n_posted > 0)
+        return bls_error(BLS_ERR_STATE, "bls_comm_set_notify: set it before the first post");
+    c->notify = fn;
+    c->notify_arg = arg;
+    return BLS_OK;
+}
+
 bls_status_t bls_comm_stats(const bls_comm_t *c, bls_stats_t *s)
 {
     if (!c || !s)

@@ -82,6 +82,9 @@ struct bls_comm {
     bls_status_t fatal;  /* BLS_ERR_MPI once the transport failed */
     char fatal_msg[BLS_MSG_LEN];
 
+    bls_notify_fn notify; /* completion callback, or NULL */
+    void *notify_arg;
+
     /* Statistics. */
     int64_t n_completed;
     double post_wait_seconds, wait_seconds;

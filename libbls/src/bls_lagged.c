@@ -102,6 +102,8 @@ static void set_fatal(bls_comm_t *c, int mpi_rc, const char *what)
     c->fatal = BLS_ERR_MPI;
     snprintf(c->fatal_msg, sizeof(c->fatal_msg), "rank %d: %s", c->rank, bls_last_error());
     pthread_cond_broadcast(&c->wake_user);
+    if (c->notify)
+        c->notify(c->notify_arg, -1);
 }
 
 static void rec_fail(bls_iter_rec_t *rec, bls_status_t st, const char *fmt, ...)
@@ -122,6 +124,8 @@ static void rec_check_done(bls_comm_t *c, bls_iter_rec_t *rec)
     if (!rec->done && rec->missing == 0 && rec->sends_pending == 0) {
         rec->done = 1;
         pthread_cond_broadcast(&c->wake_user);
+        if (c->notify)
+            c->notify(c->notify_arg, rec->iter);
     }
 }
 
@@ -146,6 +150,8 @@ static void fail_beyond_final(bls_comm_t *c, int p)
         rec->missing = 0; /* reported at once; its sends are still tracked (see bls_post) */
         rec->done = 1;
         pthread_cond_broadcast(&c->wake_user);
+        if (c->notify)
+            c->notify(c->notify_arg, rec->iter);
     }
 }
 

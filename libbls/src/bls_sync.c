@@ -77,6 +77,8 @@ bls_status_t bls_sync_post(bls_comm_t *c, const void *sendbuf, const size_t *sen
         rec->done = 1;
         c->n_posted = k + 1;
         *iter_p = k;
+        if (c->notify)
+            c->notify(c->notify_arg, k);
     }
     free(ints);
     return st;

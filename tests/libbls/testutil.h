@@ -24,9 +24,9 @@ static long tu_passed, tu_failed;
 #define CHECK(cond, ...)                                                                        \
     do {                                                                                         \
         if (cond) {                                                                              \
-            tu_passed++;                                                                         \
+            __atomic_add_fetch(&tu_passed, 1, __ATOMIC_RELAXED); /* tests may check from threads */ \
         } else {                                                                                 \
-            tu_failed++;                                                                         \
+            __atomic_add_fetch(&tu_failed, 1, __ATOMIC_RELAXED);                                \
             int r_;                                                                              \
             MPI_Comm_rank(MPI_COMM_WORLD, &r_);                                                  \
             fprintf(stderr, "FAIL rank %d %s:%d: ", r_, __FILE__, __LINE__);                    \
