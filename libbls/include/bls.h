@@ -168,6 +168,14 @@ bls_status_t bls_finish(bls_comm_t *comm);
 typedef void (*bls_notify_fn)(void *arg, bls_iter_t iter);
 bls_status_t bls_comm_set_notify(bls_comm_t *comm, bls_notify_fn fn, void *arg);
 
+/*
+ * What posted, unreported iteration iter still waits for, as text for an error message
+ * ("2, 3": the peers whose blocks are missing; "none, but its sends to peers 1 are still in
+ * flight"; "nothing" once it is complete).  Never blocks.  SYNC mode iterations are complete
+ * when posted.  BLS_ERR_STATE if iter is not posted or already reported.
+ */
+bls_status_t bls_pending_peers(bls_comm_t *comm, bls_iter_t iter, char *buf, size_t len);
+
 /* Changes the timeout of later waits on this communicator (seconds; <= 0: forever). */
 bls_status_t bls_comm_set_timeout(bls_comm_t *comm, double seconds);
 

@@ -475,6 +475,20 @@ bls_status_t bls_comm_set_timeout(bls_comm_t *c, double seconds)
     return BLS_OK;
 }
 
+bls_status_t bls_pending_peers(bls_comm_t *c, bls_iter_t iter, char *buf, size_t len)
+{
+    if (!c || !buf || len < 32)
+        return bls_error(BLS_ERR_ARG, "bls_pending_peers: comm and buf (32 bytes or more) needed");
+    bls_status_t st = find_unreported(c, iter, "bls_pending_peers");
+    if (st != BLS_OK)
+        return st;
+    if (c->mode == BLS_MODE_SYNC)
+        snprintf(buf, len, "nothing");
+    else
+        bls_lagged_pending_peers(c, iter, buf, len);
+    return BLS_OK;
+}
+
 bls_status_t bls_comm_set_notify(bls_comm_t *c, bls_notify_fn fn, void *arg)
 {
     if (!c)

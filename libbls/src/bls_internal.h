@@ -117,6 +117,7 @@ bls_status_t bls_lagged_wait(bls_comm_t *c, bls_iter_t iter, int blocking, int *
                              size_t *recvcounts_out);
 bls_status_t bls_lagged_wait_any(bls_comm_t *c, bls_iter_t *iter_p, size_t *recvcounts_out);
 bls_status_t bls_lagged_finish(bls_comm_t *c);
+void bls_lagged_pending_peers(bls_comm_t *c, bls_iter_t iter, char *buf, size_t len);
 double bls_lagged_cpu_seconds(const bls_comm_t *c);
 
 bls_status_t bls_sync_post(bls_comm_t *c, const void *sendbuf, const size_t *sendcounts,

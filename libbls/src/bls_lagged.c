@@ -541,6 +541,17 @@ static void missing_peers(const bls_comm_t *c, const bls_iter_rec_t *rec, char *
     snprintf(buf + used, len - used, "%s", n ? " are still in flight" : "? (none pending)");
 }
 
+void bls_lagged_pending_peers(bls_comm_t *c, bls_iter_t iter, char *buf, size_t len)
+{
+    pthread_mutex_lock(&c->lock);
+    const bls_iter_rec_t *rec = &c->ring[iter % c->nslots];
+    if (rec->done)
+        snprintf(buf, len, "nothing");
+    else
+        missing_peers(c, rec, buf, len);
+    pthread_mutex_unlock(&c->lock);
+}
+
 /* Caller holds the lock.  Fatal errors are reported to every later call. */
 static bls_status_t check_fatal(bls_comm_t *c)
 {

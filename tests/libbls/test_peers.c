@@ -71,6 +71,13 @@ int main(int argc, char **argv)
             CHECK(s == BLS_ERR_TIMEOUT, "wait on a stalled peer returned %s", bls_strerror(s));
             CHECK(strstr(bls_last_error(), want), "message '%s' lacks '%s'", bls_last_error(),
                   want);
+            char pending[64], peer[16];
+            CHECK_OK(bls_pending_peers(comm, id, pending, sizeof(pending)));
+            snprintf(peer, sizeof(peer), "%d", last);
+            CHECK(!strcmp(pending, peer), "bls_pending_peers says '%s', expected '%s'", pending,
+                  peer);
+            CHECK(bls_pending_peers(comm, 0, pending, sizeof(pending)) == BLS_ERR_STATE,
+                  "bls_pending_peers of a reported iteration is not BLS_ERR_STATE");
             CHECK_OK(bls_comm_set_timeout(comm, 60));
             tu_signal("checked", rank);
         }
