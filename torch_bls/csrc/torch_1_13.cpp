@@ -1,0 +1,109 @@
+// torch_1_13.cpp: everything that depends on the PyTorch version, for PyTorch 1.13.
+//
+// In 1.13 a third-party backend is a c10d::ProcessGroup subclass returned by a creator
+// (store, rank, size, timeout) that Python registers with Backend.register_backend.  PyTorch
+// 2.x splits ProcessGroup into a ProcessGroup facade and c10d::Backend implementations (and
+// passes DistributedBackendOptions to creators registered with extended_api): porting means
+// rewriting this file, with the same forwarding to Core.
+#include "bls_core.hpp"
+
+#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
+#include <torch/csrc/utils/pybind.h>
+
+#include <pybind11/chrono.h>
+
+namespace torch_bls {
+namespace {
+
+class ProcessGroupBls final : public c10d::ProcessGroup {
+ public:
+  ProcessGroupBls(std::shared_ptr<Core> core, int rank, int size)
+      : c10d::ProcessGroup(rank, size), core_(std::move(core)) {}
+  ~ProcessGroupBls() override { core_->shutdown(); }
+
+  const std::string getBackendName() const override { return "bls"; }
+  Core& core() { return *core_; }
+
+  c10::intrusive_ptr<c10d::Work> broadcast(std::vector<at::Tensor>& tensors,
+                                           const c10d::BroadcastOptions& opts) override {
+    return core_->broadcast(tensors, opts.rootRank);
+  }
+  c10::intrusive_ptr<c10d::Work> allreduce(std::vector<at::Tensor>& tensors,
+                                           const c10d::AllreduceOptions& opts) override {
+    return core_->allReduce(tensors, opts.reduceOp);
+  }
+  c10::intrusive_ptr<c10d::Work> allgather(std::vector<std::vector<at::Tensor>>& outputs,
+                                           std::vector<at::Tensor>& inputs,
+                                           const c10d::AllgatherOptions&) override {
+    return core_->allGather(outputs, inputs);
+  }
+  c10::intrusive_ptr<c10d::Work> _allgather_base(at::Tensor& output, at::Tensor& input,
+                                                 const c10d::AllgatherOptions&) override {
+    return core_->allGatherBase(output, input);
+  }
+  c10::intrusive_ptr<c10d::Work> gather(std::vector<std::vector<at::Tensor>>& outputs,
+                                        std::vector<at::Tensor>& inputs,
+                                        const c10d::GatherOptions& opts) override {
+    return core_->gather(outputs, inputs, opts.rootRank);
+  }
+  c10::intrusive_ptr<c10d::Work> scatter(std::vector<at::Tensor>& outputs,
+                                         std::vector<std::vector<at::Tensor>>& inputs,
+                                         const c10d::ScatterOptions& opts) override {
+    return core_->scatter(outputs, inputs, opts.rootRank);
+  }
+  c10::intrusive_ptr<c10d::Work> alltoall_base(at::Tensor& output, at::Tensor& input,
+                                               std::vector<int64_t>& output_splits,
+                                               std::vector<int64_t>& input_splits,
+                                               const c10d::AllToAllOptions&) override {
+    return core_->allToAllSingle(output, input, output_splits, input_splits);
+  }
+  c10::intrusive_ptr<c10d::Work> barrier(const c10d::BarrierOptions&) override {
+    return core_->barrier();
+  }
+
+ private:
+  std::shared_ptr<Core> core_;
+};
+
+c10::intrusive_ptr<c10d::ProcessGroup> createProcessGroup(
+    const c10::intrusive_ptr<c10d::Store>& store, int rank, int size,
+    std::chrono::milliseconds timeout, int lag) {
+  auto core = Core::create(store, rank, size, timeout, lag);
+  return c10::make_intrusive<ProcessGroupBls>(std::move(core), rank, size);
+}
+
+ProcessGroupBls& asBls(const c10::intrusive_ptr<c10d::ProcessGroup>& pg) {
+  auto* bls = dynamic_cast<ProcessGroupBls*>(pg.get());
+  TORCH_CHECK(bls, "bls: the group's backend is ", pg->getBackendName(), ", not bls");
+  return *bls;
+}
+
+}  // namespace
+}  // namespace torch_bls
+
+PYBIND11_MODULE(_C, m) {
+  namespace py = pybind11;
+  using namespace torch_bls;
+  m.doc() = "torch_bls native part: the bls process group (PyTorch 1.13 glue)";
+  m.def("create_process_group", &createProcessGroup, py::arg("store"), py::arg("rank"),
+        py::arg("size"), py::arg("timeout"), py::arg("lag"),
+        py::call_guard<py::gil_scoped_release>(),
+        "Creates the bls process group (collective over the group's processes).");
+  m.def(
+      "lag", [](const c10::intrusive_ptr<c10d::ProcessGroup>& pg) { return asBls(pg).core().lag(); },
+      py::arg("group"), "The lag bound L of a bls process group.");
+  m.def(
+      "stats",
+      [](const c10::intrusive_ptr<c10d::ProcessGroup>& pg) {
+        bls_stats_t s = asBls(pg).core().stats();
+        py::dict d;
+        d["posted"] = s.posted;
+        d["completed"] = s.completed;
+        d["progress_cpu_seconds"] = s.progress_cpu_seconds;
+        d["buffer_bytes"] = s.buffer_bytes;
+        return d;
+      },
+      py::arg("group"), "all_to_all_single statistics of a bls process group (this process).");
+  m.def("finalize", &Core::finalizeAll, py::call_guard<py::gil_scoped_release>(),
+        "Shuts every bls group down and finalizes MPI if this module initialised it.");
+}
