@@ -10,6 +10,7 @@ packages=(
   libopenblas-dev libcjson-dev  # the DLRM engine: sgemm, safetensors headers
   python3-matplotlib python3-numpy  # bench plots (/usr/bin/python3)
   python3-torch python3-sklearn     # the engine's oracle tests and metric cross-checks
+  libtorch-dev python3-dev pybind11-dev  # torch_bls, the PyTorch backend (C++ headers)
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -121,6 +121,13 @@ MPI_Op mpiOp(const c10d::ReduceOp& op) {
   }
 }
 
+// libbls counts in elements of the communicator's datatype, which is MPI_BYTE here.
+std::string inBytes(std::string msg) {
+  for (size_t at = 0; (at = msg.find(" elements", at)) != std::string::npos; at += 6)
+    msg.replace(at, 9, " bytes");
+  return msg;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------- BlsWork
@@ -261,7 +268,7 @@ void Core::reapLocked() {
     std::exception_ptr error;
     if (st != BLS_OK) {
       error = std::make_exception_ptr(
-          std::runtime_error(c10::str("bls: ", work->what(), ": ", bls_last_error())));
+          std::runtime_error(c10::str("bls: ", work->what(), ": ", inBytes(bls_last_error()))));
     } else if (work->finish_fn) {
       try {
         work->finish_fn();
@@ -338,7 +345,7 @@ c10::intrusive_ptr<c10d::Work> Core::allToAllSingle(at::Tensor& output, at::Tens
   TORCH_CHECK(!down_, "bls: all_to_all_single on a process group that was shut down");
   bls_iter_t iter = -1;
   if (bls_post(a2a_, send.data_ptr(), sc, sd, recv.data_ptr(), rc, rd, &iter) != BLS_OK)
-    throw std::runtime_error(c10::str("bls: all_to_all_single: ", bls_last_error()));
+    throw std::runtime_error(c10::str("bls: all_to_all_single: ", inBytes(bls_last_error())));
   work->iter = iter;
   inflight_.push_back(work);
   return work;
