@@ -4,6 +4,7 @@
 #include <c10/util/StringUtil.h>
 
 #include <climits>
+#include <cstdio>
 #include <cstdint>
 #include <stdexcept>
 #include <unistd.h>
@@ -18,6 +19,7 @@ bool g_we_initialized = false;
 
 const int kCreateTag = 0x6b15;        // MPI_Comm_create_group's tag
 const int64_t kChunkBytes = 1 << 30;  // MPI counts are int: larger buffers go in chunks
+const auto kShutdownGrace = std::chrono::seconds(10);
 
 std::string mpiMessage(int rc) {
   char text[MPI_MAX_ERROR_STRING];
@@ -391,8 +393,11 @@ void Core::workerLoop() {
     {
       std::unique_lock<std::mutex> lock(queue_mu_);
       queue_cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
-      if (queue_.empty())
+      if (queue_.empty()) {
+        worker_done_ = true;
+        queue_cv_.notify_all();
         return;
+      }
       item = std::move(queue_.front());
       queue_.pop_front();
     }
@@ -614,10 +619,10 @@ c10::intrusive_ptr<c10d::Work> Core::barrier() {
 
 // -------------------------------------------------------------------------------- shutdown
 
-void Core::shutdown() {
+bool Core::shutdown() {
   std::lock_guard<std::mutex> guard(shutdown_mu_);
   if (down_ || !a2a_)
-    return;
+    return !stuck_;
   {
     std::lock_guard<std::mutex> lock(notify_mu_);
     stop_ = true;
@@ -632,8 +637,20 @@ void Core::shutdown() {
     queued.swap(queue_);
   }
   queue_cv_.notify_all();
-  if (worker_thread_.joinable())
-    worker_thread_.join();  // a call in progress finishes first (MPI cannot cancel it)
+  {
+    // A call in progress finishes first (MPI cannot cancel a collective); one that a peer
+    // never joins would block the process's exit forever, so it is left behind.
+    std::unique_lock<std::mutex> lock(queue_mu_);
+    stuck_ = !queue_cv_.wait_for(lock, kShutdownGrace, [this] { return worker_done_; });
+  }
+  if (stuck_) {
+    worker_thread_.detach();
+    fprintf(stderr, "bls: rank %d: a collective of the group was still blocked in MPI after %lld s "
+            "at shutdown (a peer never joined it); leaving it and MPI unfinalized\n", rank_,
+            static_cast<long long>(kShutdownGrace.count()));
+  } else if (worker_thread_.joinable()) {
+    worker_thread_.join();
+  }
   auto gone = [](const std::string& what) {
     return std::make_exception_ptr(std::runtime_error(
         c10::str("bls: ", what, ": the process group was shut down before it completed")));
@@ -649,8 +666,10 @@ void Core::shutdown() {
     MPI_Finalized(&finalized);
     if (!finalized) {
       bls_comm_destroy(a2a_);  // cancels what is in flight; the tensors are still held
-      MPI_Comm_free(&coll_comm_);
-      MPI_Comm_free(&group_comm_);
+      if (!stuck_) {
+        MPI_Comm_free(&coll_comm_);
+        MPI_Comm_free(&group_comm_);
+      }
     }
     a2a_ = nullptr;
   }
@@ -658,17 +677,19 @@ void Core::shutdown() {
     w->keep.clear();
     w->complete(gone(w->what()));
   }
+  return !stuck_;
 }
 
 void Core::finalizeAll() {
   std::lock_guard<std::mutex> guard(g_mu);
+  bool clean = true;
   for (auto& weak : g_cores)
     if (auto core = weak.lock())
-      core->shutdown();
+      clean = core->shutdown() && clean;
   g_cores.clear();
   int finalized = 0;
   MPI_Finalized(&finalized);
-  if (g_we_initialized && !finalized)
+  if (g_we_initialized && !finalized && clean)  // MPI_Finalize would wait for the stuck call
     MPI_Finalize();
 }
 

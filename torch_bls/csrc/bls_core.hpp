@@ -100,8 +100,10 @@ class Core : public std::enable_shared_from_this<Core> {
   // For a request that timed out: what it still waits for ("peers 2, 3").
   std::string pending(const BlsWork& work);
 
-  // Stops the threads and frees the MPI objects; pending requests fail.  Idempotent.
-  void shutdown();
+  // Stops the threads and frees the MPI objects; pending requests fail.  Idempotent.  A
+  // worker blocked in an MPI collective that a peer never joins is given kShutdownGrace,
+  // then left behind (detached, its communicators not freed); returns false then.
+  bool shutdown();
   // Shuts down every live Core, then finalizes MPI if this module initialised it
   // (registered with Python's atexit: MPI_Finalize must precede the process's exit).
   static void finalizeAll();
@@ -141,6 +143,8 @@ class Core : public std::enable_shared_from_this<Core> {
   std::condition_variable queue_cv_;
   std::deque<std::pair<c10::intrusive_ptr<BlsWork>, std::function<void()>>> queue_;
   std::thread worker_thread_;
+  bool worker_done_ = false;  // queue_mu_: the worker left its loop
+  bool stuck_ = false;        // shutdown gave up on a worker blocked in MPI (peer gone)
 
   std::mutex shutdown_mu_;
   std::atomic<bool> stop_{false};  // threads: leave

@@ -1,0 +1,279 @@
+#!/usr/bin/python3
+"""DLRM inference in PyTorch across processes, synchronous (gloo) or bounded-lag (bls).
+
+Tables are model-parallel (the reference's contiguous blocks), MLPs data-parallel (process q
+takes its slice of every batch), and one all_to_all_single per batch moves the pooled vectors,
+as in the reference's distributed forward.
+
+  --dist-backend gloo   the reference's synchronous pattern: each batch's all_to_all_single
+                        is waited for at once, and the predictions are all_gathered per batch.
+  --dist-backend bls    up to L+1 all_to_all_single calls in flight (L = --lag); a batch is
+                        consumed (interaction, top MLP) as soon as its call completed, and at
+                        the latest when L+1 are in flight; predictions are gathered once, at
+                        the end.  Results are bit-identical for every L.
+
+Launch with mpirun (Open MPI: add --allow-run-as-root --oversubscribe as root):
+  mpirun -np 4 /usr/bin/python3 torch_bls/dlrm_infer.py --dist-backend bls --lag 4 --delay exp:5000
+Runs under Debian's /usr/bin/python3 (python3-torch).  Finds the torch_bls package in
+build/python when PYTHONPATH does not name it.
+
+Output: one line per process count with ms/batch, samples/s, time waiting in the collective,
+and the ideal model (project docs, bls-semantics) on the measured work trace: T_ideal(L),
+efficiency = T_ideal(L) / measured, bound = T_ideal(0) / T_ideal(L); accuracy, ROC AUC and log
+loss.  --json writes all of it; --predictions writes 'probability label' per sample (the C
+engine's format).
+"""
+import argparse
+import collections
+import json
+import os
+import random
+import sys
+import time
+
+_here = os.path.dirname(os.path.abspath(__file__))
+try:
+    import torch_bls  # noqa: F401
+except ImportError:
+    sys.path.insert(0, os.path.join(os.path.dirname(_here), "build", "python"))
+    import torch_bls  # noqa: F401
+
+import torch
+import torch.distributed as dist
+
+from torch_bls.dlrm import Model, criteo_batches, ideal_time, parse_dims, synthetic_batch, table_split
+
+
+class PeerFailed(Exception):
+    """Another process reported the error; this one ends quietly with a failure status."""
+
+
+def split_rows(n, P):
+    k, m = divmod(n, P)
+    return [k + 1 if q < m else k for q in range(P)]
+
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    m = ap.add_argument_group("model (the reference's options)")
+    m.add_argument("--arch-mlp-bot", default="13-512-256-64-16", help="bottom MLP widths (default %(default)s)")
+    m.add_argument("--arch-mlp-top", default="512-256-1", help="top MLP widths after the interaction (default %(default)s)")
+    m.add_argument("--arch-embedding-size", default="-".join(["100000"] * 26), help="rows per table (default 26 x 100000)")
+    m.add_argument("--arch-sparse-feature-size", type=int, default=16, help="embedding dimension d (default 16)")
+    m.add_argument("--arch-interaction-op", default="dot", choices=["dot", "cat"])
+    m.add_argument("--arch-interaction-itself", action="store_true", help="keep Z[i][i] in the dot interaction")
+    m.add_argument("--weights", help="safetensors file with the reference's state_dict names (default: random weights)")
+    m.add_argument("--seed", type=int, default=1, help="seed of the random weights (default 1)")
+    d = ap.add_argument_group("data (default: synthetic)")
+    d.add_argument("--data", help="Criteo Kaggle train.txt format file (streamed by every process)")
+    d.add_argument("--synthetic-samples", type=int, default=65536, help="synthetic samples (default 65536)")
+    d.add_argument("--data-seed", type=int, default=7, help="seed of the synthetic stream (default 7)")
+    d.add_argument("--pooling", type=int, default=1, help="synthetic indices per bag (default 1)")
+    r = ap.add_argument_group("distribution and run")
+    r.add_argument("--dist-backend", default="bls", choices=["bls", "gloo"], help="default bls")
+    r.add_argument("--lag", type=int, default=4, help="bls: calls in flight are at most L+1 (default 4)")
+    r.add_argument("--batch-size", type=int, default=128, help="global samples per batch (default 128)")
+    r.add_argument("--max-batches", type=int, default=0, help="stop after N batches (default: all data)")
+    r.add_argument("--delay", default="none", help="per-process, per-batch delay: none | exp:MEAN_US (default none)")
+    r.add_argument("--delay-seed", type=int, default=1, help="seed of the delay trace (default 1)")
+    r.add_argument("--threads", type=int, default=1, help="torch threads per process (default 1)")
+    r.add_argument("--timeout", type=float, default=120, help="seconds a collective may take (default 120)")
+    r.add_argument("--predictions", help="write 'probability label' per sample, in input order")
+    r.add_argument("--json", help="write the figures and the configuration as JSON")
+    r.add_argument("--quiet", action="store_true", help="no progress lines")
+    a = ap.parse_args(argv)
+    if a.lag < 0:
+        ap.error(f"--lag {a.lag}: must be >= 0")
+    if a.batch_size <= 0 or a.pooling <= 0 or a.synthetic_samples <= 0 or a.threads <= 0:
+        ap.error("--batch-size, --pooling, --synthetic-samples and --threads must be positive")
+    if a.delay != "none":
+        kind, _, mean = a.delay.partition(":")
+        if kind != "exp" or not mean.replace(".", "", 1).isdigit():
+            ap.error(f"--delay {a.delay}: expected none or exp:MEAN_US")
+        a.delay_mean_s = float(mean) * 1e-6
+    else:
+        a.delay_mean_s = 0.0
+    try:
+        a.bot, a.top = parse_dims(a.arch_mlp_bot, "--arch-mlp-bot"), parse_dims(a.arch_mlp_top, "--arch-mlp-top")
+        a.rows = parse_dims(a.arch_embedding_size, "--arch-embedding-size")
+    except ValueError as e:
+        ap.error(str(e))
+    return a
+
+
+def batches(a, mine, log):
+    limit = a.max_batches or None
+    if a.data:
+        for k, b in enumerate(criteo_batches(a.data, a.rows, a.batch_size, log)):
+            if limit is not None and k >= limit:
+                return
+            yield b
+        return
+    n = (a.synthetic_samples + a.batch_size - 1) // a.batch_size
+    for k in range(n if limit is None else min(n, limit)):
+        size = min(a.batch_size, a.synthetic_samples - k * a.batch_size)
+        yield synthetic_batch(k, size, a.rows, a.pooling, a.data_seed, mine)
+
+
+def metrics(pred, labels):
+    import math
+    n = len(pred)
+    acc = sum((p >= 0.5) == (y >= 0.5) for p, y in zip(pred, labels)) / n
+    eps = 1e-7
+    ll = -sum(y * math.log(min(max(p, eps), 1 - eps)) + (1 - y) * math.log(1 - min(max(p, eps), 1 - eps))
+              for p, y in zip(pred, labels)) / n
+    try:
+        from sklearn.metrics import roc_auc_score
+        auc = float(roc_auc_score(labels, pred)) if 0 < sum(labels) < n else None
+    except ImportError:
+        auc = None
+    return acc, auc, ll
+
+
+def run(a):
+    torch.set_num_threads(a.threads)
+    if a.dist_backend == "bls":
+        torch_bls.set_lag(a.lag)
+    dist.init_process_group(a.dist_backend, timeout=__import__("datetime").timedelta(seconds=a.timeout))
+    r, P = dist.get_rank(), dist.get_world_size()
+    L = a.lag if a.dist_backend == "bls" else 0
+    if len(a.rows) < P:
+        raise ValueError(f"{len(a.rows)} tables for {P} processes: every process needs a table")
+    owners = table_split(len(a.rows), P)
+    mine = owners[r]
+    model = Model(a.bot, a.top, a.rows, a.arch_sparse_feature_size, a.arch_interaction_op,
+                  a.arch_interaction_itself, tables=mine)
+    # Every process reads only its own tables, so only some may fail: agree before going on
+    # (one that went ahead alone would wait in the first collective until the timeout).
+    error = None
+    try:
+        if a.weights:
+            model.load(a.weights)
+        else:
+            model.init_random(a.seed)
+    except (ValueError, OSError) as e:
+        error = str(e)
+    failed = torch.tensor([1 if error else 0])
+    dist.all_reduce(failed)
+    if error:
+        raise ValueError(error)
+    if failed.item():
+        raise PeerFailed("another process could not load the model (its message is above)")
+    d = a.arch_sparse_feature_size
+    rng = random.Random(a.delay_seed * 7919 + r)
+
+    def log(msg):
+        if r == 0:
+            print(f"dlrm_infer: {msg}", file=sys.stderr, flush=True)
+
+    dist.barrier()
+    t_start = time.perf_counter()
+    preds, labels, work, pending = {}, {}, {}, collections.deque()
+    waited = 0.0
+    total_samples = 0
+
+    def consume(entry):
+        nonlocal waited
+        k, w, out, x, out_splits, lN = entry
+        t0 = time.perf_counter()
+        w.wait()
+        t1 = time.perf_counter()
+        waited += t1 - t0
+        ly = torch.cat([o.view(lN, -1) for o in out.split(out_splits)], dim=1)
+        with torch.no_grad():
+            preds[k] = model.interact_top(x, ly)
+        work[k] += time.perf_counter() - t1
+
+    with torch.no_grad():
+        for k, batch in enumerate(batches(a, mine, log)):
+            t0 = time.perf_counter()
+            B = batch.size
+            rows = split_rows(B, P)
+            lo = sum(rows[:r])
+            lN = rows[r]
+            labels[k] = batch.labels[lo:lo + lN]
+            ly_local = (torch.cat([model.pool(t, *batch.bags[t]) for t in mine], dim=1) if mine
+                        else torch.empty(B, 0))
+            x = model.bottom(batch.dense[lo:lo + lN])
+            if a.delay_mean_s > 0:
+                time.sleep(rng.expovariate(1.0 / a.delay_mean_s))
+            send = ly_local.reshape(-1)
+            in_splits = [n * len(mine) * d for n in rows]
+            out_splits = [lN * len(owners[p]) * d for p in range(P)]
+            out = send.new_empty(sum(out_splits))
+            work[k] = time.perf_counter() - t0
+            t1 = time.perf_counter()
+            w = dist.all_to_all_single(out, send, out_splits, in_splits, async_op=True)
+            waited += time.perf_counter() - t1
+            pending.append((k, w, out, x, out_splits, lN))
+            total_samples += B
+            while pending and (len(pending) > L or pending[0][1].is_completed()):
+                consume(pending.popleft())
+            if a.dist_backend == "gloo":  # the reference gathers every batch's predictions
+                t2 = time.perf_counter()
+                m = max(rows)  # a short last batch splits unevenly: pad to the largest slice
+                mine_pred = preds[k] if lN == m else torch.cat([preds[k], torch.zeros(m - lN)])
+                full = torch.empty(P * m)
+                dist.all_gather(list(full.split(m)), mine_pred)
+                waited += time.perf_counter() - t2
+            if not a.quiet and r == 0 and (k + 1) % 100 == 0:
+                log(f"{k + 1} batches, {total_samples} samples, "
+                    f"{total_samples / (time.perf_counter() - t_start):.0f} samples/s")
+        while pending:
+            consume(pending.popleft())
+    elapsed = time.perf_counter() - t_start
+    K = len(work)
+
+    mine_out = {"elapsed": elapsed, "waited": waited, "work": [work[k] for k in range(K)],
+                "pred": [preds[k] for k in range(K)], "labels": [labels[k] for k in range(K)]}
+    everyone = [None] * P
+    dist.all_gather_object(everyone, mine_out)
+    result = None
+    if r == 0:
+        pred, lab = [], []
+        for k in range(K):
+            for p in range(P):
+                pred.extend(everyone[p]["pred"][k].tolist())
+                lab.extend(everyone[p]["labels"][k].tolist())
+        trace = [everyone[p]["work"] for p in range(P)]
+        t_meas = max(e["elapsed"] for e in everyone)
+        t_l, t_0 = ideal_time(trace, L), ideal_time(trace, 0)
+        acc, auc, ll = metrics(pred, lab)
+        result = {
+            "backend": a.dist_backend, "lag": L, "processes": P, "batches": K, "samples": len(pred),
+            "batch_size": a.batch_size, "seconds": t_meas, "ms_per_batch": 1e3 * t_meas / max(K, 1),
+            "samples_per_s": len(pred) / t_meas, "wait_s_mean": sum(e["waited"] for e in everyone) / P,
+            "ideal_s": t_l, "ideal0_s": t_0, "efficiency": t_l / t_meas, "bound": t_0 / t_l if t_l else None,
+            "accuracy": acc, "auc": auc, "logloss": ll,
+            "config": {k: v for k, v in vars(a).items() if isinstance(v, (int, float, str, type(None)))},
+        }
+        print(f"{a.dist_backend}{':' + str(L) if a.dist_backend == 'bls' else ''} P={P}: "
+              f"{result['ms_per_batch']:.2f} ms/batch, {result['samples_per_s']:.0f} samples/s, "
+              f"wait {result['wait_s_mean']:.3f} s, ideal {t_l:.3f} s (efficiency {result['efficiency']:.3f}, "
+              f"bound {t_0 / t_l if t_l else float('nan'):.2f}x), accuracy {acc:.4f}, "
+              f"auc {auc if auc is None else round(auc, 4)}, logloss {ll:.4f}", flush=True)
+        if a.predictions:
+            with open(a.predictions, "w") as f:
+                for p_, y in zip(pred, lab):
+                    f.write(f"{p_:.9g} {int(y)}\n")
+        if a.json:
+            with open(a.json, "w") as f:
+                json.dump(result, f, indent=1)
+    dist.destroy_process_group()
+    return result
+
+
+def main(argv=None):
+    a = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        run(a)
+    except (ValueError, OSError, RuntimeError, PeerFailed) as e:
+        print(f"dlrm_infer: {e}", file=sys.stderr, flush=True)
+        if dist.is_initialized():
+            dist.destroy_process_group()
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
