@@ -2,7 +2,7 @@
 # The whole test suite, as CI runs it (`make test`):
 #   1. gcc + Open MPI: build with -Werror, all ctest tests
 #   2. gcc + MPICH:    build with -Werror, all ctest tests
-#   3. clang + Open MPI: build with -Werror (warnings are errors under both compilers)
+#   3. clang + Open MPI: build with -Werror (warnings are errors under both compilers; C++ too)
 #   4. gcc + Open MPI with AddressSanitizer and UndefinedBehaviorSanitizer: the quick tests
 # Stops at the first failing stage; prints one closing line per stage.
 set -euo pipefail
@@ -27,7 +27,7 @@ cmake --build build-mpich -j"$jobs" >/dev/null
 (cd build-mpich && ctest --output-on-failure)
 
 stage "3/4 clang + Open MPI (build, -Werror)"
-OMPI_CC=clang configure build-clang -DCMAKE_C_COMPILER=clang "${ompi[@]}"
+OMPI_CC=clang configure build-clang -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ "${ompi[@]}"
 OMPI_CC=clang cmake --build build-clang -j"$jobs" >/dev/null
 echo "clang build: warning-free"
 

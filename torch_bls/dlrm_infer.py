@@ -243,6 +243,7 @@ def run(a):
             "backend": a.dist_backend, "lag": L, "processes": P, "batches": K, "samples": len(pred),
             "batch_size": a.batch_size, "seconds": t_meas, "ms_per_batch": 1e3 * t_meas / max(K, 1),
             "samples_per_s": len(pred) / t_meas, "wait_s_mean": sum(e["waited"] for e in everyone) / P,
+            "work_ms_mean": 1e3 * sum(map(sum, trace)) / max(P * K, 1),
             "ideal_s": t_l, "ideal0_s": t_0, "efficiency": t_l / t_meas, "bound": t_0 / t_l if t_l else None,
             "accuracy": acc, "auc": auc, "logloss": ll,
             "config": {k: v for k, v in vars(a).items() if isinstance(v, (int, float, str, type(None)))},
