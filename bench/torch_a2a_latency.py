@@ -17,10 +17,13 @@ import statistics
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "build", "python"))
 import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
-import torch_bls  # noqa: E402
+try:  # PYTHONPATH first (an MPICH build), else build/python of this checkout
+    import torch_bls  # noqa: E402
+except ImportError:
+    sys.path.append(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "build", "python"))
+    import torch_bls  # noqa: E402
 
 
 def parse_size(s):

@@ -31,11 +31,15 @@ import random
 import sys
 import time
 
+# This script's folder holds the package's sources (without the built extension): import the
+# built package from PYTHONPATH, else from build/python of this checkout.
 _here = os.path.dirname(os.path.abspath(__file__))
+sys.path = [p for p in sys.path if os.path.abspath(p or ".") != _here]
 try:
     import torch_bls  # noqa: F401
 except ImportError:
-    sys.path.insert(0, os.path.join(os.path.dirname(_here), "build", "python"))
+    sys.modules.pop("torch_bls", None)
+    sys.path.append(os.path.join(os.path.dirname(_here), "build", "python"))
     import torch_bls  # noqa: F401
 
 import torch
