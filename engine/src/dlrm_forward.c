@@ -21,6 +21,8 @@
  * in a fixed order instead (padding it would take 1201 rows).  tests/engine checks the bits
  * across batch sizes and process counts.
  */
+#define IB 16 /* samples per block of the dot interaction */
+
 static int gemm_rows(int B, int fo)
 {
     int min_rows = 1200 / fo + 1;
@@ -37,7 +39,7 @@ static int max_width(const int *w, int n)
 
 /* y[r] = bias + x[r] . w for a width-1 layer: 8 interleaved partial sums (k mod 8) added in a
  * fixed order, so it vectorises and every sample gets the same bits whatever B is. */
-static void dot_layer(int B, int K, const float *x, const float *w, float bias, float *y)
+DLRM_HOT static void dot_layer(int B, int K, const float *x, const float *w, float bias, float *y)
 {
     for (int r = 0; r < B; r++) {
         const float *xr = x + (size_t)r * K;
@@ -49,6 +51,15 @@ static void dot_layer(int B, int K, const float *x, const float *w, float bias, 
         for (int j = 0; k < K; k++, j++)
             acc[j] += xr[k] * w[k];
         y[r] = bias + (((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])));
+    }
+}
+
+/* An unconditional store: a branch here mispredicts on half the activations. */
+DLRM_HOT static void relu(float *y, size_t cnt)
+{
+    for (size_t i = 0; i < cnt; i++) {
+        float v = y[i];
+        y[i] = v > 0.0f ? v : 0.0f;
     }
 }
 
@@ -89,11 +100,7 @@ static void mlp(int B, const int *w, int n, const float *const *W, const float *
             for (size_t i = 0; i < cnt; i++)
                 y[i] = 1.0f / (1.0f + expf(-y[i]));
         } else {
-            /* An unconditional store: a branch here mispredicts on half the activations. */
-            for (size_t i = 0; i < cnt; i++) {
-                float v = y[i];
-                y[i] = v > 0.0f ? v : 0.0f;
-            }
+            relu(y, cnt);
         }
         x = y;
     }
@@ -116,6 +123,10 @@ dlrm_status_t dlrm_bottom(const dlrm_model_t *m, int B, const float *dense, floa
     return DLRM_OK;
 }
 
+#ifndef EMBED_PREFETCH /* lookups ahead (0: none; -DEMBED_PREFETCH=0 builds the A/B baseline) */
+#define EMBED_PREFETCH 16
+#endif
+
 dlrm_status_t dlrm_embed(const dlrm_model_t *m, const dlrm_batch_t *batch, const int *tables,
                          int n_list, float *out)
 {
@@ -135,7 +146,7 @@ dlrm_status_t dlrm_embed(const dlrm_model_t *m, const dlrm_batch_t *batch, const
         const float *table = m->tables[t];
         const int64_t *idx = batch->indices[t], *off = batch->offsets[t];
         const float *wt = batch->weights ? batch->weights[t] : NULL;
-        int64_t rows = m->cfg.rows[t];
+        int64_t rows = m->cfg.rows[t], end = off[B];
         for (int b = 0; b < B; b++) {
             float *o = out + ((size_t)b * nt + (size_t)i) * d;
             memset(o, 0, sizeof(float) * (size_t)d);
@@ -148,6 +159,15 @@ dlrm_status_t dlrm_embed(const dlrm_model_t *m, const dlrm_batch_t *batch, const
                     return dlrm_error(DLRM_ERR_RANGE,
                                       "table %d, sample %d: index %lld is outside [0, %lld)", t, b,
                                       (long long)r, (long long)rows);
+                /* Random rows of large tables miss every cache: ask for the row
+                 * EMBED_PREFETCH lookups ahead now, so several misses are in flight. */
+                if (EMBED_PREFETCH > 0 && k + EMBED_PREFETCH < end) {
+                    int64_t ahead = idx[k + EMBED_PREFETCH];
+                    if (ahead >= 0 && ahead < rows) {
+                        __builtin_prefetch(table + (size_t)ahead * d);
+                        __builtin_prefetch(table + (size_t)ahead * d + d - 1);
+                    }
+                }
                 const float *row = table + (size_t)r * d;
                 float w = wt ? wt[k] : 1.0f;
                 for (int j = 0; j < d; j++)
@@ -156,6 +176,40 @@ dlrm_status_t dlrm_embed(const dlrm_model_t *m, const dlrm_batch_t *batch, const
         }
     }
     return DLRM_OK;
+}
+
+/*
+ * The dot interaction for a block of nb <= IB samples, vectorised across the samples: T of the
+ * block is laid out [F][d][IB] (lane s = sample s; lanes past nb are zero), so each Z[i][j] of
+ * all IB samples is one loop over q = 0..d-1 on IB-wide vectors.  Per sample, Z[i][j] is still
+ * 0 + T_i[0] T_j[0] + T_i[1] T_j[1] + ... in that order: the bits do not depend on the block.
+ * Results go to z[s * ldz + k] for the k-th kept (i, j), i outer, j < i (j <= i with itself).
+ */
+DLRM_HOT static void dot_block(int F, int d, int itself, int nb, const float *x_bot,
+                               const float *pooled, float *tb, float *z, int ldz)
+{
+    int n = F - 1;
+    memset(tb, 0, sizeof(float) * (size_t)F * d * IB);
+    for (int s = 0; s < nb; s++) {
+        for (int q = 0; q < d; q++)
+            tb[(size_t)q * IB + s] = x_bot[(size_t)s * d + q];
+        for (int f = 1; f < F; f++)
+            for (int q = 0; q < d; q++)
+                tb[((size_t)f * d + q) * IB + s] = pooled[((size_t)s * n + (f - 1)) * d + q];
+    }
+    int k = 0;
+    for (int i = 0; i < F; i++) {
+        const float *ti = tb + (size_t)i * d * IB;
+        for (int j = 0; j < (itself ? i + 1 : i); j++, k++) {
+            const float *tj = tb + (size_t)j * d * IB;
+            float acc[IB] = {0};
+            for (int q = 0; q < d; q++)
+                for (int s = 0; s < IB; s++)
+                    acc[s] += ti[(size_t)q * IB + s] * tj[(size_t)q * IB + s];
+            for (int s = 0; s < nb; s++)
+                z[(size_t)s * ldz + k] = acc[s];
+        }
+    }
 }
 
 dlrm_status_t dlrm_interact_top(const dlrm_model_t *m, int B, const float *x_bot,
@@ -168,41 +222,22 @@ dlrm_status_t dlrm_interact_top(const dlrm_model_t *m, int B, const float *x_bot
     const dlrm_config_t *c = &m->cfg;
     int d = c->d, n = c->n_tables, F = n + 1, R = c->top[0];
     size_t ms = 3 * mlp_buffer_floats(B, c->top, c->n_top);
-    float *buf = malloc(((size_t)B * R + ms + (size_t)(d + 1) * F) * sizeof(float));
+    float *buf = malloc(((size_t)B * R + ms + (size_t)IB * d * F) * sizeof(float));
     if (!buf)
         return dlrm_error(DLRM_ERR_NOMEM, "dlrm_interact_top: out of memory for batch %d", B);
-    float *r = buf;
-    float *tt = buf + (size_t)B * R + ms, *acc = tt + (size_t)d * F;
-    for (int b = 0; b < B; b++) {
-        float *rb = r + (size_t)b * R;
-        const float *xb = x_bot + (size_t)b * d, *eb = pooled + (size_t)b * n * d;
-        memcpy(rb, xb, sizeof(float) * (size_t)d);
-        if (c->op == DLRM_INTERACT_CAT) {
-            memcpy(rb + d, eb, sizeof(float) * (size_t)n * d);
-            continue;
+    float *r = buf, *tb = buf + (size_t)B * R + ms;
+    for (int b0 = 0; b0 < B; b0 += IB) {
+        int nb = B - b0 < IB ? B - b0 : IB;
+        for (int s = 0; s < nb; s++) {
+            float *rb = r + (size_t)(b0 + s) * R;
+            const float *eb = pooled + (size_t)(b0 + s) * n * d;
+            memcpy(rb, x_bot + (size_t)(b0 + s) * d, sizeof(float) * (size_t)d);
+            if (c->op == DLRM_INTERACT_CAT)
+                memcpy(rb + d, eb, sizeof(float) * (size_t)n * d);
         }
-        /* T = [x_bot, e_1..e_n]; keep Z[i][j] for i outer, j < i (j <= i with itself).  With
-         * T transposed to [d][F], row i of Z is accumulated across j (vectorises), each Z[i][j]
-         * still summed over q = 0..d-1 in order. */
-        for (int q = 0; q < d; q++) {
-            tt[(size_t)q * F] = xb[q];
-            for (int f = 1; f < F; f++)
-                tt[(size_t)q * F + f] = eb[(size_t)(f - 1) * d + q];
-        }
-        int k = d;
-        for (int i = 0; i < F; i++) {
-            int cnt = c->itself ? i + 1 : i;
-            for (int j = 0; j < cnt; j++)
-                acc[j] = 0.0f;
-            for (int q = 0; q < d; q++) {
-                float a = tt[(size_t)q * F + i];
-                const float *col = tt + (size_t)q * F;
-                for (int j = 0; j < cnt; j++)
-                    acc[j] += a * col[j];
-            }
-            memcpy(rb + k, acc, sizeof(float) * (size_t)cnt);
-            k += cnt;
-        }
+        if (c->op == DLRM_INTERACT_DOT)
+            dot_block(F, d, c->itself, nb, x_bot + (size_t)b0 * d, pooled + (size_t)b0 * n * d, tb,
+                      r + (size_t)b0 * R + d, R);
     }
     mlp(B, c->top, c->n_top, m->top_w, m->top_b, r, out, buf + (size_t)B * R, 1); /* width 1 */
     free(buf);

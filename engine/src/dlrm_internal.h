@@ -16,6 +16,17 @@ struct dlrm_model {
     size_t map_len;
 };
 
+/*
+ * Hot element-wise loops are compiled for AVX-512, AVX2 and the baseline, chosen at load time
+ * (ifunc).  The engine is built without floating-point contraction (-ffp-contract=off), so the
+ * wider vectors run the same additions in the same order: the bits do not depend on the CPU.
+ */
+#if defined(__x86_64__) && defined(__GNUC__) && defined(__linux__) && !defined(DLRM_NO_CLONES)
+#define DLRM_HOT __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define DLRM_HOT
+#endif
+
 dlrm_status_t dlrm_error(dlrm_status_t status, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
