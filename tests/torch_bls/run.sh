@@ -14,4 +14,11 @@ export MASTER_ADDR=127.0.0.1 MASTER_PORT=$port PYTHONPATH=$pydir${PYTHONPATH:+:$
 export BLS_TEST_TMP=$(mktemp -d)
 trap 'rm -rf "$BLS_TEST_TMP"' EXIT
 # Open MPI passes the launcher's environment to local ranks; MPICH's Hydra does by default.
-timeout --kill-after=5 600 "$mpiexec" -n "$np" "${flags[@]}" /usr/bin/python3 "$@"
+# A sanitizer build sets BLS_TEST_PRELOAD: Python is not instrumented, so its processes (not
+# the launcher) preload the sanitizer runtimes.
+python=(/usr/bin/python3)
+if [ -n "${BLS_TEST_PRELOAD:-}" ]; then
+  python=(env "LD_PRELOAD=$BLS_TEST_PRELOAD" ASAN_OPTIONS=detect_leaks=0:alloc_dealloc_mismatch=0:abort_on_error=1
+          UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 /usr/bin/python3)
+fi
+timeout --kill-after=5 600 "$mpiexec" -n "$np" "${flags[@]}" "${python[@]}" "$@"
