@@ -102,7 +102,9 @@ class Core : public std::enable_shared_from_this<Core> {
 
   // Stops the threads and frees the MPI objects; pending requests fail.  Idempotent.  A
   // worker blocked in an MPI collective that a peer never joins is given kShutdownGrace,
-  // then left behind (detached, its communicators not freed); returns false then.
+  // then left behind (detached, its communicators not freed); returns false then.  Should
+  // MPI ever return from that call after this Core is freed, the worker would touch freed
+  // state: reachable only once a peer vanished, at exit, where the process ends anyway.
   bool shutdown();
   // Shuts down every live Core, then finalizes MPI if this module initialised it
   // (registered with Python's atexit: MPI_Finalize must precede the process's exit).
