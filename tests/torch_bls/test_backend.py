@@ -167,6 +167,24 @@ def test_others(r, P):
     check(True, "barrier returned")
 
 
+def test_subgroup(r, P):
+    """A bls group of a subset of the ranks (torch orders a group's ranks as in the world)."""
+    members = [P - 1, 0] if P > 2 else list(range(P))
+    g = dist.new_group(ranks=members, backend="bls")
+    if r not in members:
+        return
+    gr = dist.get_rank(g)
+    check(gr == sorted(members).index(r), f"group rank {gr} of world rank {r}")
+    t = torch.tensor([value(gr, q, 80, 0) for q in range(len(members))])
+    out = torch.empty(len(members))
+    dist.all_to_all_single(out, t, group=g)
+    check(torch.equal(out, torch.tensor([value(p, gr, 80, 0) for p in range(len(members))])),
+          "all_to_all_single on a bls subgroup")
+    s = torch.tensor([float(r)])
+    dist.all_reduce(s, group=g)
+    check(s.item() == float(sum(members)), "all_reduce on a bls subgroup")
+
+
 def test_errors(r, P):
     """Bad arguments are raised at the call, naming what is wrong."""
     cases = [
@@ -247,6 +265,7 @@ def main():
         dist.all_gather_into_tensor(base, torch.tensor([float(r), 0.5]))
         check(torch.equal(base, torch.tensor([x for p in range(P) for x in (float(p), 0.5)])),
               "all_gather_into_tensor")
+        test_subgroup(r, P)
         if P > 1:
             test_bound_causal(r, P, L, tmp)
             test_errors(r, P)
