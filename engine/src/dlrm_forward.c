@@ -189,7 +189,8 @@ DLRM_HOT static void dot_block(int F, int d, int itself, int nb, const float *x_
                                const float *pooled, float *tb, float *z, int ldz)
 {
     int n = F - 1;
-    memset(tb, 0, sizeof(float) * (size_t)F * d * IB);
+    if (nb < IB) /* the last block: its unused lanes are computed too, so give them zeros */
+        memset(tb, 0, sizeof(float) * (size_t)F * d * IB);
     for (int s = 0; s < nb; s++) {
         for (int q = 0; q < d; q++)
             tb[(size_t)q * IB + s] = x_bot[(size_t)s * d + q];
