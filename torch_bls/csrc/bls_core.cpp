@@ -335,13 +335,10 @@ c10::intrusive_ptr<c10d::Work> Core::allToAllSingle(at::Tensor& output, at::Tens
   while (static_cast<int>(inflight_.size()) > lag_) {
     if (a2a_cv_.wait_until(lock, deadline) == std::cv_status::timeout &&
         static_cast<int>(inflight_.size()) > lag_) {
-      char why[512];
-      if (bls_pending_peers(a2a_, inflight_.front()->iter, why, sizeof(why)) != BLS_OK)
-        snprintf(why, sizeof(why), "(unknown: %s)", bls_last_error());
       throw std::runtime_error(c10::str(
           "bls: all_to_all_single: with lag ", lag_, " call ", inflight_.front()->iter,
           " must complete first, and after ", static_cast<double>(timeout_.count()) / 1000.0,
-          " s it still waits for peers ", why));
+          " s it still waits for peers ", pendingLocked(inflight_.front()->iter)));
     }
   }
   TORCH_CHECK(!down_, "bls: all_to_all_single on a process group that was shut down");
@@ -360,10 +357,14 @@ std::string Core::pending(const BlsWork& work) {
   std::lock_guard<std::mutex> lock(a2a_mu_);
   if (down_)
     return "";
+  return c10::str("; call ", work.iter, " still waits for peers ", pendingLocked(work.iter));
+}
+
+std::string Core::pendingLocked(bls_iter_t iter) {
   char why[512];
-  if (bls_pending_peers(a2a_, work.iter, why, sizeof(why)) != BLS_OK)
-    return c10::str(" (", bls_last_error(), ")");
-  return c10::str("; call ", work.iter, " still waits for peers ", why);
+  if (bls_pending_peers(a2a_, iter, why, sizeof(why)) != BLS_OK)
+    return c10::str("(unknown: ", bls_last_error(), ")");
+  return why;
 }
 
 bls_stats_t Core::stats() {

@@ -119,6 +119,7 @@ class Core : public std::enable_shared_from_this<Core> {
   void workerLoop();
   void completionLoop();
   void reapLocked();  // a2a_mu_ held: report every complete iteration
+  std::string pendingLocked(bls_iter_t iter);  // a2a_mu_ held: the peers iter waits for
   static void onComplete(void* arg, bls_iter_t iter);
 
   const int rank_, size_;
