@@ -25,7 +25,9 @@ engine's format).
 """
 import argparse
 import collections
+import datetime
 import json
+import math
 import os
 import random
 import sys
@@ -120,7 +122,6 @@ def batches(a, mine, log):
 
 
 def metrics(pred, labels):
-    import math
     n = len(pred)
     acc = sum((p >= 0.5) == (y >= 0.5) for p, y in zip(pred, labels)) / n
     eps = 1e-7
@@ -138,7 +139,7 @@ def run(a):
     torch.set_num_threads(a.threads)
     if a.dist_backend == "bls":
         torch_bls.set_lag(a.lag)
-    dist.init_process_group(a.dist_backend, timeout=__import__("datetime").timedelta(seconds=a.timeout))
+    dist.init_process_group(a.dist_backend, timeout=datetime.timedelta(seconds=a.timeout))
     r, P = dist.get_rank(), dist.get_world_size()
     L = a.lag if a.dist_backend == "bls" else 0
     if len(a.rows) < P:
@@ -184,8 +185,7 @@ def run(a):
         t1 = time.perf_counter()
         waited += t1 - t0
         ly = torch.cat([o.view(lN, -1) for o in out.split(out_splits)], dim=1)
-        with torch.no_grad():
-            preds[k] = model.interact_top(x, ly)
+        preds[k] = model.interact_top(x, ly)  # called inside the loop's no_grad
         work[k] += time.perf_counter() - t1
 
     with torch.no_grad():
@@ -196,8 +196,8 @@ def run(a):
             lo = sum(rows[:r])
             lN = rows[r]
             labels[k] = batch.labels[lo:lo + lN]
-            ly_local = (torch.cat([model.pool(t, *batch.bags[t]) for t in mine], dim=1) if mine
-                        else torch.empty(B, 0))
+            # every process owns a table (checked above)
+            ly_local = torch.cat([model.pool(t, *batch.bags[t]) for t in mine], dim=1)
             x = model.bottom(batch.dense[lo:lo + lN])
             if a.delay_mean_s > 0:
                 time.sleep(rng.expovariate(1.0 / a.delay_mean_s))

@@ -20,11 +20,9 @@ rm -rf "$out"; mkdir -p "$out"
 pass=0 fail=0
 ok() { pass=$((pass + 1)); }
 bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
-driver() {
+driver() {  # through run.sh: a free port, PYTHONPATH, the sanitizer preload if any
   local np=$1; shift
-  MASTER_ADDR=127.0.0.1 MASTER_PORT=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])') \
-  PYTHONPATH=$pydir timeout --kill-after=5 300 "$mpiexec" -n "$np" "${flags[@]}" \
-    /usr/bin/python3 "$root/torch_bls/dlrm_infer.py" --quiet "$@"
+  "$here/run.sh" "$pydir" "$np" "$mpiexec" "${flags[@]}" -- "$root/torch_bls/dlrm_infer.py" --quiet "$@"
 }
 close() {  # close REF GOT: same samples and labels, probabilities within 1e-5
   /usr/bin/python3 - "$1" "$2" <<'PY'
