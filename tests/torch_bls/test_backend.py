@@ -163,8 +163,15 @@ def test_others(r, P):
     s_in = [torch.tensor([q, q * 10, q * 100]) for q in range(P)] if r == root else None
     dist.scatter(s_out, s_in, src=root)
     check(torch.equal(s_out, torch.tensor([r, r * 10, r * 100])), "scatter int64")
+
+
+
+def test_barrier(r, P, tmp):
+    """Causal: every rank leaves a file before the barrier; after it, all P must be there."""
+    open(os.path.join(tmp, f"before-barrier-{r}"), "w").close()
     dist.barrier()
-    check(True, "barrier returned")
+    seen = sum(os.path.exists(os.path.join(tmp, f"before-barrier-{p}")) for p in range(P))
+    check(seen == P, f"after the barrier {seen} of {P} ranks had arrived")
 
 
 def test_subgroup(r, P):
@@ -254,6 +261,7 @@ def main():
     test_a2a_probe(r, P)
     test_async_pipeline(r, P, L if args.backend == "bls" else 0)
     test_others(r, P)
+    test_barrier(r, P, tmp)
     if args.backend == "bls":
         import torch_bls
         check(torch_bls.lag() == L, f"the group's lag is {torch_bls.lag()}, set {L}")
