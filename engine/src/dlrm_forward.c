@@ -21,7 +21,10 @@
  * in a fixed order instead (padding it would take 1201 rows).  tests/engine checks the bits
  * across batch sizes and process counts.
  */
-#define IB 16 /* samples per block of the dot interaction */
+#define V 16 /* lanes of the dot interaction's vectors */
+typedef float vf __attribute__((vector_size(V * sizeof(float))));
+/* The same, at any float's address (as the compilers' own unaligned vector types). */
+typedef float vfu __attribute__((vector_size(V * sizeof(float)), aligned(sizeof(float)), may_alias));
 
 static int gemm_rows(int B, int fo)
 {
@@ -63,6 +66,15 @@ DLRM_HOT static void relu(float *y, size_t cnt)
     }
 }
 
+/* y[r] = bias for M rows of width fo, sgemm's starting point (beta = 1): inline vector stores,
+ * not a library call per row. */
+DLRM_HOT static void broadcast(float *y, const float *bias, int M, int fo)
+{
+    for (int r = 0; r < M; r++)
+        for (int j = 0; j < fo; j++)
+            y[(size_t)r * fo + j] = bias[j];
+}
+
 /* Floats of each of mlp()'s three scratch buffers (an input pad, two activations) for B
  * samples: the most rows a layer runs on (width-1 layers never pad) times the widest layer. */
 static size_t mlp_buffer_floats(int B, const int *w, int n)
@@ -88,8 +100,8 @@ static void mlp(int B, const int *w, int n, const float *const *W, const float *
             memset((float *)x + (size_t)B * fi, 0, sizeof(float) * (size_t)(M - B) * fi);
         }
         float *y = l == n - 1 && M == B ? out : (l % 2 == 0 ? a : b);
-        for (int r = 0; fo > 1 && r < M; r++)
-            memcpy(y + (size_t)r * fo, bias[l], sizeof(float) * (size_t)fo);
+        if (fo > 1)
+            broadcast(y, bias[l], M, fo);
         if (fo == 1)
             dot_layer(B, fi, x, W[l], bias[l][0], y);
         else
@@ -108,6 +120,27 @@ static void mlp(int B, const int *w, int n, const float *const *W, const float *
         memcpy(out, x, sizeof(float) * (size_t)B * w[n]);
 }
 
+/*
+ * Samples per pass through the layers.  A whole batch of 2048 makes each 512-wide activation
+ * 4 MiB, twice the L2: the bias broadcast, sgemm's update and the ReLU would each stream it
+ * through memory.  In chunks of CHUNK samples it stays in L2 from one layer to the next.
+ * Every row of an sgemm is computed alike whatever the number of rows (see gemm_rows), so the
+ * chunking does not change a bit.
+ */
+#ifndef CHUNK
+#define CHUNK 256
+#endif
+
+/* Scratch floats for the MLPs of up to `chunk` samples (both MLPs share it, in turn). */
+static size_t mlp_scratch_floats(const dlrm_config_t *c, int chunk)
+{
+    size_t bot = mlp_buffer_floats(chunk, c->bot, c->n_bot - 1);
+    size_t top = mlp_buffer_floats(chunk, c->top, c->n_top);
+    return 3 * (bot > top ? bot : top);
+}
+
+static int chunk_of(int B) { return B < CHUNK ? B : CHUNK; }
+
 dlrm_status_t dlrm_bottom(const dlrm_model_t *m, int B, const float *dense, float *out)
 {
     if (!m || B < 0 || (B > 0 && (!dense || !out)))
@@ -115,10 +148,14 @@ dlrm_status_t dlrm_bottom(const dlrm_model_t *m, int B, const float *dense, floa
     if (B == 0)
         return DLRM_OK;
     const dlrm_config_t *c = &m->cfg;
-    float *scratch = malloc(3 * mlp_buffer_floats(B, c->bot, c->n_bot - 1) * sizeof(float));
+    float *scratch = malloc(mlp_scratch_floats(c, chunk_of(B)) * sizeof(float));
     if (!scratch)
         return dlrm_error(DLRM_ERR_NOMEM, "dlrm_bottom: out of memory");
-    mlp(B, c->bot, c->n_bot - 1, m->bot_w, m->bot_b, dense, out, scratch, 0);
+    for (int b0 = 0; b0 < B; b0 += CHUNK) {
+        int nb = B - b0 < CHUNK ? B - b0 : CHUNK;
+        mlp(nb, c->bot, c->n_bot - 1, m->bot_w, m->bot_b, dense + (size_t)b0 * c->bot[0],
+            out + (size_t)b0 * c->d, scratch, 0);
+    }
     free(scratch);
     return DLRM_OK;
 }
@@ -127,13 +164,10 @@ dlrm_status_t dlrm_bottom(const dlrm_model_t *m, int B, const float *dense, floa
 #define EMBED_PREFETCH 16
 #endif
 
-dlrm_status_t dlrm_embed(const dlrm_model_t *m, const dlrm_batch_t *batch, const int *tables,
-                         int n_list, float *out)
+/* Checks a table list (NULL: every table) before anything is written. */
+static dlrm_status_t check_tables(const dlrm_model_t *m, const int *tables, int nt)
 {
-    if (!m || !batch || !out || (tables && n_list < 0))
-        return dlrm_error(DLRM_ERR_ARG, "dlrm_embed: model, batch and out are required");
-    int d = m->cfg.d, nt = tables ? n_list : m->cfg.n_tables, B = batch->B;
-    for (int i = 0; i < nt; i++) { /* the whole list first: no partial output on a bad entry */
+    for (int i = 0; i < nt; i++) {
         int t = tables ? tables[i] : i;
         if (t < 0 || t >= m->cfg.n_tables)
             return dlrm_error(DLRM_ERR_ARG, "dlrm_embed: table list entry %d: table %d is not "
@@ -141,76 +175,193 @@ dlrm_status_t dlrm_embed(const dlrm_model_t *m, const dlrm_batch_t *batch, const
         if (!m->tables[t])
             return dlrm_error(DLRM_ERR_ARG, "dlrm_embed: table %d is not held by this model", t);
     }
+    return DLRM_OK;
+}
+
+/* Checks every bag of the listed tables before anything is written: offsets that never
+ * decrease and indices within the table. */
+static dlrm_status_t check_bags(const dlrm_model_t *m, const dlrm_batch_t *batch,
+                                const int *tables, int nt)
+{
+    for (int i = 0; i < nt; i++) {
+        int t = tables ? tables[i] : i;
+        const int64_t *idx = batch->indices[t], *off = batch->offsets[t];
+        int64_t rows = m->cfg.rows[t];
+        for (int b = 0; b < batch->B; b++) {
+            if (off[b + 1] < off[b])
+                return dlrm_error(DLRM_ERR_ARG, "table %d, sample %d: offsets decrease (%lld > %lld)",
+                                  t, b, (long long)off[b], (long long)off[b + 1]);
+            for (int64_t k = off[b]; k < off[b + 1]; k++)
+                if (idx[k] < 0 || idx[k] >= rows)
+                    return dlrm_error(DLRM_ERR_RANGE,
+                                      "table %d, sample %d: index %lld is outside [0, %lld)", t, b,
+                                      (long long)idx[k], (long long)rows);
+        }
+    }
+    return DLRM_OK;
+}
+
+/* Pools samples b0 .. b1-1 of the batch into out [b1 - b0, nt, d]; check_bags has passed. */
+DLRM_HOT static void embed_rows(const dlrm_model_t *m, const dlrm_batch_t *batch,
+                                const int *tables, int nt, int b0, int b1, float *out)
+{
+    int d = m->cfg.d;
     for (int i = 0; i < nt; i++) {
         int t = tables ? tables[i] : i;
         const float *table = m->tables[t];
         const int64_t *idx = batch->indices[t], *off = batch->offsets[t];
         const float *wt = batch->weights ? batch->weights[t] : NULL;
-        int64_t rows = m->cfg.rows[t], end = off[B];
-        for (int b = 0; b < B; b++) {
-            float *o = out + ((size_t)b * nt + (size_t)i) * d;
+        int64_t end = off[b1];
+        for (int b = b0; b < b1; b++) {
+            float *o = out + ((size_t)(b - b0) * nt + (size_t)i) * d;
             memset(o, 0, sizeof(float) * (size_t)d);
-            if (off[b + 1] < off[b])
-                return dlrm_error(DLRM_ERR_ARG, "table %d, sample %d: offsets decrease (%lld > %lld)",
-                                  t, b, (long long)off[b], (long long)off[b + 1]);
             for (int64_t k = off[b]; k < off[b + 1]; k++) {
-                int64_t r = idx[k];
-                if (r < 0 || r >= rows)
-                    return dlrm_error(DLRM_ERR_RANGE,
-                                      "table %d, sample %d: index %lld is outside [0, %lld)", t, b,
-                                      (long long)r, (long long)rows);
                 /* Random rows of large tables miss every cache: ask for the row
                  * EMBED_PREFETCH lookups ahead now, so several misses are in flight. */
                 if (EMBED_PREFETCH > 0 && k + EMBED_PREFETCH < end) {
-                    int64_t ahead = idx[k + EMBED_PREFETCH];
-                    if (ahead >= 0 && ahead < rows) {
-                        __builtin_prefetch(table + (size_t)ahead * d);
-                        __builtin_prefetch(table + (size_t)ahead * d + d - 1);
-                    }
+                    const float *ahead = table + (size_t)idx[k + EMBED_PREFETCH] * d;
+                    __builtin_prefetch(ahead);
+                    __builtin_prefetch(ahead + d - 1);
                 }
-                const float *row = table + (size_t)r * d;
+                const float *row = table + (size_t)idx[k] * d;
                 float w = wt ? wt[k] : 1.0f;
                 for (int j = 0; j < d; j++)
                     o[j] += w * row[j];
             }
         }
     }
-    return DLRM_OK;
+}
+
+dlrm_status_t dlrm_embed(const dlrm_model_t *m, const dlrm_batch_t *batch, const int *tables,
+                         int n_list, float *out)
+{
+    if (!m || !batch || !out || (tables && n_list < 0))
+        return dlrm_error(DLRM_ERR_ARG, "dlrm_embed: model, batch and out are required");
+    int nt = tables ? n_list : m->cfg.n_tables;
+    dlrm_status_t st = check_tables(m, tables, nt);
+    if (st == DLRM_OK && (st = check_bags(m, batch, tables, nt)) == DLRM_OK)
+        embed_rows(m, batch, tables, nt, 0, batch->B, out);
+    return st;
 }
 
 /*
- * The dot interaction for a block of nb <= IB samples, vectorised across the samples: T of the
- * block is laid out [F][d][IB] (lane s = sample s; lanes past nb are zero), so each Z[i][j] of
- * all IB samples is one loop over q = 0..d-1 on IB-wide vectors.  Per sample, Z[i][j] is still
- * 0 + T_i[0] T_j[0] + T_i[1] T_j[1] + ... in that order: the bits do not depend on the block.
- * Results go to z[s * ldz + k] for the k-th kept (i, j), i outer, j < i (j <= i with itself).
+ * out[u] = the sum of p[u]'s V lanes (u < cnt), all V sums at once, in a fixed tree:
+ * (((l0+l8)+(l4+l12))+((l2+l10)+(l6+l14))) + (((l1+l9)+(l5+l13))+((l3+l11)+(l7+l15))).
+ * Each stage adds the two halves of pairs of vectors, interleaved so the sums stay apart.
  */
-DLRM_HOT static void dot_block(int F, int d, int itself, int nb, const float *x_bot,
-                               const float *pooled, float *tb, float *z, int ldz)
+static inline __attribute__((always_inline)) void sum_lanes(const vf *p, float *out, int cnt)
 {
-    int n = F - 1;
-    if (nb < IB) /* the last block: its unused lanes are computed too, so give them zeros */
-        memset(tb, 0, sizeof(float) * (size_t)F * d * IB);
-    for (int s = 0; s < nb; s++) {
-        for (int q = 0; q < d; q++)
-            tb[(size_t)q * IB + s] = x_bot[(size_t)s * d + q];
-        for (int f = 1; f < F; f++)
-            for (int q = 0; q < d; q++)
-                tb[((size_t)f * d + q) * IB + s] = pooled[((size_t)s * n + (f - 1)) * d + q];
+    vf q[8], r[4], t[2], sums;
+    for (int u = 0; u < 8; u++)
+        q[u] = __builtin_shufflevector(p[2 * u], p[2 * u + 1], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18,
+                                       19, 20, 21, 22, 23) +
+               __builtin_shufflevector(p[2 * u], p[2 * u + 1], 8, 9, 10, 11, 12, 13, 14, 15, 24,
+                                       25, 26, 27, 28, 29, 30, 31);
+    for (int u = 0; u < 4; u++)
+        r[u] = __builtin_shufflevector(q[2 * u], q[2 * u + 1], 0, 1, 2, 3, 8, 9, 10, 11, 16, 17,
+                                       18, 19, 24, 25, 26, 27) +
+               __builtin_shufflevector(q[2 * u], q[2 * u + 1], 4, 5, 6, 7, 12, 13, 14, 15, 20, 21,
+                                       22, 23, 28, 29, 30, 31);
+    for (int u = 0; u < 2; u++)
+        t[u] = __builtin_shufflevector(r[2 * u], r[2 * u + 1], 0, 1, 4, 5, 8, 9, 12, 13, 16, 17,
+                                       20, 21, 24, 25, 28, 29) +
+               __builtin_shufflevector(r[2 * u], r[2 * u + 1], 2, 3, 6, 7, 10, 11, 14, 15, 18, 19,
+                                       22, 23, 26, 27, 30, 31);
+    sums = __builtin_shufflevector(t[0], t[1], 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
+                                   28, 30) +
+           __builtin_shufflevector(t[0], t[1], 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27,
+                                   29, 31);
+    memcpy(out, &sums, sizeof(float) * (size_t)cnt);
+}
+
+/*
+ * The dot interaction of one sample: its F vectors are the bottom output x_bot and the n
+ * pooled rows.  Z[i][j] is the product of vectors i and j, V lanes wide (pieces of V added in
+ * order when d > V), summed by sum_lanes V pairs at a time, so V results are stored together.
+ * Results go to z[k] for the k-th kept (i, j), i outer, j < i (j <= i with itself).  The order
+ * of every sum is fixed, so a sample's bits do not depend on its batch.  When d is not a
+ * multiple of V the vectors are first copied to tp as rows of d rounded up, zero-padded.
+ */
+DLRM_HOT static void dot_sample(int F, int d, int itself, const float *x_bot, const float *pooled,
+                                float *tp, float *z)
+{
+    int nv = (d + V - 1) / V, dp = nv * V;
+    const float *x0 = x_bot, *e0 = pooled;
+    if (dp > d) {
+        for (int f = 0; f < F; f++) {
+            memcpy(tp + (size_t)f * dp, f == 0 ? x_bot : pooled + (size_t)(f - 1) * d,
+                   sizeof(float) * (size_t)d);
+            memset(tp + (size_t)f * dp + d, 0, sizeof(float) * (size_t)(dp - d));
+        }
+        x0 = tp;
+        e0 = tp + dp;
     }
-    int k = 0;
+    vf p[V];
+    int u = 0, k = 0;
     for (int i = 0; i < F; i++) {
-        const float *ti = tb + (size_t)i * d * IB;
-        for (int j = 0; j < (itself ? i + 1 : i); j++, k++) {
-            const float *tj = tb + (size_t)j * d * IB;
-            float acc[IB] = {0};
-            for (int q = 0; q < d; q++)
-                for (int s = 0; s < IB; s++)
-                    acc[s] += ti[(size_t)q * IB + s] * tj[(size_t)q * IB + s];
-            for (int s = 0; s < nb; s++)
-                z[(size_t)s * ldz + k] = acc[s];
+        const vfu *ti = (const vfu *)(i == 0 ? x0 : e0 + (size_t)(i - 1) * dp);
+        for (int j = 0; j < (itself ? i + 1 : i); j++) {
+            const vfu *tj = (const vfu *)(j == 0 ? x0 : e0 + (size_t)(j - 1) * dp);
+            vf acc = ti[0] * tj[0];
+            for (int c = 1; c < nv; c++)
+                acc += ti[c] * tj[c];
+            p[u++] = acc;
+            if (u == V) {
+                sum_lanes(p, z + k, V);
+                k += V;
+                u = 0;
+            }
         }
     }
+    if (u > 0) {
+        for (int w = u; w < V; w++)
+            p[w] = (vf){0};
+        sum_lanes(p, z + k, u);
+    }
+}
+
+/* The workspace of up to `chunk` samples: chunk * top[0] floats for the top MLP's input, the
+ * dot block, then the MLP scratch (top_ws_floats in all). */
+static size_t ws_dot_block(const dlrm_config_t *c, int chunk)
+{
+    return (size_t)chunk * c->top[0];
+}
+
+static size_t ws_mlp_scratch(const dlrm_config_t *c, int chunk)
+{
+    size_t dp = (size_t)(c->d + V - 1) / V * V;
+    return ws_dot_block(c, chunk) + V + dp * (size_t)(c->n_tables + 1); /* V: to align */
+}
+
+/* The dot interaction's rows, on a vector boundary. */
+static float *dot_block_of(const dlrm_config_t *c, int chunk, float *ws)
+{
+    uintptr_t p = (uintptr_t)(ws + ws_dot_block(c, chunk));
+    return (float *)((p + sizeof(vf) - 1) / sizeof(vf) * sizeof(vf));
+}
+
+static size_t top_ws_floats(const dlrm_config_t *c, int chunk)
+{
+    return ws_mlp_scratch(c, chunk) + mlp_scratch_floats(c, chunk);
+}
+
+/* Interaction and top MLP for nb <= C samples in a workspace ws of C samples. */
+static void interact_top(const dlrm_model_t *m, int nb, const float *x_bot, const float *pooled,
+                         float *out, float *ws, int C)
+{
+    const dlrm_config_t *c = &m->cfg;
+    int d = c->d, n = c->n_tables, F = n + 1, R = c->top[0];
+    float *r = ws, *tp = dot_block_of(c, C, ws), *scratch = ws + ws_mlp_scratch(c, C);
+    for (int s = 0; s < nb; s++) {
+        float *rs = r + (size_t)s * R;
+        const float *es = pooled + (size_t)s * n * d;
+        memcpy(rs, x_bot + (size_t)s * d, sizeof(float) * (size_t)d);
+        if (c->op == DLRM_INTERACT_CAT)
+            memcpy(rs + d, es, sizeof(float) * (size_t)n * d);
+        else
+            dot_sample(F, d, c->itself, x_bot + (size_t)s * d, es, tp, rs + d);
+    }
+    mlp(nb, c->top, c->n_top, m->top_w, m->top_b, r, out, scratch, 1); /* width 1 */
 }
 
 dlrm_status_t dlrm_interact_top(const dlrm_model_t *m, int B, const float *x_bot,
@@ -221,44 +372,43 @@ dlrm_status_t dlrm_interact_top(const dlrm_model_t *m, int B, const float *x_bot
     if (B == 0)
         return DLRM_OK;
     const dlrm_config_t *c = &m->cfg;
-    int d = c->d, n = c->n_tables, F = n + 1, R = c->top[0];
-    size_t ms = 3 * mlp_buffer_floats(B, c->top, c->n_top);
-    float *buf = malloc(((size_t)B * R + ms + (size_t)IB * d * F) * sizeof(float));
-    if (!buf)
+    float *ws = malloc(top_ws_floats(c, chunk_of(B)) * sizeof(float));
+    if (!ws)
         return dlrm_error(DLRM_ERR_NOMEM, "dlrm_interact_top: out of memory for batch %d", B);
-    float *r = buf, *tb = buf + (size_t)B * R + ms;
-    for (int b0 = 0; b0 < B; b0 += IB) {
-        int nb = B - b0 < IB ? B - b0 : IB;
-        for (int s = 0; s < nb; s++) {
-            float *rb = r + (size_t)(b0 + s) * R;
-            const float *eb = pooled + (size_t)(b0 + s) * n * d;
-            memcpy(rb, x_bot + (size_t)(b0 + s) * d, sizeof(float) * (size_t)d);
-            if (c->op == DLRM_INTERACT_CAT)
-                memcpy(rb + d, eb, sizeof(float) * (size_t)n * d);
-        }
-        if (c->op == DLRM_INTERACT_DOT)
-            dot_block(F, d, c->itself, nb, x_bot + (size_t)b0 * d, pooled + (size_t)b0 * n * d, tb,
-                      r + (size_t)b0 * R + d, R);
+    for (int b0 = 0; b0 < B; b0 += CHUNK) {
+        int nb = B - b0 < CHUNK ? B - b0 : CHUNK;
+        interact_top(m, nb, x_bot + (size_t)b0 * c->d, pooled + (size_t)b0 * c->n_tables * c->d,
+                     out + b0, ws, chunk_of(B));
     }
-    mlp(B, c->top, c->n_top, m->top_w, m->top_b, r, out, buf + (size_t)B * R, 1); /* width 1 */
-    free(buf);
+    free(ws);
     return DLRM_OK;
 }
 
+/* The whole pass a chunk at a time: its bottom output and pooled rows are still in cache when
+ * the interaction reads them. */
 dlrm_status_t dlrm_forward(const dlrm_model_t *m, const dlrm_batch_t *batch, float *out)
 {
-    if (!m || !batch || !out)
+    if (!m || !batch || !out || batch->B < 0)
         return dlrm_error(DLRM_ERR_ARG, "dlrm_forward: model, batch and out are required");
-    int B = batch->B, d = m->cfg.d, n = m->cfg.n_tables;
-    float *x = malloc(sizeof(float) * ((size_t)B * d + (size_t)B * n * d + 1));
+    const dlrm_config_t *c = &m->cfg;
+    int B = batch->B, d = c->d, n = c->n_tables, C = chunk_of(B);
+    dlrm_status_t st = check_tables(m, NULL, n);
+    if (st == DLRM_OK)
+        st = check_bags(m, batch, NULL, n);
+    if (st != DLRM_OK || B == 0)
+        return st;
+    size_t xf = (size_t)C * d + (size_t)C * n * d;
+    float *x = malloc((xf + top_ws_floats(c, C)) * sizeof(float));
     if (!x)
         return dlrm_error(DLRM_ERR_NOMEM, "dlrm_forward: out of memory for batch %d", B);
-    float *pooled = x + (size_t)B * d;
-    dlrm_status_t st = dlrm_bottom(m, B, batch->dense, x);
-    if (st == DLRM_OK)
-        st = dlrm_embed(m, batch, NULL, n, pooled);
-    if (st == DLRM_OK)
-        st = dlrm_interact_top(m, B, x, pooled, out);
+    float *pooled = x + (size_t)C * d, *ws = x + xf;
+    for (int b0 = 0; b0 < B; b0 += CHUNK) {
+        int nb = B - b0 < CHUNK ? B - b0 : CHUNK;
+        mlp(nb, c->bot, c->n_bot - 1, m->bot_w, m->bot_b, batch->dense + (size_t)b0 * c->bot[0],
+            x, ws + ws_mlp_scratch(c, C), 0);
+        embed_rows(m, batch, NULL, n, b0, b0 + nb, pooled);
+        interact_top(m, nb, x, pooled, out + b0, ws, C);
+    }
     free(x);
-    return st;
+    return DLRM_OK;
 }

@@ -12,6 +12,7 @@ struct dlrm_model {
     const float *top_w[DLRM_MAX_LAYERS], *top_b[DLRM_MAX_LAYERS]; /* layer l: [top[l+1], top[l]] */
     const float **tables;       /* [n_tables]; NULL for tables this process does not hold */
     float *owned;               /* one allocation holding every randomly initialised tensor */
+    size_t owned_len;           /* its mapped length */
     void *map;                  /* the mapped safetensors file, or NULL */
     size_t map_len;
 };
