@@ -2,12 +2,13 @@
  * bls-engine-bench: the engine's forward pass against the limit its MLPs' flops allow at the
  * sgemm rate OpenBLAS reaches on the same shapes, measured in the same process, interleaved.
  *
- * Per round and batch size, the same number of samples goes (A) through dlrm_forward, over
- * distinct pre-generated batches (uniform indices into the tables, so lookups miss the caches
- * as in serving), and (B) through the MLPs' layers alone: one cblas_sgemm per layer, x[B, in]
- * times W^T into y[B, out] with no bias, activation, lookup or interaction, at full batch.
- * (B)'s samples/s is the limit; the figure is the median over rounds of time(B) / time(A),
- * the engine's fraction of the limit.  One thread (OpenBLAS set to one).
+ * Each batch, from distinct pre-generated ones (uniform indices into the tables, so lookups
+ * miss the caches as in serving), goes (A) through dlrm_forward, and a batch of the same size
+ * goes (B) through the MLPs' layers alone: one cblas_sgemm per layer, x[B, in] times W^T into
+ * y[B, out], with no bias, activation, lookup or interaction, at full batch.  A and B
+ * alternate batch by batch.  B's samples/s is the limit; the figure is the median over the
+ * pairs of time(B) / time(A), the engine's fraction of the limit, with its quartiles.  One
+ * thread (OpenBLAS set to one).
  *
  * Usage: bls-engine-bench [--arch-mlp-bot S] [--arch-mlp-top S] [--tables N] [--rows R]
  *                         [--d D] [--batches LIST] [--samples N] [--rounds R] [--json FILE]
@@ -37,7 +38,7 @@ static void usage(FILE *f)
             "  --d D              embedding dimension (default 16)\n"
             "  --batches LIST     batch sizes, comma-separated (default 128,512,2048)\n"
             "  --samples N        samples per measurement and batch size (default 16384)\n"
-            "  --rounds R         interleaved rounds; figures are medians (default 7)\n"
+            "  --rounds R         passes over the samples; figures are medians (default 7)\n"
             "  --json FILE        write the figures as JSON\n"
             "  --help             this text\n");
 }
@@ -210,9 +211,13 @@ int main(int argc, char **argv)
     float *act_a = malloc(sizeof(float) * (size_t)maxB * (size_t)widest);
     float *act_b = malloc(sizeof(float) * (size_t)maxB * (size_t)widest);
     float *act_in = malloc(sizeof(float) * (size_t)maxB * (size_t)widest);
-    double *te = malloc(sizeof(double) * (size_t)rounds * (size_t)n_sizes);
-    double *tl = malloc(sizeof(double) * (size_t)rounds * (size_t)n_sizes);
-    double *ratio = malloc(sizeof(double) * (size_t)rounds);
+    long minB = maxB;
+    for (int i = 0; i < n_sizes; i++)
+        minB = sizes[i] < minB ? sizes[i] : minB;
+    size_t max_pairs = (size_t)rounds * (size_t)(samples / minB); /* per batch size */
+    double *te = malloc(sizeof(double) * max_pairs * (size_t)n_sizes);
+    double *tl = malloc(sizeof(double) * max_pairs * (size_t)n_sizes);
+    double *ratio = malloc(sizeof(double) * max_pairs);
     if (!dense || !idx || !offs || !idxp || !offp || !pred || !act_a || !act_b || !act_in ||
         !te || !tl || !ratio) {
         fprintf(stderr, "bls-engine-bench: out of memory\n");
@@ -230,16 +235,18 @@ int main(int argc, char **argv)
         offp[t] = offs;
 
     double flops = mlp_flops_per_sample(&L);
+    /* Engine and limit alternate batch by batch (which goes first alternates too), so both
+     * see the same machine; each pair gives one ratio. */
     for (long r = -1; r < rounds; r++) { /* round -1 warms up */
         for (int i = 0; i < n_sizes; i++) {
             int B = (int)sizes[i];
             long batches = samples / B;
-            double t[2];
-            for (int k = 0; k < 2; k++) {
-                int engine = (k + (int)r) % 2 == 0; /* alternate which goes first */
-                double t0 = bench_now();
-                if (engine) {
-                    for (long j = 0; j < batches; j++) {
+            for (long j = 0; j < batches; j++) {
+                double t[2];
+                for (int k = 0; k < 2; k++) {
+                    int engine = (k + (int)j) % 2 == 0;
+                    double t0 = bench_now();
+                    if (engine) {
                         for (long tt = 0; tt < n; tt++) /* table-major slices of batch j */
                             idxp[tt] = idx + (size_t)tt * (size_t)samples + (size_t)j * B;
                         dlrm_batch_t batch = {B, dense + (size_t)j * B * cfg.bot[0], idxp, offp,
@@ -248,15 +255,16 @@ int main(int argc, char **argv)
                             fprintf(stderr, "bls-engine-bench: %s\n", dlrm_last_error());
                             return 1;
                         }
+                    } else {
+                        sgemm_chain(&L, B, 1, act_in, act_a, act_b);
                     }
-                } else {
-                    sgemm_chain(&L, B, batches, act_in, act_a, act_b);
+                    t[engine ? 0 : 1] = (bench_now() - t0) / B;
                 }
-                t[engine ? 0 : 1] = (bench_now() - t0) / (double)(batches * B);
-            }
-            if (r >= 0) {
-                te[(size_t)i * rounds + r] = t[0];
-                tl[(size_t)i * rounds + r] = t[1];
+                if (r >= 0) {
+                    size_t at = (size_t)i * max_pairs + (size_t)r * batches + (size_t)j;
+                    te[at] = t[0];
+                    tl[at] = t[1];
+                }
             }
         }
         if (r >= 0)
@@ -265,7 +273,8 @@ int main(int argc, char **argv)
 
     printf("bot %s, top %s, %ld tables x %ld rows x d %ld, one index per bag, %ld rounds, "
            "%.3f MFLOP of MLP per sample\n", bot, top, n, rows, d, rounds, flops / 1e6);
-    printf("| batch | engine samples/s | MLP limit samples/s | sgemm GFLOP/s | engine / limit |\n"
+    printf("| batch | engine samples/s | MLP limit samples/s | sgemm GFLOP/s | engine / limit "
+           "(quartiles) |\n"
            "| --- | --- | --- | --- | --- |\n");
     FILE *f = NULL;
     if (json && !(f = fopen(json, "w"))) {
@@ -277,23 +286,25 @@ int main(int argc, char **argv)
                    "\"rows\": %ld, \"d\": %ld, \"rounds\": %ld, \"mlp_flops_per_sample\": %.0f, "
                    "\"sizes\": [", bot, top, n, rows, d, rounds, flops);
     for (int i = 0; i < n_sizes; i++) {
-        double *e = te + (size_t)i * rounds, *l = tl + (size_t)i * rounds;
-        for (long r = 0; r < rounds; r++)
-            ratio[r] = l[r] / e[r];
-        bench_sort(e, (size_t)rounds);
-        bench_sort(l, (size_t)rounds);
-        bench_sort(ratio, (size_t)rounds);
-        double es = 1.0 / bench_percentile(e, (size_t)rounds, 0.5);
-        double ls = 1.0 / bench_percentile(l, (size_t)rounds, 0.5);
-        double q = bench_percentile(ratio, (size_t)rounds, 0.5);
-        printf("| %ld | %.0f | %.0f | %.1f | %.3f |\n", sizes[i], es, ls, ls * flops / 1e9, q);
+        double *e = te + (size_t)i * max_pairs, *l = tl + (size_t)i * max_pairs;
+        size_t np = (size_t)rounds * (size_t)(samples / sizes[i]);
+        for (size_t p = 0; p < np; p++)
+            ratio[p] = l[p] / e[p];
+        bench_sort(e, np);
+        bench_sort(l, np);
+        bench_sort(ratio, np);
+        double es = 1.0 / bench_percentile(e, np, 0.5);
+        double ls = 1.0 / bench_percentile(l, np, 0.5);
+        double q = bench_percentile(ratio, np, 0.5), q25 = bench_percentile(ratio, np, 0.25),
+               q75 = bench_percentile(ratio, np, 0.75);
+        printf("| %ld | %.0f | %.0f | %.1f | %.3f (%.3f-%.3f) |\n", sizes[i], es, ls,
+               ls * flops / 1e9, q, q25, q75);
         if (f)
             fprintf(f, "%s{\"batch\": %ld, \"engine_samples_per_s\": %.1f, "
                        "\"limit_samples_per_s\": %.1f, \"sgemm_gflops\": %.2f, "
-                       "\"engine_over_limit\": %.4f, \"engine_over_limit_min\": %.4f, "
-                       "\"engine_over_limit_max\": %.4f}",
-                    i ? ", " : "", sizes[i], es, ls, ls * flops / 1e9, q, ratio[0],
-                    ratio[rounds - 1]);
+                       "\"pairs\": %zu, \"engine_over_limit\": %.4f, "
+                       "\"engine_over_limit_p25\": %.4f, \"engine_over_limit_p75\": %.4f}",
+                    i ? ", " : "", sizes[i], es, ls, ls * flops / 1e9, np, q, q25, q75);
     }
     if (f) {
         fprintf(f, "]}\n");
