@@ -4,6 +4,7 @@
 set -euo pipefail
 packages=(
   build-essential cmake clang pkg-config
+  libomp-dev                    # OpenMP for the clang build (gcc has libgomp)
   openmpi-bin libopenmpi-dev    # the default MPI
   mpich libmpich-dev            # the second MPI the tests run against
   valgrind

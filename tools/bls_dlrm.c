@@ -127,7 +127,10 @@ static void usage(FILE *f)
         "  --batch-size B               global samples per batch (default 128); process q gets\n"
         "                               samples [q*B/P, (q+1)*B/P) of each\n"
         "  --max-batches N              stop after N batches (default: all data)\n"
-        "  --threads N                  OpenBLAS threads per process (default 1)\n"
+        "  --threads N                  threads per process (default 1): the engine's OpenMP\n"
+        "                               threads share out each batch's chunks, OpenBLAS runs\n"
+        "                               one per call; an engine built without OpenMP gives\n"
+        "                               them to OpenBLAS instead\n"
         "  --predictions FILE           write 'probability label' per sample, in input order\n"
         "                               (of the first driver)\n"
         "  --json FILE                  write every figure and the configuration as JSON\n"
@@ -907,7 +910,8 @@ int main(int argc, char **argv)
     opts_t o;
     char default_emb[26 * 8];
     parse(argc, argv, &o, default_emb);
-    openblas_set_num_threads(o.threads);
+    /* Engine threads when it has them (bit-identical results), else OpenBLAS's. */
+    openblas_set_num_threads(dlrm_set_threads(o.threads) > 1 ? 1 : o.threads);
     for (int i = 0; i < o.ndrivers; i++)
         if (o.drivers[i].kind == DRV_BLS && provided < MPI_THREAD_MULTIPLE)
             fail_all("the bls driver needs MPI_THREAD_MULTIPLE; this MPI provides level %d",

@@ -130,6 +130,15 @@ dlrm_status_t dlrm_interact_top(const dlrm_model_t *m, int B, const float *x_bot
 dlrm_status_t dlrm_forward(const dlrm_model_t *m, const dlrm_batch_t *batch, float *out);
 
 /*
+ * Threads the batch functions above use (process-wide; default 1): each batch is cut into
+ * chunks of samples shared out among n OpenMP threads, each calling sgemm on its own, so set
+ * OpenBLAS to one thread (openblas_set_num_threads(1)) to keep it from adding its own.
+ * Results are bit for bit the same for any n.  Returns the count now in effect: 1 when the
+ * engine was built without OpenMP; n < 1 counts as 1.  Set it between batches, not during one.
+ */
+int dlrm_set_threads(int n);
+
+/*
  * Criteo Kaggle train.txt, streamed: label, 13 integer and 26 categorical (hex) features per
  * line, tab-separated, any field empty.  Dense: negative -> 0, then log(x + 1) in float32, as
  * the reference.  Categorical hex value v of feature t -> row v mod rows[t]; empty -> row 0.

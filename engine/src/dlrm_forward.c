@@ -10,6 +10,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef DLRM_OPENMP
+#include <omp.h>
+#endif
 
 /*
  * Batch invariance: a sample's prediction must not depend on how many samples share its batch
@@ -139,7 +142,72 @@ static size_t mlp_scratch_floats(const dlrm_config_t *c, int chunk)
     return 3 * (bot > top ? bot : top);
 }
 
-static int chunk_of(int B) { return B < CHUNK ? B : CHUNK; }
+static int engine_threads = 1;
+
+int dlrm_set_threads(int n)
+{
+#ifdef DLRM_OPENMP
+    __atomic_store_n(&engine_threads, n < 1 ? 1 : n, __ATOMIC_RELAXED);
+#else
+    (void)n;
+#endif
+    return __atomic_load_n(&engine_threads, __ATOMIC_RELAXED);
+}
+
+/* What a batch function hands its chunks: its arguments, and the chunk size. */
+typedef struct {
+    const dlrm_model_t *m;
+    const dlrm_batch_t *batch;
+    const int *tables; /* dlrm_embed's list (NULL: all) and its length */
+    int nt;
+    const float *in0, *in1; /* dense, or x_bot and pooled */
+    float *out;
+    int C; /* samples per chunk: the workspace's size */
+} job_t;
+
+typedef void (*chunk_fn)(const job_t *job, int b0, int nb, float *ws);
+
+/*
+ * Runs fn over the batch's samples in chunks of up to CHUNK, each with a workspace of
+ * ws_floats(C) floats.  With several engine threads (dlrm_set_threads) the chunks are shared
+ * out, and a batch smaller than threads x CHUNK is cut into one chunk per thread.  A sample's
+ * result does not depend on its chunk, so neither does it on the thread count.
+ */
+static dlrm_status_t run_chunks(job_t *job, int B, size_t (*ws_floats)(const dlrm_config_t *, int),
+                                chunk_fn fn, const char *who)
+{
+    int T = __atomic_load_n(&engine_threads, __ATOMIC_RELAXED), C = B < CHUNK ? B : CHUNK;
+    if (T > 1 && (B + T - 1) / T < C)
+        C = (B + T - 1) / T;
+    int chunks = (B + C - 1) / C;
+    T = T < chunks ? T : chunks;
+    size_t per = ws_floats(&job->m->cfg, C) + 1;
+    float *ws = malloc(per * (size_t)T * sizeof(float));
+    if (!ws)
+        return dlrm_error(DLRM_ERR_NOMEM, "%s: out of memory for batch %d", who, B);
+    job->C = C;
+#ifdef DLRM_OPENMP
+#pragma omp parallel for num_threads(T) schedule(static) if (T > 1)
+#endif
+    for (int k = 0; k < chunks; k++) {
+#ifdef DLRM_OPENMP
+        size_t tid = (size_t)omp_get_thread_num();
+#else
+        size_t tid = 0;
+#endif
+        int b0 = k * C;
+        fn(job, b0, B - b0 < C ? B - b0 : C, ws + per * tid);
+    }
+    free(ws);
+    return DLRM_OK;
+}
+
+static void bottom_chunk(const job_t *j, int b0, int nb, float *ws)
+{
+    const dlrm_config_t *c = &j->m->cfg;
+    mlp(nb, c->bot, c->n_bot - 1, j->m->bot_w, j->m->bot_b, j->in0 + (size_t)b0 * c->bot[0],
+        j->out + (size_t)b0 * c->d, ws, 0);
+}
 
 dlrm_status_t dlrm_bottom(const dlrm_model_t *m, int B, const float *dense, float *out)
 {
@@ -147,17 +215,8 @@ dlrm_status_t dlrm_bottom(const dlrm_model_t *m, int B, const float *dense, floa
         return dlrm_error(DLRM_ERR_ARG, "dlrm_bottom: model, dense and out are required");
     if (B == 0)
         return DLRM_OK;
-    const dlrm_config_t *c = &m->cfg;
-    float *scratch = malloc(mlp_scratch_floats(c, chunk_of(B)) * sizeof(float));
-    if (!scratch)
-        return dlrm_error(DLRM_ERR_NOMEM, "dlrm_bottom: out of memory");
-    for (int b0 = 0; b0 < B; b0 += CHUNK) {
-        int nb = B - b0 < CHUNK ? B - b0 : CHUNK;
-        mlp(nb, c->bot, c->n_bot - 1, m->bot_w, m->bot_b, dense + (size_t)b0 * c->bot[0],
-            out + (size_t)b0 * c->d, scratch, 0);
-    }
-    free(scratch);
-    return DLRM_OK;
+    job_t job = {.m = m, .in0 = dense, .out = out};
+    return run_chunks(&job, B, mlp_scratch_floats, bottom_chunk, "dlrm_bottom");
 }
 
 #ifndef EMBED_PREFETCH /* lookups ahead (0: none; -DEMBED_PREFETCH=0 builds the A/B baseline) */
@@ -232,6 +291,20 @@ DLRM_HOT static void embed_rows(const dlrm_model_t *m, const dlrm_batch_t *batch
     }
 }
 
+static size_t no_ws(const dlrm_config_t *c, int chunk)
+{
+    (void)c;
+    (void)chunk;
+    return 0;
+}
+
+static void embed_chunk(const job_t *j, int b0, int nb, float *ws)
+{
+    (void)ws;
+    embed_rows(j->m, j->batch, j->tables, j->nt, b0, b0 + nb,
+               j->out + (size_t)b0 * j->nt * j->m->cfg.d);
+}
+
 dlrm_status_t dlrm_embed(const dlrm_model_t *m, const dlrm_batch_t *batch, const int *tables,
                          int n_list, float *out)
 {
@@ -239,9 +312,12 @@ dlrm_status_t dlrm_embed(const dlrm_model_t *m, const dlrm_batch_t *batch, const
         return dlrm_error(DLRM_ERR_ARG, "dlrm_embed: model, batch and out are required");
     int nt = tables ? n_list : m->cfg.n_tables;
     dlrm_status_t st = check_tables(m, tables, nt);
-    if (st == DLRM_OK && (st = check_bags(m, batch, tables, nt)) == DLRM_OK)
-        embed_rows(m, batch, tables, nt, 0, batch->B, out);
-    return st;
+    if (st == DLRM_OK)
+        st = check_bags(m, batch, tables, nt);
+    if (st != DLRM_OK || batch->B == 0)
+        return st;
+    job_t job = {.m = m, .batch = batch, .tables = tables, .nt = nt, .out = out};
+    return run_chunks(&job, batch->B, no_ws, embed_chunk, "dlrm_embed");
 }
 
 /*
@@ -364,6 +440,13 @@ static void interact_top(const dlrm_model_t *m, int nb, const float *x_bot, cons
     mlp(nb, c->top, c->n_top, m->top_w, m->top_b, r, out, scratch, 1); /* width 1 */
 }
 
+static void top_chunk(const job_t *j, int b0, int nb, float *ws)
+{
+    const dlrm_config_t *c = &j->m->cfg;
+    interact_top(j->m, nb, j->in0 + (size_t)b0 * c->d, j->in1 + (size_t)b0 * c->n_tables * c->d,
+                 j->out + b0, ws, j->C);
+}
+
 dlrm_status_t dlrm_interact_top(const dlrm_model_t *m, int B, const float *x_bot,
                                 const float *pooled, float *out)
 {
@@ -371,44 +454,36 @@ dlrm_status_t dlrm_interact_top(const dlrm_model_t *m, int B, const float *x_bot
         return dlrm_error(DLRM_ERR_ARG, "dlrm_interact_top: model, inputs and out are required");
     if (B == 0)
         return DLRM_OK;
-    const dlrm_config_t *c = &m->cfg;
-    float *ws = malloc(top_ws_floats(c, chunk_of(B)) * sizeof(float));
-    if (!ws)
-        return dlrm_error(DLRM_ERR_NOMEM, "dlrm_interact_top: out of memory for batch %d", B);
-    for (int b0 = 0; b0 < B; b0 += CHUNK) {
-        int nb = B - b0 < CHUNK ? B - b0 : CHUNK;
-        interact_top(m, nb, x_bot + (size_t)b0 * c->d, pooled + (size_t)b0 * c->n_tables * c->d,
-                     out + b0, ws, chunk_of(B));
-    }
-    free(ws);
-    return DLRM_OK;
+    job_t job = {.m = m, .in0 = x_bot, .in1 = pooled, .out = out};
+    return run_chunks(&job, B, top_ws_floats, top_chunk, "dlrm_interact_top");
 }
 
 /* The whole pass a chunk at a time: its bottom output and pooled rows are still in cache when
- * the interaction reads them. */
+ * the interaction reads them.  Workspace: x_bot, pooled, then interact_top's. */
+static size_t forward_ws_floats(const dlrm_config_t *c, int chunk)
+{
+    return (size_t)chunk * c->d * (size_t)(1 + c->n_tables) + top_ws_floats(c, chunk);
+}
+
+static void forward_chunk(const job_t *j, int b0, int nb, float *ws)
+{
+    const dlrm_config_t *c = &j->m->cfg;
+    float *x = ws, *pooled = x + (size_t)j->C * c->d, *top = pooled + (size_t)j->C * c->n_tables * c->d;
+    mlp(nb, c->bot, c->n_bot - 1, j->m->bot_w, j->m->bot_b, j->batch->dense + (size_t)b0 * c->bot[0],
+        x, top + ws_mlp_scratch(c, j->C), 0);
+    embed_rows(j->m, j->batch, NULL, c->n_tables, b0, b0 + nb, pooled);
+    interact_top(j->m, nb, x, pooled, j->out + b0, top, j->C);
+}
+
 dlrm_status_t dlrm_forward(const dlrm_model_t *m, const dlrm_batch_t *batch, float *out)
 {
     if (!m || !batch || !out || batch->B < 0)
         return dlrm_error(DLRM_ERR_ARG, "dlrm_forward: model, batch and out are required");
-    const dlrm_config_t *c = &m->cfg;
-    int B = batch->B, d = c->d, n = c->n_tables, C = chunk_of(B);
-    dlrm_status_t st = check_tables(m, NULL, n);
+    dlrm_status_t st = check_tables(m, NULL, m->cfg.n_tables);
     if (st == DLRM_OK)
-        st = check_bags(m, batch, NULL, n);
-    if (st != DLRM_OK || B == 0)
+        st = check_bags(m, batch, NULL, m->cfg.n_tables);
+    if (st != DLRM_OK || batch->B == 0)
         return st;
-    size_t xf = (size_t)C * d + (size_t)C * n * d;
-    float *x = malloc((xf + top_ws_floats(c, C)) * sizeof(float));
-    if (!x)
-        return dlrm_error(DLRM_ERR_NOMEM, "dlrm_forward: out of memory for batch %d", B);
-    float *pooled = x + (size_t)C * d, *ws = x + xf;
-    for (int b0 = 0; b0 < B; b0 += CHUNK) {
-        int nb = B - b0 < CHUNK ? B - b0 : CHUNK;
-        mlp(nb, c->bot, c->n_bot - 1, m->bot_w, m->bot_b, batch->dense + (size_t)b0 * c->bot[0],
-            x, ws + ws_mlp_scratch(c, C), 0);
-        embed_rows(m, batch, NULL, n, b0, b0 + nb, pooled);
-        interact_top(m, nb, x, pooled, out + b0, ws, C);
-    }
-    free(x);
-    return DLRM_OK;
+    job_t job = {.m = m, .batch = batch, .out = out};
+    return run_chunks(&job, batch->B, forward_ws_floats, forward_chunk, "dlrm_forward");
 }

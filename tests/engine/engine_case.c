@@ -105,6 +105,62 @@ int main(int argc, char **argv)
     float *pred = malloc(sizeof(float) * (size_t)(B + 1));
     if (dlrm_forward(model, &batch, pred) != DLRM_OK)
         return fail("forward");
+    /* The same bits whatever the split: the three stages called apart (as the distributed
+     * drivers do), every sample alone, and 2 or 3 engine threads. */
+    float *again = malloc(sizeof(float) * (size_t)(B + 1));
+    float *x_bot = malloc(sizeof(float) * ((size_t)B * (size_t)cfg.d + 1));
+    float *pooled = malloc(sizeof(float) * ((size_t)B * (size_t)T * (size_t)cfg.d + 1));
+    const int64_t **ib = malloc(sizeof(*ib) * (size_t)T), **ob = malloc(sizeof(*ob) * (size_t)T);
+    const float **wb = malloc(sizeof(*wb) * (size_t)T);
+    if (dlrm_bottom(model, B, dense, x_bot) != DLRM_OK ||
+        dlrm_embed(model, &batch, NULL, T, pooled) != DLRM_OK ||
+        dlrm_interact_top(model, B, x_bot, pooled, again) != DLRM_OK)
+        return fail("bottom, embed and interact_top");
+    if (memcmp(pred, again, sizeof(float) * (size_t)B) != 0) {
+        fprintf(stderr, "engine_case: dlrm_bottom + dlrm_embed + dlrm_interact_top differ from dlrm_forward\n");
+        return 1;
+    }
+    for (int b = 0; b < B; b++) {
+        for (int t = 0; t < T; t++) {
+            ib[t] = idx[t];
+            ob[t] = off[t] + b; /* offsets stay absolute */
+            wb[t] = wts[t];
+        }
+        dlrm_batch_t one = {1, dense + (size_t)b * m_den, ib, ob, weighted ? wb : NULL};
+        if (dlrm_forward(model, &one, again + b) != DLRM_OK)
+            return fail("forward of one sample");
+    }
+    if (memcmp(pred, again, sizeof(float) * (size_t)B) != 0) {
+        fprintf(stderr, "engine_case: samples computed alone differ from the batch's\n");
+        return 1;
+    }
+    for (int threads = 2; threads <= 3; threads++) {
+        if (dlrm_set_threads(threads) != threads) {
+            printf("engine_case: built without OpenMP; thread counts not compared\n");
+            break;
+        }
+        if (dlrm_forward(model, &batch, again) != DLRM_OK)
+            return fail("forward with threads");
+        if (memcmp(pred, again, sizeof(float) * (size_t)B) != 0) {
+            fprintf(stderr, "engine_case: %d engine threads differ from one\n", threads);
+            return 1;
+        }
+        if (dlrm_bottom(model, B, dense, x_bot) != DLRM_OK ||
+            dlrm_embed(model, &batch, NULL, T, pooled) != DLRM_OK ||
+            dlrm_interact_top(model, B, x_bot, pooled, again) != DLRM_OK)
+            return fail("bottom, embed and interact_top with threads");
+        if (memcmp(pred, again, sizeof(float) * (size_t)B) != 0) {
+            fprintf(stderr, "engine_case: the stages apart with %d threads differ\n", threads);
+            return 1;
+        }
+    }
+    dlrm_set_threads(1);
+    free(again);
+    free(x_bot);
+    free(pooled);
+    free(ib);
+    free(ob);
+    free(wb);
 
     snprintf(path, sizeof(path), "%s/case.txt", out);
     FILE *f = fopen(path, "w");
