@@ -260,33 +260,72 @@ static dlrm_status_t check_bags(const dlrm_model_t *m, const dlrm_batch_t *batch
     return DLRM_OK;
 }
 
-/* Pools samples b0 .. b1-1 of the batch into out [b1 - b0, nt, d]; check_bags has passed. */
-DLRM_HOT static void embed_rows(const dlrm_model_t *m, const dlrm_batch_t *batch,
-                                const int *tables, int nt, int b0, int b1, float *out)
+/* Random rows of large tables miss every cache: the row EMBED_PREFETCH lookups ahead is asked
+ * for now, so several misses are in flight. */
+static inline __attribute__((always_inline)) void prefetch_ahead(const float *table,
+                                                                 const int64_t *idx, int64_t k,
+                                                                 int64_t end, int d)
 {
-    int d = m->cfg.d;
-    for (int i = 0; i < nt; i++) {
-        int t = tables ? tables[i] : i;
-        const float *table = m->tables[t];
-        const int64_t *idx = batch->indices[t], *off = batch->offsets[t];
-        const float *wt = batch->weights ? batch->weights[t] : NULL;
-        int64_t end = off[b1];
-        for (int b = b0; b < b1; b++) {
-            float *o = out + ((size_t)(b - b0) * nt + (size_t)i) * d;
+    if (EMBED_PREFETCH > 0 && k + EMBED_PREFETCH < end) {
+        const float *ahead = table + (size_t)idx[k + EMBED_PREFETCH] * d;
+        __builtin_prefetch(ahead);
+        __builtin_prefetch(ahead + d - 1);
+    }
+}
+
+/* One table's bags for samples b0 .. b1-1, out row of sample b at out + (b - b0) * ld.  Each
+ * element is 0 + w_0 row_0 + w_1 row_1 + ... in bag order.  nv > 0: d = nv * V, the sums kept in
+ * nv vector registers (inlined with nv constant); nv = 0: any d, summed in place. */
+static inline __attribute__((always_inline)) void pool_table(
+    const float *table, const int64_t *idx, const int64_t *off, const float *wt, int d, int b0,
+    int b1, float *out, size_t ld, int nv)
+{
+    int64_t end = off[b1];
+    for (int b = b0; b < b1; b++) {
+        float *o = out + (size_t)(b - b0) * ld;
+        if (nv > 0) {
+            vf acc[4];
+            for (int c = 0; c < nv; c++)
+                acc[c] = (vf){0};
+            for (int64_t k = off[b]; k < off[b + 1]; k++) {
+                prefetch_ahead(table, idx, k, end, d);
+                const vfu *row = (const vfu *)(table + (size_t)idx[k] * d);
+                float w = wt ? wt[k] : 1.0f;
+                for (int c = 0; c < nv; c++)
+                    acc[c] += w * row[c];
+            }
+            for (int c = 0; c < nv; c++)
+                ((vfu *)o)[c] = acc[c];
+        } else {
             memset(o, 0, sizeof(float) * (size_t)d);
             for (int64_t k = off[b]; k < off[b + 1]; k++) {
-                /* Random rows of large tables miss every cache: ask for the row
-                 * EMBED_PREFETCH lookups ahead now, so several misses are in flight. */
-                if (EMBED_PREFETCH > 0 && k + EMBED_PREFETCH < end) {
-                    const float *ahead = table + (size_t)idx[k + EMBED_PREFETCH] * d;
-                    __builtin_prefetch(ahead);
-                    __builtin_prefetch(ahead + d - 1);
-                }
+                prefetch_ahead(table, idx, k, end, d);
                 const float *row = table + (size_t)idx[k] * d;
                 float w = wt ? wt[k] : 1.0f;
                 for (int j = 0; j < d; j++)
                     o[j] += w * row[j];
             }
+        }
+    }
+}
+
+/* Pools samples b0 .. b1-1 of the batch into out [b1 - b0, nt, d]; check_bags has passed. */
+DLRM_HOT static void embed_rows(const dlrm_model_t *m, const dlrm_batch_t *batch,
+                                const int *tables, int nt, int b0, int b1, float *out)
+{
+    int d = m->cfg.d;
+    size_t ld = (size_t)nt * d;
+    for (int i = 0; i < nt; i++) {
+        int t = tables ? tables[i] : i;
+        const float *tab = m->tables[t];
+        const int64_t *idx = batch->indices[t], *off = batch->offsets[t];
+        const float *wt = batch->weights ? batch->weights[t] : NULL;
+        float *o = out + (size_t)i * d;
+        switch (d) { /* the common widths with whole vectors; nv is a constant in each */
+        case V: pool_table(tab, idx, off, wt, d, b0, b1, o, ld, 1); break;
+        case 2 * V: pool_table(tab, idx, off, wt, d, b0, b1, o, ld, 2); break;
+        case 4 * V: pool_table(tab, idx, off, wt, d, b0, b1, o, ld, 4); break;
+        default: pool_table(tab, idx, off, wt, d, b0, b1, o, ld, 0); break;
         }
     }
 }
