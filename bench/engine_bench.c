@@ -283,8 +283,9 @@ int main(int argc, char **argv)
     }
     if (f)
         fprintf(f, "{\"arch_mlp_bot\": \"%s\", \"arch_mlp_top\": \"%s\", \"tables\": %ld, "
-                   "\"rows\": %ld, \"d\": %ld, \"rounds\": %ld, \"mlp_flops_per_sample\": %.0f, "
-                   "\"sizes\": [", bot, top, n, rows, d, rounds, flops);
+                   "\"rows\": %ld, \"d\": %ld, \"samples\": %ld, \"rounds\": %ld, "
+                   "\"mlp_flops_per_sample\": %.0f, \"sizes\": [", bot, top, n, rows, d, samples,
+                rounds, flops);
     for (int i = 0; i < n_sizes; i++) {
         double *e = te + (size_t)i * max_pairs, *l = tl + (size_t)i * max_pairs;
         size_t np = (size_t)rounds * (size_t)(samples / sizes[i]);

@@ -1,15 +1,17 @@
 #!/usr/bin/python3
 """Single-thread throughput of the C engine vs a PyTorch DLRM forward pass, interleaved.
 
-Debian's /usr/bin/python3 with python3-torch and python3-numpy.  The reference's Kaggle
-architecture (26 tables, d = 16, bottom 13-512-256-64-16, top 512-256-1) with --rows rows per
-table, one index per bag, uniform indices.  For each batch size, engine and PyTorch runs
-alternate (E T E T ...), so the ratio comes from the same minutes of machine noise.  Also
-reports the MLPs' flops per sample and the limit they allow at the sgemm rate numpy (OpenBLAS,
-one thread) reaches on the same shapes.
+Debian's /usr/bin/python3 with python3-torch.  The reference's Kaggle architecture (26 tables,
+d = 16, bottom 13-512-256-64-16, top 512-256-1) with --rows rows per table, one index per bag,
+uniform indices, fresh ones every batch for both.  For each batch size, engine and PyTorch runs
+alternate (E T E T ...), so each ratio comes from the same minutes of machine noise; the table
+gives medians over the repeats.  The engine side is build/bench/bls-engine-bench, which times
+dlrm_forward against the limit the MLPs' flops allow at OpenBLAS's sgemm rate on the same
+shapes, batch by batch in the same process; its engine / limit figure is reported too.
 
 Usage: /usr/bin/python3 bench/engine_vs_torch.py [--build build] [--rows 1000000]
-                                                 [--batches 128,512,2048] [--samples 65536]
+                                                 [--batches 128,512,2048] [--samples 32768]
+                                                 [--repeats 3]
 """
 import argparse
 import json
@@ -20,7 +22,8 @@ import tempfile
 import time
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-import numpy as np  # noqa: E402
+import statistics  # noqa: E402
+
 import torch  # noqa: E402
 
 BOT = [13, 512, 256, 64, 16]
@@ -58,46 +61,31 @@ def torch_forward(m, dense, idx, offsets):
 
 
 def torch_rate(m, rows, B, samples):
+    """Samples/s over samples // B distinct batches (fresh indices, as the engine gets)."""
     g = torch.Generator().manual_seed(B)
     n = max(1, samples // B)
-    dense = torch.rand(B, 13, generator=g)
-    idx = [torch.randint(0, rows, (B,), generator=g) for _ in range(T)]
+    batches = [(torch.rand(B, 13, generator=g), [torch.randint(0, rows, (B,), generator=g) for _ in range(T)])
+               for _ in range(n + 1)]
     offsets = torch.arange(B)
     with torch.no_grad():
-        torch_forward(m, dense, idx, offsets)  # warm-up
+        torch_forward(m, batches[n][0], batches[n][1], offsets)  # warm-up, on its own batch
         t0 = time.perf_counter()
-        for _ in range(n):
+        for dense, idx in batches[:n]:
             torch_forward(m, dense, idx, offsets)
         dt = time.perf_counter() - t0
     return n * B / dt
 
 
 def engine_rate(build, rows, B, samples):
-    emb = "-".join([str(rows)] * T)
+    """bls-engine-bench at one batch size: (engine samples/s, limit samples/s, sgemm GFLOP/s,
+    engine / limit)."""
     with tempfile.NamedTemporaryFile(suffix=".json") as f:
-        subprocess.run([os.path.join(build, "tools", "bls-dlrm"), "--arch-embedding-size", emb,
-                        "--batch-size", str(B), "--synthetic-samples", str(max(B, samples)),
-                        "--threads", "1", "--quiet", "--json", f.name],
-                       check=True, stdout=subprocess.DEVNULL)
-        return json.load(open(f.name))["samples_per_s_forward"]
-
-
-def sgemm_limit(B):
-    """Samples/s the MLPs allow at numpy's measured sgemm rate on these shapes (one thread)."""
-    F = T + 1
-    widths = [(BOT[i], BOT[i + 1]) for i in range(len(BOT) - 1)]
-    top = [D + F * (F - 1) // 2] + TOP
-    widths += [(top[i], top[i + 1]) for i in range(len(top) - 1)]
-    flops = sum(2 * a * b for a, b in widths)  # per sample
-    mats = [(np.random.rand(B, a).astype(np.float32), np.random.rand(b, a).astype(np.float32)) for a, b in widths]
-    for x, w in mats:
-        x @ w.T
-    reps, t0 = 20, time.perf_counter()
-    for _ in range(reps):
-        for x, w in mats:
-            x @ w.T
-    dt = (time.perf_counter() - t0) / reps
-    return flops, flops * B / dt / 1e9, B / dt
+        subprocess.run([os.path.join(build, "bench", "bls-engine-bench"), "--rows", str(rows),
+                        "--tables", str(T), "--d", str(D), "--batches", str(B),
+                        "--samples", str(max(B, samples)), "--rounds", "2", "--json", f.name],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        r = json.load(open(f.name))["sizes"][0]
+    return r["engine_samples_per_s"], r["limit_samples_per_s"], r["sgemm_gflops"], r["engine_over_limit"]
 
 
 def main():
@@ -105,8 +93,8 @@ def main():
     ap.add_argument("--build", default="build")
     ap.add_argument("--rows", type=int, default=1000000)
     ap.add_argument("--batches", default="128,512,2048")
-    ap.add_argument("--samples", type=int, default=65536)
-    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--samples", type=int, default=32768)
+    ap.add_argument("--repeats", type=int, default=3)
     a = ap.parse_args()
     torch.set_num_threads(1)
     print(f"building the PyTorch model ({T} tables x {a.rows} rows)...", file=sys.stderr, flush=True)
@@ -115,14 +103,15 @@ def main():
           "(sgemm GFLOP/s) | engine / limit |")
     print("| --- | --- | --- | --- | --- | --- |")
     for B in [int(x) for x in a.batches.split(",")]:
-        e, t = [], []
-        for _ in range(a.repeats):
-            e.append(engine_rate(a.build, a.rows, B, a.samples))
-            t.append(torch_rate(m, a.rows, B, a.samples))
-        flops, gflops, limit = sgemm_limit(B)
-        E, Tt = max(e), max(t)
-        print(f"| {B} | {E:.0f} | {Tt:.0f} | {E / Tt:.2f} | {limit:.0f} ({gflops:.1f}) | {E / limit:.2f} |",
-              flush=True)
+        runs = []
+        for k in range(a.repeats):
+            print(f"batch {B}: repeat {k + 1} of {a.repeats}", file=sys.stderr, flush=True)
+            e = engine_rate(a.build, a.rows, B, a.samples)
+            runs.append(e + (torch_rate(m, a.rows, B, a.samples),))
+        med = [statistics.median(x) for x in zip(*runs)]
+        vs_torch = statistics.median(r[0] / r[4] for r in runs)
+        print(f"| {B} | {med[0]:.0f} | {med[4]:.0f} | {vs_torch:.2f} | {med[1]:.0f} ({med[2]:.1f}) | "
+              f"{med[3]:.2f} |", flush=True)
 
 
 if __name__ == "__main__":
