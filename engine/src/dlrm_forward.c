@@ -28,6 +28,7 @@
 typedef float vf __attribute__((vector_size(V * sizeof(float))));
 /* The same, at any float's address (as the compilers' own unaligned vector types). */
 typedef float vfu __attribute__((vector_size(V * sizeof(float)), aligned(sizeof(float)), may_alias));
+typedef int vi __attribute__((vector_size(V * sizeof(int))));
 
 static int gemm_rows(int B, int fo)
 {
@@ -78,6 +79,54 @@ DLRM_HOT static void broadcast(float *y, const float *bias, int M, int fo)
             y[(size_t)r * fo + j] = bias[j];
 }
 
+/*
+ * A layer with few inputs (the bottom MLP's first, 13 dense features wide) leaves sgemm little
+ * to block: OpenBLAS runs it at a quarter of its rate.  Here, per sample, the fo outputs are
+ * fo / V vectors, each bias + x_0 W_0 + x_1 W_1 + ... in input order (W transposed: wt is
+ * [fi][fo]), then the ReLU.  Used when fi <= SMALL_K and fo is a multiple of V.
+ */
+#define SMALL_K 32
+
+static int small_k(int fi, int fo) { return fi <= SMALL_K && fo > 1 && fo % V == 0; }
+
+DLRM_HOT static void small_k_layer(int B, int fi, int fo, const float *x, const float *wt,
+                                   const float *bias, float *y)
+{
+    int nvec = fo / V;
+    const vf zero = {0};
+    for (int r = 0; r < B; r++) {
+        const float *xr = x + (size_t)r * fi;
+        vfu *yr = (vfu *)(y + (size_t)r * fo);
+        int v0 = 0;
+        for (; v0 + 8 <= nvec; v0 += 8) { /* 8 independent sums: the adder stays busy */
+            vf acc[8];
+            for (int u = 0; u < 8; u++)
+                acc[u] = ((const vfu *)bias)[v0 + u];
+            for (int k = 0; k < fi; k++) {
+                const vfu *wk = (const vfu *)(wt + (size_t)k * fo) + v0;
+                for (int u = 0; u < 8; u++)
+                    acc[u] += xr[k] * wk[u];
+            }
+            for (int u = 0; u < 8; u++)
+                yr[v0 + u] = (vf)((vi)acc[u] & (vi)(acc[u] > zero));
+        }
+        for (; v0 < nvec; v0++) {
+            vf acc = ((const vfu *)bias)[v0];
+            for (int k = 0; k < fi; k++)
+                acc += xr[k] * ((const vfu *)(wt + (size_t)k * fo))[v0];
+            yr[v0] = (vf)((vi)acc & (vi)(acc > zero));
+        }
+    }
+}
+
+/* wt[k][o] = W[o][k]. */
+static void transpose(int fo, int fi, const float *W, float *wt)
+{
+    for (int o = 0; o < fo; o++)
+        for (int k = 0; k < fi; k++)
+            wt[(size_t)k * fo + o] = W[(size_t)o * fi + k];
+}
+
 /* Floats of each of mlp()'s three scratch buffers (an input pad, two activations) for B
  * samples: the most rows a layer runs on (width-1 layers never pad) times the widest layer. */
 static size_t mlp_buffer_floats(int B, const int *w, int n)
@@ -91,10 +140,17 @@ static void mlp(int B, const int *w, int n, const float *const *W, const float *
                 const float *in, float *out, float *scratch, int sigmoid_last)
 {
     size_t cap = mlp_buffer_floats(B, w, n);
-    float *pad = scratch, *a = scratch + cap, *b = a + cap;
+    float *pad = scratch, *a = scratch + cap, *b = a + cap, *wt = b + cap;
     const float *x = in; /* B rows of data; rows past B are zeroed before a layer pads */
     for (int l = 0; l < n; l++) {
         int fi = w[l], fo = w[l + 1], M = fo == 1 ? B : gemm_rows(B, fo);
+        if (small_k(fi, fo) && !(l == n - 1 && sigmoid_last)) { /* no sgemm: no padding */
+            float *y = l == n - 1 ? out : (l % 2 == 0 ? a : b);
+            transpose(fo, fi, W[l], wt);
+            small_k_layer(B, fi, fo, x, wt, bias[l], y);
+            x = y;
+            continue;
+        }
         if (M > B) {
             if (x == in) {
                 memcpy(pad, in, sizeof(float) * (size_t)B * fi);
@@ -134,12 +190,23 @@ static void mlp(int B, const int *w, int n, const float *const *W, const float *
 #define CHUNK 256
 #endif
 
-/* Scratch floats for the MLPs of up to `chunk` samples (both MLPs share it, in turn). */
+/* The largest transposed small-K weights of an MLP. */
+static size_t small_k_floats(const int *w, int n)
+{
+    size_t most = 0;
+    for (int l = 0; l < n; l++)
+        if (small_k(w[l], w[l + 1]) && (size_t)w[l] * w[l + 1] > most)
+            most = (size_t)w[l] * w[l + 1];
+    return most;
+}
+
+/* Scratch floats for the MLPs of up to `chunk` samples (both MLPs share it, in turn): mlp()'s
+ * three buffers, then the transposed weights of a small-K layer. */
 static size_t mlp_scratch_floats(const dlrm_config_t *c, int chunk)
 {
-    size_t bot = mlp_buffer_floats(chunk, c->bot, c->n_bot - 1);
-    size_t top = mlp_buffer_floats(chunk, c->top, c->n_top);
-    return 3 * (bot > top ? bot : top);
+    size_t bot = 3 * mlp_buffer_floats(chunk, c->bot, c->n_bot - 1) + small_k_floats(c->bot, c->n_bot - 1);
+    size_t top = 3 * mlp_buffer_floats(chunk, c->top, c->n_top) + small_k_floats(c->top, c->n_top);
+    return bot > top ? bot : top;
 }
 
 static int engine_threads = 1;
