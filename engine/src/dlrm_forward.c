@@ -1,6 +1,8 @@
 /*
  * The forward pass: MLPs through OpenBLAS sgemm (y = x W^T + b, W row-major [out, in] as in
- * the reference's Linear), sum-pooled embedding bags, dot or cat interaction, sigmoid.
+ * the reference's Linear; layers with few inputs by hand), sum-pooled embedding bags, dot or
+ * cat interaction, sigmoid.  A batch runs in chunks of samples (on one or more threads),
+ * each chunk through every stage while its data is in cache.
  * Summation orders differ from PyTorch's kernels, so results agree to float rounding
  * (the tests allow 1e-5), not bit for bit with PyTorch; they are bit-for-bit reproducible here.
  */
@@ -24,7 +26,7 @@
  * in a fixed order instead (padding it would take 1201 rows).  tests/engine checks the bits
  * across batch sizes and process counts.
  */
-#define V 16 /* lanes of the dot interaction's vectors */
+#define V 16 /* lanes of the explicit vectors (lookup sums, small-K layers, dot interaction) */
 typedef float vf __attribute__((vector_size(V * sizeof(float))));
 /* The same, at any float's address (as the compilers' own unaligned vector types). */
 typedef float vfu __attribute__((vector_size(V * sizeof(float)), aligned(sizeof(float)), may_alias));
@@ -503,8 +505,9 @@ DLRM_HOT static void dot_sample(int F, int d, int itself, const float *x_bot, co
 }
 
 /* The workspace of up to `chunk` samples: chunk * top[0] floats for the top MLP's input, the
- * dot block, then the MLP scratch (top_ws_floats in all). */
-static size_t ws_dot_block(const dlrm_config_t *c, int chunk)
+ * dot interaction's padded rows (dot_sample), then the MLP scratch (top_ws_floats in all).
+ * These give the offsets of the second and third parts. */
+static size_t ws_dot_scratch(const dlrm_config_t *c, int chunk)
 {
     return (size_t)chunk * c->top[0];
 }
@@ -512,13 +515,13 @@ static size_t ws_dot_block(const dlrm_config_t *c, int chunk)
 static size_t ws_mlp_scratch(const dlrm_config_t *c, int chunk)
 {
     size_t dp = (size_t)(c->d + V - 1) / V * V;
-    return ws_dot_block(c, chunk) + V + dp * (size_t)(c->n_tables + 1); /* V: to align */
+    return ws_dot_scratch(c, chunk) + V + dp * (size_t)(c->n_tables + 1); /* V: to align */
 }
 
-/* The dot interaction's rows, on a vector boundary. */
-static float *dot_block_of(const dlrm_config_t *c, int chunk, float *ws)
+/* The dot interaction's padded rows, on a vector boundary. */
+static float *dot_scratch_of(const dlrm_config_t *c, int chunk, float *ws)
 {
-    uintptr_t p = (uintptr_t)(ws + ws_dot_block(c, chunk));
+    uintptr_t p = (uintptr_t)(ws + ws_dot_scratch(c, chunk));
     return (float *)((p + sizeof(vf) - 1) / sizeof(vf) * sizeof(vf));
 }
 
@@ -533,7 +536,7 @@ static void interact_top(const dlrm_model_t *m, int nb, const float *x_bot, cons
 {
     const dlrm_config_t *c = &m->cfg;
     int d = c->d, n = c->n_tables, F = n + 1, R = c->top[0];
-    float *r = ws, *tp = dot_block_of(c, C, ws), *scratch = ws + ws_mlp_scratch(c, C);
+    float *r = ws, *tp = dot_scratch_of(c, C, ws), *scratch = ws + ws_mlp_scratch(c, C);
     for (int s = 0; s < nb; s++) {
         float *rs = r + (size_t)s * R;
         const float *es = pooled + (size_t)s * n * d;
