@@ -26,7 +26,7 @@
  * in a fixed order instead (padding it would take 1201 rows).  tests/engine checks the bits
  * across batch sizes and process counts.
  */
-#define V 16 /* lanes of the explicit vectors (lookup sums, small-K layers, dot interaction) */
+#define V DLRM_LANES /* lanes of the explicit vectors (lookup sums, small-K layers, dot) */
 typedef float vf __attribute__((vector_size(V * sizeof(float))));
 /* The same, at any float's address (as the compilers' own unaligned vector types). */
 typedef float vfu __attribute__((vector_size(V * sizeof(float)), aligned(sizeof(float)), may_alias));
@@ -85,12 +85,8 @@ DLRM_HOT static void broadcast(float *y, const float *bias, int M, int fo)
  * A layer with few inputs (the bottom MLP's first, 13 dense features wide) leaves sgemm little
  * to block: OpenBLAS runs it at a quarter of its rate.  Here, per sample, the fo outputs are
  * fo / V vectors, each bias + x_0 W_0 + x_1 W_1 + ... in input order (W transposed: wt is
- * [fi][fo]), then the ReLU.  Used when fi <= SMALL_K and fo is a multiple of V.
+ * [fi][fo], made once by dlrm_model_prepare), then the ReLU.  Which layers: dlrm_small_k.
  */
-#define SMALL_K 32
-
-static int small_k(int fi, int fo) { return fi <= SMALL_K && fo > 1 && fo % V == 0; }
-
 DLRM_HOT static void small_k_layer(int B, int fi, int fo, const float *x, const float *wt,
                                    const float *bias, float *y)
 {
@@ -121,14 +117,6 @@ DLRM_HOT static void small_k_layer(int B, int fi, int fo, const float *x, const 
     }
 }
 
-/* wt[k][o] = W[o][k]. */
-static void transpose(int fo, int fi, const float *W, float *wt)
-{
-    for (int o = 0; o < fo; o++)
-        for (int k = 0; k < fi; k++)
-            wt[(size_t)k * fo + o] = W[(size_t)o * fi + k];
-}
-
 /* Floats of each of mlp()'s three scratch buffers (an input pad, two activations) for B
  * samples: the most rows a layer runs on (width-1 layers never pad) times the widest layer. */
 static size_t mlp_buffer_floats(int B, const int *w, int n)
@@ -138,18 +126,18 @@ static size_t mlp_buffer_floats(int B, const int *w, int n)
 
 /* Runs Linear layers in[B, w[0]] -> out[B, w[n]]; ReLU after each, sigmoid after the last when
  * sigmoid_last. */
-static void mlp(int B, const int *w, int n, const float *const *W, const float *const *bias,
-                const float *in, float *out, float *scratch, int sigmoid_last)
+static void mlp(int B, const int *w, int n, const float *const *W, const float *const *Wt,
+                const float *const *bias, const float *in, float *out, float *scratch,
+                int sigmoid_last)
 {
     size_t cap = mlp_buffer_floats(B, w, n);
-    float *pad = scratch, *a = scratch + cap, *b = a + cap, *wt = b + cap;
+    float *pad = scratch, *a = scratch + cap, *b = a + cap;
     const float *x = in; /* B rows of data; rows past B are zeroed before a layer pads */
     for (int l = 0; l < n; l++) {
         int fi = w[l], fo = w[l + 1], M = fo == 1 ? B : gemm_rows(B, fo);
-        if (small_k(fi, fo) && !(l == n - 1 && sigmoid_last)) { /* no sgemm: no padding */
+        if (Wt[l]) { /* a small-K layer: no sgemm, no padding */
             float *y = l == n - 1 ? out : (l % 2 == 0 ? a : b);
-            transpose(fo, fi, W[l], wt);
-            small_k_layer(B, fi, fo, x, wt, bias[l], y);
+            small_k_layer(B, fi, fo, x, Wt[l], bias[l], y);
             x = y;
             continue;
         }
@@ -192,23 +180,12 @@ static void mlp(int B, const int *w, int n, const float *const *W, const float *
 #define CHUNK 256
 #endif
 
-/* The largest transposed small-K weights of an MLP. */
-static size_t small_k_floats(const int *w, int n)
-{
-    size_t most = 0;
-    for (int l = 0; l < n; l++)
-        if (small_k(w[l], w[l + 1]) && (size_t)w[l] * w[l + 1] > most)
-            most = (size_t)w[l] * w[l + 1];
-    return most;
-}
-
-/* Scratch floats for the MLPs of up to `chunk` samples (both MLPs share it, in turn): mlp()'s
- * three buffers, then the transposed weights of a small-K layer. */
+/* Scratch floats for the MLPs of up to `chunk` samples (both MLPs share it, in turn). */
 static size_t mlp_scratch_floats(const dlrm_config_t *c, int chunk)
 {
-    size_t bot = 3 * mlp_buffer_floats(chunk, c->bot, c->n_bot - 1) + small_k_floats(c->bot, c->n_bot - 1);
-    size_t top = 3 * mlp_buffer_floats(chunk, c->top, c->n_top) + small_k_floats(c->top, c->n_top);
-    return bot > top ? bot : top;
+    size_t bot = mlp_buffer_floats(chunk, c->bot, c->n_bot - 1);
+    size_t top = mlp_buffer_floats(chunk, c->top, c->n_top);
+    return 3 * (bot > top ? bot : top);
 }
 
 static int engine_threads = 1;
@@ -274,8 +251,8 @@ static dlrm_status_t run_chunks(job_t *job, int B, size_t (*ws_floats)(const dlr
 static void bottom_chunk(const job_t *j, int b0, int nb, float *ws)
 {
     const dlrm_config_t *c = &j->m->cfg;
-    mlp(nb, c->bot, c->n_bot - 1, j->m->bot_w, j->m->bot_b, j->in0 + (size_t)b0 * c->bot[0],
-        j->out + (size_t)b0 * c->d, ws, 0);
+    mlp(nb, c->bot, c->n_bot - 1, j->m->bot_w, j->m->bot_wt, j->m->bot_b,
+        j->in0 + (size_t)b0 * c->bot[0], j->out + (size_t)b0 * c->d, ws, 0);
 }
 
 dlrm_status_t dlrm_bottom(const dlrm_model_t *m, int B, const float *dense, float *out)
@@ -546,7 +523,7 @@ static void interact_top(const dlrm_model_t *m, int nb, const float *x_bot, cons
         else
             dot_sample(F, d, c->itself, x_bot + (size_t)s * d, es, tp, rs + d);
     }
-    mlp(nb, c->top, c->n_top, m->top_w, m->top_b, r, out, scratch, 1); /* width 1 */
+    mlp(nb, c->top, c->n_top, m->top_w, m->top_wt, m->top_b, r, out, scratch, 1); /* width 1 */
 }
 
 static void top_chunk(const job_t *j, int b0, int nb, float *ws)
@@ -578,8 +555,8 @@ static void forward_chunk(const job_t *j, int b0, int nb, float *ws)
 {
     const dlrm_config_t *c = &j->m->cfg;
     float *x = ws, *pooled = x + (size_t)j->C * c->d, *top = pooled + (size_t)j->C * c->n_tables * c->d;
-    mlp(nb, c->bot, c->n_bot - 1, j->m->bot_w, j->m->bot_b, j->batch->dense + (size_t)b0 * c->bot[0],
-        x, top + ws_mlp_scratch(c, j->C), 0);
+    mlp(nb, c->bot, c->n_bot - 1, j->m->bot_w, j->m->bot_wt, j->m->bot_b,
+        j->batch->dense + (size_t)b0 * c->bot[0], x, top + ws_mlp_scratch(c, j->C), 0);
     embed_rows(j->m, j->batch, NULL, c->n_tables, b0, b0 + nb, pooled);
     interact_top(j->m, nb, x, pooled, j->out + b0, top, j->C);
 }

@@ -15,6 +15,10 @@ struct dlrm_model {
     size_t owned_len;           /* its mapped length */
     void *map;                  /* the mapped safetensors file, or NULL */
     size_t map_len;
+    /* Derived once from the weights (dlrm_model_prepare): the transposed weights [in][out] of
+     * the layers the forward pass computes without sgemm, else NULL; one allocation. */
+    const float *bot_wt[DLRM_MAX_LAYERS], *top_wt[DLRM_MAX_LAYERS];
+    float *derived;
 };
 
 /*
@@ -43,5 +47,20 @@ static inline uint64_t dlrm_mix64(uint64_t x)
 
 /* Shared by init and load: copies cfg, allocates the tables array. */
 dlrm_status_t dlrm_model_alloc(const dlrm_config_t *cfg, dlrm_model_t **model_p);
+
+/* Shared by init and load, once the weights are in place: the transposed weights of the
+ * small-K layers (bot_wt, top_wt). */
+dlrm_status_t dlrm_model_prepare(dlrm_model_t *m);
+
+#define DLRM_LANES 16  /* floats in the forward pass's explicit vectors */
+#define DLRM_SMALL_K 32 /* the most inputs of a layer computed without sgemm */
+
+/* Whether layer l of an MLP with widths w[0..n] is computed without sgemm (dlrm_forward.c):
+ * few inputs, a whole number of vectors out, and not the last layer before a sigmoid. */
+static inline int dlrm_small_k(const int *w, int n, int l, int sigmoid_last)
+{
+    return w[l] <= DLRM_SMALL_K && w[l + 1] > 1 && w[l + 1] % DLRM_LANES == 0 &&
+           !(l == n - 1 && sigmoid_last);
+}
 
 #endif

@@ -56,6 +56,8 @@ typedef struct {
     int layers;
     const float **W, **b;
     uint64_t stream;
+    const float **Wt; /* the transposed small-K weights (dlrm_model_prepare) */
+    int sigmoid_last;
 } mlp_view_t;
 
 /* m may be NULL (sizes only).  dlrm_model_save reads through a const model's views. */
@@ -63,9 +65,37 @@ static void mlp_views(const dlrm_config_t *cfg, const dlrm_model_t *m, mlp_view_
 {
     dlrm_model_t *mm = (dlrm_model_t *)m;
     v[0] = (mlp_view_t){"bot_l", cfg->bot, cfg->n_bot - 1, mm ? mm->bot_w : NULL,
-                        mm ? mm->bot_b : NULL, STREAM_BOT};
+                        mm ? mm->bot_b : NULL, STREAM_BOT, mm ? mm->bot_wt : NULL, 0};
     v[1] = (mlp_view_t){"top_l", cfg->top, cfg->n_top, mm ? mm->top_w : NULL,
-                        mm ? mm->top_b : NULL, STREAM_TOP};
+                        mm ? mm->top_b : NULL, STREAM_TOP, mm ? mm->top_wt : NULL, 1};
+}
+
+dlrm_status_t dlrm_model_prepare(dlrm_model_t *m)
+{
+    mlp_view_t v[2];
+    mlp_views(&m->cfg, m, v);
+    size_t total = 0;
+    for (int j = 0; j < 2; j++)
+        for (int l = 0; l < v[j].layers; l++)
+            if (dlrm_small_k(v[j].w, v[j].layers, l, v[j].sigmoid_last))
+                total += (size_t)v[j].w[l] * v[j].w[l + 1];
+    if (total == 0)
+        return DLRM_OK;
+    float *p = m->derived = malloc(sizeof(float) * total);
+    if (!p)
+        return dlrm_error(DLRM_ERR_NOMEM, "model: out of memory for the transposed weights");
+    for (int j = 0; j < 2; j++)
+        for (int l = 0; l < v[j].layers; l++) {
+            int fi = v[j].w[l], fo = v[j].w[l + 1];
+            if (!dlrm_small_k(v[j].w, v[j].layers, l, v[j].sigmoid_last))
+                continue;
+            for (int o = 0; o < fo; o++) /* Wt[k][o] = W[o][k] */
+                for (int k = 0; k < fi; k++)
+                    p[(size_t)k * fo + o] = v[j].W[l][(size_t)o * fi + k];
+            v[j].Wt[l] = p;
+            p += (size_t)fi * fo;
+        }
+    return DLRM_OK;
 }
 
 dlrm_status_t dlrm_model_alloc(const dlrm_config_t *cfg, dlrm_model_t **model_p)
@@ -182,6 +212,10 @@ dlrm_status_t dlrm_model_init_random(const dlrm_config_t *cfg, uint64_t seed, co
         p += n;
     }
     free(want);
+    if ((st = dlrm_model_prepare(m)) != DLRM_OK) {
+        dlrm_model_free(m);
+        return st;
+    }
     *model_p = m;
     return DLRM_OK;
 }
@@ -194,6 +228,7 @@ void dlrm_model_free(dlrm_model_t *m)
         munmap(m->map, m->map_len);
     if (m->owned)
         munmap(m->owned, m->owned_len);
+    free(m->derived);
     free(m->tables);
     free(m->cfg.rows);
     free(m);
@@ -335,6 +370,8 @@ dlrm_status_t dlrm_model_load(const dlrm_config_t *cfg, const char *path, const 
     }
     cJSON_Delete(hdr);
     free(want);
+    if (st == DLRM_OK)
+        st = dlrm_model_prepare(m);
     if (st != DLRM_OK) {
         dlrm_model_free(m);
         return st;
