@@ -165,7 +165,6 @@ def test_others(r, P):
     check(torch.equal(s_out, torch.tensor([r, r * 10, r * 100])), "scatter int64")
 
 
-
 def test_barrier(r, P, tmp):
     """Causal: every rank leaves a file before the barrier; after it, all P must be there."""
     open(os.path.join(tmp, f"before-barrier-{r}"), "w").close()
