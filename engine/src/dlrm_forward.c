@@ -32,6 +32,12 @@ typedef float vf __attribute__((vector_size(V * sizeof(float))));
 typedef float vfu __attribute__((vector_size(V * sizeof(float)), aligned(sizeof(float)), may_alias));
 typedef int vi __attribute__((vector_size(V * sizeof(int))));
 
+/* n floats rounded up to whole vectors: workspace parts start on vector boundaries. */
+static size_t whole_vectors(size_t n)
+{
+    return (n + V - 1) / V * V;
+}
+
 static int gemm_rows(int B, int fo)
 {
     int min_rows = 1200 / fo + 1;
@@ -121,7 +127,7 @@ DLRM_HOT static void small_k_layer(int B, int fi, int fo, const float *x, const 
  * samples: the most rows a layer runs on (width-1 layers never pad) times the widest layer. */
 static size_t mlp_buffer_floats(int B, const int *w, int n)
 {
-    return (size_t)gemm_rows(B, 2) * (size_t)max_width(w, n);
+    return whole_vectors((size_t)gemm_rows(B, 2) * (size_t)max_width(w, n));
 }
 
 /* Runs Linear layers in[B, w[0]] -> out[B, w[n]]; ReLU after each, sigmoid after the last when
@@ -215,7 +221,7 @@ typedef void (*chunk_fn)(const job_t *job, int b0, int nb, float *ws);
 
 /*
  * Runs fn over the batch's samples in chunks of up to CHUNK, each with a workspace of
- * ws_floats(C) floats.  With several engine threads (dlrm_set_threads) the chunks are shared
+ * ws_floats(C) floats, on a vector boundary.  With several engine threads (dlrm_set_threads) the chunks are shared
  * out, and a batch smaller than threads x CHUNK is cut into one chunk per thread.  A sample's
  * result does not depend on its chunk, so neither does it on the thread count.
  */
@@ -227,8 +233,8 @@ static dlrm_status_t run_chunks(job_t *job, int B, size_t (*ws_floats)(const dlr
         C = (B + T - 1) / T;
     int chunks = (B + C - 1) / C;
     T = T < chunks ? T : chunks;
-    size_t per = ws_floats(&job->m->cfg, C) + 1;
-    float *ws = malloc(per * (size_t)T * sizeof(float));
+    size_t per = whole_vectors(ws_floats(&job->m->cfg, C) + 1);
+    float *ws = aligned_alloc(sizeof(vf), per * (size_t)T * sizeof(float));
     if (!ws)
         return dlrm_error(DLRM_ERR_NOMEM, "%s: out of memory for batch %d", who, B);
     job->C = C;
@@ -405,101 +411,142 @@ dlrm_status_t dlrm_embed(const dlrm_model_t *m, const dlrm_batch_t *batch, const
     return run_chunks(&job, batch->B, no_ws, embed_chunk, "dlrm_embed");
 }
 
-/*
- * out[u] = the sum of p[u]'s V lanes (u < cnt), all V sums at once, in a fixed tree:
- * (((l0+l8)+(l4+l12))+((l2+l10)+(l6+l14))) + (((l1+l9)+(l5+l13))+((l3+l11)+(l7+l15))).
- * Each stage adds the two halves of pairs of vectors, interleaved so the sums stay apart.
- */
-static inline __attribute__((always_inline)) void sum_lanes(const vf *p, float *out, int cnt)
+/* r[0..V) := its transpose, a V x V tile of floats: four rounds, each swapping the
+ * off-diagonal blocks of side h = 8, 4, 2, 1 between rows i and i + h. */
+static inline __attribute__((always_inline)) void transpose_tile(vf *r)
 {
-    vf q[8], r[4], t[2], sums;
-    for (int u = 0; u < 8; u++)
-        q[u] = __builtin_shufflevector(p[2 * u], p[2 * u + 1], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18,
-                                       19, 20, 21, 22, 23) +
-               __builtin_shufflevector(p[2 * u], p[2 * u + 1], 8, 9, 10, 11, 12, 13, 14, 15, 24,
-                                       25, 26, 27, 28, 29, 30, 31);
-    for (int u = 0; u < 4; u++)
-        r[u] = __builtin_shufflevector(q[2 * u], q[2 * u + 1], 0, 1, 2, 3, 8, 9, 10, 11, 16, 17,
-                                       18, 19, 24, 25, 26, 27) +
-               __builtin_shufflevector(q[2 * u], q[2 * u + 1], 4, 5, 6, 7, 12, 13, 14, 15, 20, 21,
-                                       22, 23, 28, 29, 30, 31);
-    for (int u = 0; u < 2; u++)
-        t[u] = __builtin_shufflevector(r[2 * u], r[2 * u + 1], 0, 1, 4, 5, 8, 9, 12, 13, 16, 17,
-                                       20, 21, 24, 25, 28, 29) +
-               __builtin_shufflevector(r[2 * u], r[2 * u + 1], 2, 3, 6, 7, 10, 11, 14, 15, 18, 19,
-                                       22, 23, 26, 27, 30, 31);
-    sums = __builtin_shufflevector(t[0], t[1], 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
-                                   28, 30) +
-           __builtin_shufflevector(t[0], t[1], 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27,
-                                   29, 31);
-    memcpy(out, &sums, sizeof(float) * (size_t)cnt);
+    for (int i = 0; i < V; i++)
+        if (!(i & 8)) {
+            vf a = r[i], b = r[i + 8];
+            r[i] = __builtin_shufflevector(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21,
+                                           22, 23);
+            r[i + 8] = __builtin_shufflevector(a, b, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27,
+                                               28, 29, 30, 31);
+        }
+    for (int i = 0; i < V; i++)
+        if (!(i & 4)) {
+            vf a = r[i], b = r[i + 4];
+            r[i] = __builtin_shufflevector(a, b, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25,
+                                           26, 27);
+            r[i + 4] = __builtin_shufflevector(a, b, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28,
+                                               29, 30, 31);
+        }
+    for (int i = 0; i < V; i++)
+        if (!(i & 2)) {
+            vf a = r[i], b = r[i + 2];
+            r[i] = __builtin_shufflevector(a, b, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13,
+                                           28, 29);
+            r[i + 2] = __builtin_shufflevector(a, b, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14,
+                                               15, 30, 31);
+        }
+    for (int i = 0; i < V; i++)
+        if (!(i & 1)) {
+            vf a = r[i], b = r[i + 1];
+            r[i] = __builtin_shufflevector(a, b, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28,
+                                           14, 30);
+            r[i + 1] = __builtin_shufflevector(a, b, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13,
+                                               29, 15, 31);
+        }
+}
+
+#define DOT_ROWS 4 /* rows of Z per pass: independent sums that keep the adders busy */
+
+/* Floats dot_sample needs in tp for F vectors of width d: the vectors' columns (d rounded up
+ * to V rows of F rounded up to V), and when d is not a multiple of V the vectors themselves
+ * zero-padded to that width. */
+static size_t dot_tp_floats(int F, int d)
+{
+    size_t dp = (size_t)(d + V - 1) / V * V, Fp = (size_t)(F + V - 1) / V * V;
+    return dp * Fp + (d % V ? dp * (size_t)F : 0);
 }
 
 /*
- * The dot interaction of one sample: its F vectors are the bottom output x_bot and the n
- * pooled rows.  Z[i][j] is the product of vectors i and j, V lanes wide (pieces of V added in
- * order when d > V), summed by sum_lanes V pairs at a time, so V results are stored together.
- * Results go to z[k] for the k-th kept (i, j), i outer, j < i (j <= i with itself).  The order
- * of every sum is fixed, so a sample's bits do not depend on its batch.  When d is not a
- * multiple of V the vectors are first copied to tp as rows of d rounded up, zero-padded.
+ * The dot interaction of one sample: its F vectors e_0 = x_bot, e_1.. = the n pooled rows.
+ * Z[i][j] = e_i . e_j for j < i (j <= i with itself) goes to z in row order, i outer, so row i
+ * of the triangle is a contiguous run of z.  The vectors are transposed into tp, V by V tiles
+ * (cols[k][j] = e_j[k]); then V entries of a row at a time are
+ * e_i[0] cols[0][j..] + e_i[1] cols[1][j..] + ... in order of k, for DOT_ROWS rows at once.
+ * The order of every sum is fixed, so a sample's bits do not depend on its batch.
+ * Rows are stored whole vectors at a time, in order: a vector's lanes past its row's end land
+ * on later rows, which overwrite them; only a store that would pass the end of z is cut short.
+ * Within a pass the vectors go last first, so that a row's second vector cannot overwrite the
+ * next row's first.
  */
 DLRM_HOT static void dot_sample(int F, int d, int itself, const float *x_bot, const float *pooled,
                                 float *tp, float *z)
 {
-    int nv = (d + V - 1) / V, dp = nv * V;
-    const float *x0 = x_bot, *e0 = pooled;
+    int dp = (d + V - 1) / V * V, Fp = (F + V - 1) / V * V;
+    const float *x0 = x_bot, *e0 = pooled; /* rows of width dp, readable whole */
+    float *cols = tp;                      /* [dp][Fp] */
     if (dp > d) {
+        float *rows = tp + (size_t)dp * Fp;
         for (int f = 0; f < F; f++) {
-            memcpy(tp + (size_t)f * dp, f == 0 ? x_bot : pooled + (size_t)(f - 1) * d,
+            memcpy(rows + (size_t)f * dp, f == 0 ? x_bot : pooled + (size_t)(f - 1) * d,
                    sizeof(float) * (size_t)d);
-            memset(tp + (size_t)f * dp + d, 0, sizeof(float) * (size_t)(dp - d));
+            memset(rows + (size_t)f * dp + d, 0, sizeof(float) * (size_t)(dp - d));
         }
-        x0 = tp;
-        e0 = tp + dp;
+        x0 = rows;
+        e0 = rows + dp;
     }
-    vf p[V];
-    int u = 0, k = 0;
-    for (int i = 0; i < F; i++) {
-        const vfu *ti = (const vfu *)(i == 0 ? x0 : e0 + (size_t)(i - 1) * dp);
-        for (int j = 0; j < (itself ? i + 1 : i); j++) {
-            const vfu *tj = (const vfu *)(j == 0 ? x0 : e0 + (size_t)(j - 1) * dp);
-            vf acc = ti[0] * tj[0];
-            for (int c = 1; c < nv; c++)
-                acc += ti[c] * tj[c];
-            p[u++] = acc;
-            if (u == V) {
-                sum_lanes(p, z + k, V);
-                k += V;
-                u = 0;
+    for (int fb = 0; fb < Fp; fb += V)
+        for (int kb = 0; kb < dp; kb += V) {
+            vf t[V];
+            for (int u = 0; u < V; u++) {
+                int f = fb + u;
+                t[u] = (vf){0};
+                if (f < F)
+                    t[u] = *(const vfu *)((f == 0 ? x0 : e0 + (size_t)(f - 1) * dp) + kb);
+            }
+            transpose_tile(t);
+            for (int u = 0; u < V; u++)
+                *(vfu *)(cols + (size_t)(kb + u) * Fp + fb) = t[u];
+        }
+
+    size_t total = itself ? (size_t)F * (F + 1) / 2 : (size_t)F * (F - 1) / 2, off = 0;
+    for (int i0 = itself ? 0 : 1; i0 < F; i0 += DOT_ROWS) {
+        int ng = F - i0 < DOT_ROWS ? F - i0 : DOT_ROWS;
+        const float *e[DOT_ROWS];
+        size_t at[DOT_ROWS];
+        for (int g = 0; g < DOT_ROWS; g++) {
+            int i = i0 + (g < ng ? g : ng - 1); /* a short pass repeats its last row, unstored */
+            e[g] = i == 0 ? x_bot : pooled + (size_t)(i - 1) * d;
+            at[g] = off;
+            if (g < ng)
+                off += (size_t)(itself ? i + 1 : i);
+        }
+        int last = itself ? i0 + ng : i0 + ng - 1; /* the longest row's length */
+        for (int jb = (last + V - 1) / V - 1; jb >= 0; jb--) {
+            const vfu *c = (const vfu *)(cols + jb * V);
+            vf acc[DOT_ROWS];
+            for (int g = 0; g < DOT_ROWS; g++)
+                acc[g] = e[g][0] * c[0];
+            for (int k = 1; k < d; k++) {
+                vf ck = c[(size_t)k * Fp / V];
+                for (int g = 0; g < DOT_ROWS; g++)
+                    acc[g] += e[g][k] * ck;
+            }
+            for (int g = 0; g < ng; g++) {
+                size_t pos = at[g] + (size_t)jb * V;
+                if (pos + V <= total)
+                    *(vfu *)(z + pos) = acc[g];
+                else if (pos < total)
+                    memcpy(z + pos, &acc[g], sizeof(float) * (total - pos));
             }
         }
-    }
-    if (u > 0) {
-        for (int w = u; w < V; w++)
-            p[w] = (vf){0};
-        sum_lanes(p, z + k, u);
     }
 }
 
 /* The workspace of up to `chunk` samples: chunk * top[0] floats for the top MLP's input, the
- * dot interaction's padded rows (dot_sample), then the MLP scratch (top_ws_floats in all).
- * These give the offsets of the second and third parts. */
+ * dot interaction's tp (dot_sample), then the MLP scratch (top_ws_floats in all).  These give
+ * the offsets of the second and third parts, whole vectors from the workspace's start. */
 static size_t ws_dot_scratch(const dlrm_config_t *c, int chunk)
 {
-    return (size_t)chunk * c->top[0];
+    return whole_vectors((size_t)chunk * c->top[0]);
 }
 
 static size_t ws_mlp_scratch(const dlrm_config_t *c, int chunk)
 {
-    size_t dp = (size_t)(c->d + V - 1) / V * V;
-    return ws_dot_scratch(c, chunk) + V + dp * (size_t)(c->n_tables + 1); /* V: to align */
-}
-
-/* The dot interaction's padded rows, on a vector boundary. */
-static float *dot_scratch_of(const dlrm_config_t *c, int chunk, float *ws)
-{
-    uintptr_t p = (uintptr_t)(ws + ws_dot_scratch(c, chunk));
-    return (float *)((p + sizeof(vf) - 1) / sizeof(vf) * sizeof(vf));
+    return ws_dot_scratch(c, chunk) + whole_vectors(dot_tp_floats(c->n_tables + 1, c->d));
 }
 
 static size_t top_ws_floats(const dlrm_config_t *c, int chunk)
@@ -513,7 +560,7 @@ static void interact_top(const dlrm_model_t *m, int nb, const float *x_bot, cons
 {
     const dlrm_config_t *c = &m->cfg;
     int d = c->d, n = c->n_tables, F = n + 1, R = c->top[0];
-    float *r = ws, *tp = dot_scratch_of(c, C, ws), *scratch = ws + ws_mlp_scratch(c, C);
+    float *r = ws, *tp = ws + ws_dot_scratch(c, C), *scratch = ws + ws_mlp_scratch(c, C);
     for (int s = 0; s < nb; s++) {
         float *rs = r + (size_t)s * R;
         const float *es = pooled + (size_t)s * n * d;
@@ -548,13 +595,15 @@ dlrm_status_t dlrm_interact_top(const dlrm_model_t *m, int B, const float *x_bot
  * the interaction reads them.  Workspace: x_bot, pooled, then interact_top's. */
 static size_t forward_ws_floats(const dlrm_config_t *c, int chunk)
 {
-    return (size_t)chunk * c->d * (size_t)(1 + c->n_tables) + top_ws_floats(c, chunk);
+    return whole_vectors((size_t)chunk * c->d) + whole_vectors((size_t)chunk * c->d * c->n_tables) +
+           top_ws_floats(c, chunk);
 }
 
 static void forward_chunk(const job_t *j, int b0, int nb, float *ws)
 {
     const dlrm_config_t *c = &j->m->cfg;
-    float *x = ws, *pooled = x + (size_t)j->C * c->d, *top = pooled + (size_t)j->C * c->n_tables * c->d;
+    float *x = ws, *pooled = x + whole_vectors((size_t)j->C * c->d);
+    float *top = pooled + whole_vectors((size_t)j->C * c->n_tables * c->d);
     mlp(nb, c->bot, c->n_bot - 1, j->m->bot_w, j->m->bot_wt, j->m->bot_b,
         j->batch->dense + (size_t)b0 * c->bot[0], x, top + ws_mlp_scratch(c, j->C), 0);
     embed_rows(j->m, j->batch, NULL, c->n_tables, b0, b0 + nb, pooled);
