@@ -411,42 +411,29 @@ dlrm_status_t dlrm_embed(const dlrm_model_t *m, const dlrm_batch_t *batch, const
     return run_chunks(&job, batch->B, no_ws, embed_chunk, "dlrm_embed");
 }
 
+/* One round of transpose_tile: for each row i without bit h, rows i and i + h become LO and
+ * HI, two shuffles of both (index lists in parentheses; 16 + n is lane n of the second). */
+#define LANES_OF(...) __VA_ARGS__
+#define SWAP_BLOCKS(r, h, LO, HI)                                                                  \
+    for (int i = 0; i < V; i++)                                                                    \
+        if (!(i & (h))) {                                                                          \
+            vf a = (r)[i], b = (r)[i + (h)];                                                       \
+            (r)[i] = __builtin_shufflevector(a, b, LANES_OF LO);                                   \
+            (r)[i + (h)] = __builtin_shufflevector(a, b, LANES_OF HI);                             \
+        }
+
 /* r[0..V) := its transpose, a V x V tile of floats: four rounds, each swapping the
  * off-diagonal blocks of side h = 8, 4, 2, 1 between rows i and i + h. */
 static inline __attribute__((always_inline)) void transpose_tile(vf *r)
 {
-    for (int i = 0; i < V; i++)
-        if (!(i & 8)) {
-            vf a = r[i], b = r[i + 8];
-            r[i] = __builtin_shufflevector(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21,
-                                           22, 23);
-            r[i + 8] = __builtin_shufflevector(a, b, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27,
-                                               28, 29, 30, 31);
-        }
-    for (int i = 0; i < V; i++)
-        if (!(i & 4)) {
-            vf a = r[i], b = r[i + 4];
-            r[i] = __builtin_shufflevector(a, b, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25,
-                                           26, 27);
-            r[i + 4] = __builtin_shufflevector(a, b, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28,
-                                               29, 30, 31);
-        }
-    for (int i = 0; i < V; i++)
-        if (!(i & 2)) {
-            vf a = r[i], b = r[i + 2];
-            r[i] = __builtin_shufflevector(a, b, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13,
-                                           28, 29);
-            r[i + 2] = __builtin_shufflevector(a, b, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14,
-                                               15, 30, 31);
-        }
-    for (int i = 0; i < V; i++)
-        if (!(i & 1)) {
-            vf a = r[i], b = r[i + 1];
-            r[i] = __builtin_shufflevector(a, b, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28,
-                                           14, 30);
-            r[i + 1] = __builtin_shufflevector(a, b, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13,
-                                               29, 15, 31);
-        }
+    SWAP_BLOCKS(r, 8, (0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23),
+                (8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31))
+    SWAP_BLOCKS(r, 4, (0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27),
+                (4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31))
+    SWAP_BLOCKS(r, 2, (0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29),
+                (2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31))
+    SWAP_BLOCKS(r, 1, (0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30),
+                (1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31))
 }
 
 #define DOT_ROWS 4 /* rows of Z per pass: independent sums that keep the adders busy */
