@@ -221,9 +221,10 @@ typedef void (*chunk_fn)(const job_t *job, int b0, int nb, float *ws);
 
 /*
  * Runs fn over the batch's samples in chunks of up to CHUNK, each with a workspace of
- * ws_floats(C) floats, on a vector boundary.  With several engine threads (dlrm_set_threads) the chunks are shared
- * out, and a batch smaller than threads x CHUNK is cut into one chunk per thread.  A sample's
- * result does not depend on its chunk, so neither does it on the thread count.
+ * ws_floats(C) floats on a vector boundary.  With several engine threads (dlrm_set_threads)
+ * the chunks are shared out, and a batch smaller than threads x CHUNK is cut into one chunk
+ * per thread.  A sample's result does not depend on its chunk, so neither does it on the
+ * thread count.
  */
 static dlrm_status_t run_chunks(job_t *job, int B, size_t (*ws_floats)(const dlrm_config_t *, int),
                                 chunk_fn fn, const char *who)
@@ -443,8 +444,8 @@ static inline __attribute__((always_inline)) void transpose_tile(vf *r)
  * zero-padded to that width. */
 static size_t dot_tp_floats(int F, int d)
 {
-    size_t dp = (size_t)(d + V - 1) / V * V, Fp = (size_t)(F + V - 1) / V * V;
-    return dp * Fp + (d % V ? dp * (size_t)F : 0);
+    size_t dp = whole_vectors((size_t)d), Fp = whole_vectors((size_t)F);
+    return dp * Fp + (dp > (size_t)d ? dp * (size_t)F : 0);
 }
 
 /*
@@ -462,7 +463,7 @@ static size_t dot_tp_floats(int F, int d)
 DLRM_HOT static void dot_sample(int F, int d, int itself, const float *x_bot, const float *pooled,
                                 float *tp, float *z)
 {
-    int dp = (d + V - 1) / V * V, Fp = (F + V - 1) / V * V;
+    int dp = (int)whole_vectors((size_t)d), Fp = (int)whole_vectors((size_t)F);
     const float *x0 = x_bot, *e0 = pooled; /* rows of width dp, readable whole */
     float *cols = tp;                      /* [dp][Fp] */
     if (dp > d) {
@@ -582,8 +583,8 @@ dlrm_status_t dlrm_interact_top(const dlrm_model_t *m, int B, const float *x_bot
  * the interaction reads them.  Workspace: x_bot, pooled, then interact_top's. */
 static size_t forward_ws_floats(const dlrm_config_t *c, int chunk)
 {
-    return whole_vectors((size_t)chunk * c->d) + whole_vectors((size_t)chunk * c->d * c->n_tables) +
-           top_ws_floats(c, chunk);
+    return whole_vectors((size_t)chunk * c->d) +
+           whole_vectors((size_t)chunk * c->d * c->n_tables) + top_ws_floats(c, chunk);
 }
 
 static void forward_chunk(const job_t *j, int b0, int nb, float *ws)
