@@ -76,14 +76,6 @@ static int parse_list(const char *v, long *out)
     return n;
 }
 
-static uint64_t next(uint64_t *s)
-{
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
-
 /* The layer widths of both MLPs, in order: layer l maps w[l][0] -> w[l][1]. */
 typedef struct {
     int n, w[2 * DLRM_MAX_LAYERS][2];
@@ -153,15 +145,11 @@ int main(int argc, char **argv)
     }
     openblas_set_num_threads(1);
 
-    size_t slen = (size_t)n * 24 + 1;
-    char *emb = malloc(slen);
+    char *emb = bench_table_sizes(n, rows);
     if (!emb) {
         fprintf(stderr, "bls-engine-bench: out of memory\n");
         return 1;
     }
-    size_t used = 0;
-    for (long t = 0; t < n; t++)
-        used += (size_t)snprintf(emb + used, slen - used, "%s%ld", t ? "-" : "", rows);
     dlrm_config_t cfg;
     dlrm_model_t *m = NULL;
     if (dlrm_config_parse(bot, top, emb, (int)d, "dot", 0, &cfg) != DLRM_OK) {
@@ -195,7 +183,7 @@ int main(int argc, char **argv)
             return 1;
         }
         for (size_t i = 0; i < cnt; i++)
-            wbuf[l][i] = (float)(next(&s) >> 40) / 16777216.0f - 0.5f;
+            wbuf[l][i] = (float)(bench_xorshift(&s) >> 40) / 16777216.0f - 0.5f;
         L.W[l] = wbuf[l];
         for (int j = 0; j < 2; j++)
             widest = L.w[l][j] > widest ? L.w[l][j] : widest;
@@ -224,11 +212,11 @@ int main(int argc, char **argv)
         return 1;
     }
     for (size_t i = 0; i < (size_t)samples * (size_t)cfg.bot[0]; i++)
-        dense[i] = (float)(next(&s) >> 40) / 16777216.0f * 4.0f;
+        dense[i] = (float)(bench_xorshift(&s) >> 40) / 16777216.0f * 4.0f;
     for (size_t i = 0; i < (size_t)samples * (size_t)n; i++)
-        idx[i] = (int64_t)(next(&s) % (uint64_t)rows);
+        idx[i] = (int64_t)(bench_xorshift(&s) % (uint64_t)rows);
     for (size_t i = 0; i < (size_t)maxB * (size_t)widest; i++)
-        act_in[i] = (float)(next(&s) >> 40) / 16777216.0f;
+        act_in[i] = (float)(bench_xorshift(&s) >> 40) / 16777216.0f;
     for (long b = 0; b <= maxB; b++)
         offs[b] = b;
     for (long t = 0; t < n; t++)

@@ -47,14 +47,6 @@ static long parse_pos(const char *name, const char *v)
     return x;
 }
 
-static uint64_t next(uint64_t *s)
-{
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
-
 /* The plain loop: every bag summed row by row, no checks; with ahead > 0, the row `ahead`
  * lookups later is prefetched (what the best hand-written loop does). */
 static void plain_gather(const float *const *tables, int n, int d, int B,
@@ -108,11 +100,11 @@ int main(int argc, char **argv)
         return 2;
     }
     /* A model whose MLPs are trivial: only its tables matter here. */
-    size_t slen = (size_t)n * 24 + 1;
-    char *sizes = malloc(slen), bot[64];
-    size_t used = 0;
-    for (long t = 0; t < n; t++)
-        used += (size_t)snprintf(sizes + used, slen - used, "%s%ld", t ? "-" : "", rows);
+    char *sizes = bench_table_sizes(n, rows), bot[64];
+    if (!sizes) {
+        fprintf(stderr, "bls-gather-bench: out of memory\n");
+        return 1;
+    }
     snprintf(bot, sizeof(bot), "13-%ld", d);
     dlrm_config_t cfg;
     dlrm_model_t *m = NULL;
@@ -140,7 +132,7 @@ int main(int argc, char **argv)
     }
     uint64_t s = 0x9E3779B97F4A7C15ull ^ (uint64_t)seed;
     for (size_t i = 0; i < per * (size_t)n * (size_t)nb; i++)
-        idx_all[i] = (int64_t)(next(&s) % (uint64_t)rows);
+        idx_all[i] = (int64_t)(bench_xorshift(&s) % (uint64_t)rows);
     for (long b = 0; b <= B; b++)
         offs[b] = b * K;
     for (long i = 0; i < n * nb; i++)

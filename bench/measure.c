@@ -1,7 +1,8 @@
-/* Measurement helpers shared by bls-bench and bls-dlrm (see measure.h). */
+/* Measurement helpers shared by the benchmarks and bls-dlrm (see measure.h). */
 #define _GNU_SOURCE
 #include "measure.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -37,4 +38,24 @@ long bench_peak_rss_kib(void)
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     return ru.ru_maxrss;
+}
+
+uint64_t bench_xorshift(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+char *bench_table_sizes(long n, long rows)
+{
+    size_t len = (size_t)n * 24 + 1, used = 0;
+    char *s = malloc(len);
+    if (!s)
+        return NULL;
+    s[0] = '\0';
+    for (long t = 0; t < n; t++)
+        used += (size_t)snprintf(s + used, len - used, "%s%ld", t ? "-" : "", rows);
+    return s;
 }
