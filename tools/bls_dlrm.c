@@ -25,7 +25,6 @@
 #include "measure.h"
 #include "scenario.h"
 
-#include <cblas.h>
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -128,9 +127,8 @@ static void usage(FILE *f)
         "                               samples [q*B/P, (q+1)*B/P) of each\n"
         "  --max-batches N              stop after N batches (default: all data)\n"
         "  --threads N                  threads per process (default 1): the engine's OpenMP\n"
-        "                               threads share out each batch's chunks, OpenBLAS runs\n"
-        "                               one per call; an engine built without OpenMP gives\n"
-        "                               them to OpenBLAS instead\n"
+        "                               threads share out each batch's chunks (an engine\n"
+        "                               built without OpenMP runs one and says so)\n"
         "  --predictions FILE           write 'probability label' per sample, in input order\n"
         "                               (of the first driver)\n"
         "  --json FILE                  write every figure and the configuration as JSON\n"
@@ -910,8 +908,9 @@ int main(int argc, char **argv)
     opts_t o;
     char default_emb[26 * 8];
     parse(argc, argv, &o, default_emb);
-    /* Engine threads when it has them (bit-identical results), else OpenBLAS's. */
-    openblas_set_num_threads(dlrm_set_threads(o.threads) > 1 ? 1 : o.threads);
+    if (dlrm_set_threads(o.threads) != o.threads && rank == 0)
+        fprintf(stderr, "bls-dlrm: --threads %d: this engine was built without OpenMP; one thread "
+                        "per process\n", o.threads);
     for (int i = 0; i < o.ndrivers; i++)
         if (o.drivers[i].kind == DRV_BLS && provided < MPI_THREAD_MULTIPLE)
             fail_all("the bls driver needs MPI_THREAD_MULTIPLE; this MPI provides level %d",

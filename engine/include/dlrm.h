@@ -130,13 +130,31 @@ dlrm_status_t dlrm_interact_top(const dlrm_model_t *m, int B, const float *x_bot
 dlrm_status_t dlrm_forward(const dlrm_model_t *m, const dlrm_batch_t *batch, float *out);
 
 /*
+ * Exactness.  A sample's prediction depends on its own inputs and the model alone: not on the
+ * batch size, its position in the batch, the thread count, the kernel or the CPU.  Every
+ * output of a Linear layer is one chain of fused multiply-adds in input order starting from the
+ * bias (IEEE fmaf, rounded once per term); every other sum has an order fixed by the model.  So
+ * the bits are the same on every machine: the vector kernels run exactly those chains.
+ */
+
+/*
  * Threads the batch functions above use (process-wide; default 1): each batch is cut into
- * chunks of samples shared out among n OpenMP threads, each calling sgemm on its own, so set
- * OpenBLAS to one thread (openblas_set_num_threads(1)) to keep it from adding its own.
- * Results are bit for bit the same for any n.  Returns the count now in effect: 1 when the
- * engine was built without OpenMP; n < 1 counts as 1.  Set it between batches, not during one.
+ * chunks of samples shared out among n OpenMP threads.  Results are bit for bit the same for
+ * any n.  Returns the count now in effect: 1 when the engine was built without OpenMP; n < 1
+ * counts as 1.  Set it between batches, not during one.
  */
 int dlrm_set_threads(int n);
+
+/*
+ * The kernel the Linear layers run on (process-wide): "avx512", "avx2" (with FMA) or "generic"
+ * (C's fmaf: any CPU; slow on one without FMA, where libm emulates it).  All give the same
+ * bits; they differ in speed.  By default the fastest this CPU runs, or the environment's
+ * DLRM_KERNEL; a DLRM_KERNEL this CPU cannot run makes model creation fail with DLRM_ERR_ARG
+ * naming it.  dlrm_set_kernel(NULL) picks the fastest; a name the CPU cannot run is
+ * DLRM_ERR_ARG and leaves the choice as it was.  Set it between batches, not during one.
+ */
+dlrm_status_t dlrm_set_kernel(const char *name);
+const char *dlrm_kernel(void);
 
 /*
  * Criteo Kaggle train.txt, streamed: label, 13 integer and 26 categorical (hex) features per

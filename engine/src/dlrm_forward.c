@@ -1,14 +1,13 @@
 /*
- * The forward pass: MLPs through OpenBLAS sgemm (y = x W^T + b, W row-major [out, in] as in
- * the reference's Linear; layers with few inputs by hand), sum-pooled embedding bags, dot or
- * cat interaction, sigmoid.  A batch runs in chunks of samples (on one or more threads),
+ * The forward pass: MLPs on the engine's own kernels (y = x W^T + b, W row-major [out, in] as
+ * in the reference's Linear; dlrm_gemm.c), sum-pooled embedding bags, dot or cat interaction,
+ * sigmoid.  A batch runs in chunks of samples (on one or more threads),
  * each chunk through every stage while its data is in cache.
  * Summation orders differ from PyTorch's kernels, so results agree to float rounding
  * (the tests allow 1e-5), not bit for bit with PyTorch; they are bit-for-bit reproducible here.
  */
 #include "dlrm_internal.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,31 +16,25 @@
 #endif
 
 /*
- * Batch invariance: a sample's prediction must not depend on how many samples share its batch
- * (a distributed run gives each process a slice of the batch).  OpenBLAS's normal sgemm path
- * computes every row alike whatever the number of rows, but 0.3.21 on AVX-512 machines takes a
- * "small matrix" kernel with another summation order when rows x outputs <= 1200 (and K >= 32,
- * M*N*K <= 1e6).  So a layer with fo outputs runs on at least 1200 / fo + 1 rows, zero rows
- * added.  A width-1 layer (the click logit) is one dot product per sample: it is computed here
- * in a fixed order instead (padding it would take 1201 rows).  tests/engine checks the bits
- * across batch sizes and process counts.
+ * Batch invariance: a sample's prediction must not depend on how many samples share its batch,
+ * where it sits there, or which thread computes it (a distributed run gives each process a
+ * slice of every batch).  Every stage below computes a sample from that sample's inputs alone,
+ * in an order fixed by the model: the Linear layers on the engine's own kernels (dlrm_gemm.c:
+ * one chain of fused multiply-adds per output, in input order), the width-1 click logit as a
+ * dot product in a fixed order, the lookups in bag order, the interaction in a fixed order.
+ * tests/engine checks the bits across batch sizes, positions, threads, kernels and process
+ * counts.
  */
-#define V DLRM_LANES /* lanes of the explicit vectors (lookup sums, small-K layers, dot) */
+#define V DLRM_LANES /* lanes of the explicit vectors (lookup sums, dot) */
 typedef float vf __attribute__((vector_size(V * sizeof(float))));
 /* The same, at any float's address (as the compilers' own unaligned vector types). */
-typedef float vfu __attribute__((vector_size(V * sizeof(float)), aligned(sizeof(float)), may_alias));
-typedef int vi __attribute__((vector_size(V * sizeof(int))));
+typedef float vfu
+    __attribute__((vector_size(V * sizeof(float)), aligned(sizeof(float)), may_alias));
 
 /* n floats rounded up to whole vectors: workspace parts start on vector boundaries. */
 static size_t whole_vectors(size_t n)
 {
     return (n + V - 1) / V * V;
-}
-
-static int gemm_rows(int B, int fo)
-{
-    int min_rows = 1200 / fo + 1;
-    return B > min_rows ? B : min_rows;
 }
 
 static int max_width(const int *w, int n)
@@ -65,122 +58,51 @@ DLRM_HOT static void dot_layer(int B, int K, const float *x, const float *w, flo
                 acc[j] += xr[k + j] * w[k + j];
         for (int j = 0; k < K; k++, j++)
             acc[j] += xr[k] * w[k];
-        y[r] = bias + (((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])));
+        y[r] = bias +
+               (((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])));
     }
 }
 
-/* An unconditional store: a branch here mispredicts on half the activations. */
-DLRM_HOT static void relu(float *y, size_t cnt)
-{
-    for (size_t i = 0; i < cnt; i++) {
-        float v = y[i];
-        y[i] = v > 0.0f ? v : 0.0f;
-    }
-}
-
-/* y[r] = bias for M rows of width fo, sgemm's starting point (beta = 1): inline vector stores,
- * not a library call per row. */
-DLRM_HOT static void broadcast(float *y, const float *bias, int M, int fo)
-{
-    for (int r = 0; r < M; r++)
-        for (int j = 0; j < fo; j++)
-            y[(size_t)r * fo + j] = bias[j];
-}
-
-/*
- * A layer with few inputs (the bottom MLP's first, 13 dense features wide) leaves sgemm little
- * to block: OpenBLAS runs it at a quarter of its rate.  Here, per sample, the fo outputs are
- * fo / V vectors, each bias + x_0 W_0 + x_1 W_1 + ... in input order (W transposed: wt is
- * [fi][fo], made once by dlrm_model_prepare), then the ReLU.  Which layers: dlrm_small_k.
- */
-DLRM_HOT static void small_k_layer(int B, int fi, int fo, const float *x, const float *wt,
-                                   const float *bias, float *y)
-{
-    int nvec = fo / V;
-    const vf zero = {0};
-    for (int r = 0; r < B; r++) {
-        const float *xr = x + (size_t)r * fi;
-        vfu *yr = (vfu *)(y + (size_t)r * fo);
-        int v0 = 0;
-        for (; v0 + 8 <= nvec; v0 += 8) { /* 8 independent sums: the adder stays busy */
-            vf acc[8];
-            for (int u = 0; u < 8; u++)
-                acc[u] = ((const vfu *)bias)[v0 + u];
-            for (int k = 0; k < fi; k++) {
-                const vfu *wk = (const vfu *)(wt + (size_t)k * fo) + v0;
-                for (int u = 0; u < 8; u++)
-                    acc[u] += xr[k] * wk[u];
-            }
-            for (int u = 0; u < 8; u++)
-                yr[v0 + u] = (vf)((vi)acc[u] & (vi)(acc[u] > zero));
-        }
-        for (; v0 < nvec; v0++) {
-            vf acc = ((const vfu *)bias)[v0];
-            for (int k = 0; k < fi; k++)
-                acc += xr[k] * ((const vfu *)(wt + (size_t)k * fo))[v0];
-            yr[v0] = (vf)((vi)acc & (vi)(acc > zero));
-        }
-    }
-}
-
-/* Floats of each of mlp()'s three scratch buffers (an input pad, two activations) for B
- * samples: the most rows a layer runs on (width-1 layers never pad) times the widest layer. */
+/* Floats of mlp()'s scratch for B samples: two activation buffers of B rows of the widest
+ * layer, and the kernels' packing space for the widest input. */
 static size_t mlp_buffer_floats(int B, const int *w, int n)
 {
-    return whole_vectors((size_t)gemm_rows(B, 2) * (size_t)max_width(w, n));
+    int widest = max_width(w, n);
+    return 2 * whole_vectors((size_t)B * (size_t)widest) +
+           whole_vectors(dlrm_linear_ws_floats(widest));
 }
 
 /* Runs Linear layers in[B, w[0]] -> out[B, w[n]]; ReLU after each, sigmoid after the last when
- * sigmoid_last. */
-static void mlp(int B, const int *w, int n, const float *const *W, const float *const *Wt,
+ * sigmoid_last.  Layers with more than one output run packed (lin), width-1 ones as dots. */
+static void mlp(int B, const int *w, int n, const dlrm_linear_t *lin, const float *const *W,
                 const float *const *bias, const float *in, float *out, float *scratch,
                 int sigmoid_last)
 {
-    size_t cap = mlp_buffer_floats(B, w, n);
-    float *pad = scratch, *a = scratch + cap, *b = a + cap;
-    const float *x = in; /* B rows of data; rows past B are zeroed before a layer pads */
+    size_t cap = whole_vectors((size_t)B * (size_t)max_width(w, n));
+    float *a = scratch, *b = scratch + cap, *pack = scratch + 2 * cap;
+    const float *x = in;
     for (int l = 0; l < n; l++) {
-        int fi = w[l], fo = w[l + 1], M = fo == 1 ? B : gemm_rows(B, fo);
-        if (Wt[l]) { /* a small-K layer: no sgemm, no padding */
-            float *y = l == n - 1 ? out : (l % 2 == 0 ? a : b);
-            small_k_layer(B, fi, fo, x, Wt[l], bias[l], y);
-            x = y;
-            continue;
-        }
-        if (M > B) {
-            if (x == in) {
-                memcpy(pad, in, sizeof(float) * (size_t)B * fi);
-                x = pad;
-            }
-            memset((float *)x + (size_t)B * fi, 0, sizeof(float) * (size_t)(M - B) * fi);
-        }
-        float *y = l == n - 1 && M == B ? out : (l % 2 == 0 ? a : b);
-        if (fo > 1)
-            broadcast(y, bias[l], M, fo);
-        if (fo == 1)
-            dot_layer(B, fi, x, W[l], bias[l][0], y);
-        else
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, fo, fi, 1.0f, x, fi, W[l],
-                        fi, 1.0f, y, fo);
-        size_t cnt = (size_t)B * fo; /* the padded rows are never read again */
-        if (l == n - 1 && sigmoid_last) {
-            for (size_t i = 0; i < cnt; i++)
-                y[i] = 1.0f / (1.0f + expf(-y[i]));
+        int fi = w[l], fo = w[l + 1], last = l == n - 1;
+        int relu = !(last && sigmoid_last);
+        float *y = last ? out : (l % 2 == 0 ? a : b);
+        if (fo > 1) {
+            dlrm_linear_run(&lin[l], B, x, (size_t)fi, y, (size_t)fo, relu, pack);
         } else {
-            relu(y, cnt);
+            dot_layer(B, fi, x, W[l], bias[l][0], y);
+            for (int r = 0; relu && r < B; r++)
+                y[r] = y[r] > 0.0f ? y[r] : 0.0f;
         }
+        if (!relu)
+            for (size_t i = 0; i < (size_t)B * fo; i++)
+                y[i] = 1.0f / (1.0f + expf(-y[i]));
         x = y;
     }
-    if (x != out)
-        memcpy(out, x, sizeof(float) * (size_t)B * w[n]);
 }
 
 /*
  * Samples per pass through the layers.  A whole batch of 2048 makes each 512-wide activation
- * 4 MiB, twice the L2: the bias broadcast, sgemm's update and the ReLU would each stream it
- * through memory.  In chunks of CHUNK samples it stays in L2 from one layer to the next.
- * Every row of an sgemm is computed alike whatever the number of rows (see gemm_rows), so the
- * chunking does not change a bit.
+ * 4 MiB, twice the L2.  In chunks of CHUNK samples it stays in L2 from one layer to the next.
+ * A row's result does not depend on the rows beside it, so the chunking does not change a bit.
  */
 #ifndef CHUNK
 #define CHUNK 256
@@ -191,7 +113,7 @@ static size_t mlp_scratch_floats(const dlrm_config_t *c, int chunk)
 {
     size_t bot = mlp_buffer_floats(chunk, c->bot, c->n_bot - 1);
     size_t top = mlp_buffer_floats(chunk, c->top, c->n_top);
-    return 3 * (bot > top ? bot : top);
+    return bot > top ? bot : top;
 }
 
 static int engine_threads = 1;
@@ -258,7 +180,7 @@ static dlrm_status_t run_chunks(job_t *job, int B, size_t (*ws_floats)(const dlr
 static void bottom_chunk(const job_t *j, int b0, int nb, float *ws)
 {
     const dlrm_config_t *c = &j->m->cfg;
-    mlp(nb, c->bot, c->n_bot - 1, j->m->bot_w, j->m->bot_wt, j->m->bot_b,
+    mlp(nb, c->bot, c->n_bot - 1, j->m->bot_lin, j->m->bot_w, j->m->bot_b,
         j->in0 + (size_t)b0 * c->bot[0], j->out + (size_t)b0 * c->d, ws, 0);
 }
 
@@ -282,8 +204,10 @@ static dlrm_status_t check_tables(const dlrm_model_t *m, const int *tables, int 
     for (int i = 0; i < nt; i++) {
         int t = tables ? tables[i] : i;
         if (t < 0 || t >= m->cfg.n_tables)
-            return dlrm_error(DLRM_ERR_ARG, "dlrm_embed: table list entry %d: table %d is not "
-                              "within the model's %d tables", i, t, m->cfg.n_tables);
+            return dlrm_error(DLRM_ERR_ARG,
+                              "dlrm_embed: table list entry %d: table %d is not "
+                              "within the model's %d tables",
+                              i, t, m->cfg.n_tables);
         if (!m->tables[t])
             return dlrm_error(DLRM_ERR_ARG, "dlrm_embed: table %d is not held by this model", t);
     }
@@ -292,8 +216,8 @@ static dlrm_status_t check_tables(const dlrm_model_t *m, const int *tables, int 
 
 /* Checks every bag of the listed tables before anything is written: offsets that never
  * decrease and indices within the table. */
-static dlrm_status_t check_bags(const dlrm_model_t *m, const dlrm_batch_t *batch,
-                                const int *tables, int nt)
+static dlrm_status_t check_bags(const dlrm_model_t *m, const dlrm_batch_t *batch, const int *tables,
+                                int nt)
 {
     for (int i = 0; i < nt; i++) {
         int t = tables ? tables[i] : i;
@@ -301,8 +225,9 @@ static dlrm_status_t check_bags(const dlrm_model_t *m, const dlrm_batch_t *batch
         int64_t rows = m->cfg.rows[t];
         for (int b = 0; b < batch->B; b++) {
             if (off[b + 1] < off[b])
-                return dlrm_error(DLRM_ERR_ARG, "table %d, sample %d: offsets decrease (%lld > %lld)",
-                                  t, b, (long long)off[b], (long long)off[b + 1]);
+                return dlrm_error(DLRM_ERR_ARG,
+                                  "table %d, sample %d: offsets decrease (%lld > %lld)", t, b,
+                                  (long long)off[b], (long long)off[b + 1]);
             for (int64_t k = off[b]; k < off[b + 1]; k++)
                 if (idx[k] < 0 || idx[k] >= rows)
                     return dlrm_error(DLRM_ERR_RANGE,
@@ -315,9 +240,8 @@ static dlrm_status_t check_bags(const dlrm_model_t *m, const dlrm_batch_t *batch
 
 /* Random rows of large tables miss every cache: the row EMBED_PREFETCH lookups ahead is asked
  * for now, so several misses are in flight. */
-static inline __attribute__((always_inline)) void prefetch_ahead(const float *table,
-                                                                 const int64_t *idx, int64_t k,
-                                                                 int64_t end, int d)
+static inline __attribute__((always_inline)) void
+prefetch_ahead(const float *table, const int64_t *idx, int64_t k, int64_t end, int d)
 {
     if (EMBED_PREFETCH > 0 && k + EMBED_PREFETCH < end) {
         const float *ahead = table + (size_t)idx[k + EMBED_PREFETCH] * d;
@@ -329,9 +253,10 @@ static inline __attribute__((always_inline)) void prefetch_ahead(const float *ta
 /* One table's bags for samples b0 .. b1-1, out row of sample b at out + (b - b0) * ld.  Each
  * element is 0 + w_0 row_0 + w_1 row_1 + ... in bag order.  nv > 0: d = nv * V, the sums kept in
  * nv vector registers (inlined with nv constant); nv = 0: any d, summed in place. */
-static inline __attribute__((always_inline)) void pool_table(
-    const float *table, const int64_t *idx, const int64_t *off, const float *wt, int d, int b0,
-    int b1, float *out, size_t ld, int nv)
+static inline __attribute__((always_inline)) void pool_table(const float *table, const int64_t *idx,
+                                                             const int64_t *off, const float *wt,
+                                                             int d, int b0, int b1, float *out,
+                                                             size_t ld, int nv)
 {
     int64_t end = off[b1];
     for (int b = b0; b < b1; b++) {
@@ -363,8 +288,8 @@ static inline __attribute__((always_inline)) void pool_table(
 }
 
 /* Pools samples b0 .. b1-1 of the batch into out [b1 - b0, nt, d]; check_bags has passed. */
-DLRM_HOT static void embed_rows(const dlrm_model_t *m, const dlrm_batch_t *batch,
-                                const int *tables, int nt, int b0, int b1, float *out)
+DLRM_HOT static void embed_rows(const dlrm_model_t *m, const dlrm_batch_t *batch, const int *tables,
+                                int nt, int b0, int b1, float *out)
 {
     int d = m->cfg.d;
     size_t ld = (size_t)nt * d;
@@ -558,7 +483,7 @@ static void interact_top(const dlrm_model_t *m, int nb, const float *x_bot, cons
         else
             dot_sample(F, d, c->itself, x_bot + (size_t)s * d, es, tp, rs + d);
     }
-    mlp(nb, c->top, c->n_top, m->top_w, m->top_wt, m->top_b, r, out, scratch, 1); /* width 1 */
+    mlp(nb, c->top, c->n_top, m->top_lin, m->top_w, m->top_b, r, out, scratch, 1);
 }
 
 static void top_chunk(const job_t *j, int b0, int nb, float *ws)
@@ -583,8 +508,8 @@ dlrm_status_t dlrm_interact_top(const dlrm_model_t *m, int B, const float *x_bot
  * the interaction reads them.  Workspace: x_bot, pooled, then interact_top's. */
 static size_t forward_ws_floats(const dlrm_config_t *c, int chunk)
 {
-    return whole_vectors((size_t)chunk * c->d) +
-           whole_vectors((size_t)chunk * c->d * c->n_tables) + top_ws_floats(c, chunk);
+    return whole_vectors((size_t)chunk * c->d) + whole_vectors((size_t)chunk * c->d * c->n_tables) +
+           top_ws_floats(c, chunk);
 }
 
 static void forward_chunk(const job_t *j, int b0, int nb, float *ws)
@@ -592,7 +517,7 @@ static void forward_chunk(const job_t *j, int b0, int nb, float *ws)
     const dlrm_config_t *c = &j->m->cfg;
     float *x = ws, *pooled = x + whole_vectors((size_t)j->C * c->d);
     float *top = pooled + whole_vectors((size_t)j->C * c->n_tables * c->d);
-    mlp(nb, c->bot, c->n_bot - 1, j->m->bot_w, j->m->bot_wt, j->m->bot_b,
+    mlp(nb, c->bot, c->n_bot - 1, j->m->bot_lin, j->m->bot_w, j->m->bot_b,
         j->batch->dense + (size_t)b0 * c->bot[0], x, top + ws_mlp_scratch(c, j->C), 0);
     embed_rows(j->m, j->batch, NULL, c->n_tables, b0, b0 + nb, pooled);
     interact_top(j->m, nb, x, pooled, j->out + b0, top, j->C);

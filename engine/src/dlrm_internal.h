@@ -6,18 +6,46 @@
 
 #include <stdarg.h>
 
+/*
+ * A Linear layer packed for the engine's kernels (dlrm_gemm.c): K inputs, N outputs, the
+ * weights in panels of 16 outputs ([K][16] each, zero past N) and the bias padded alike.
+ */
+typedef struct {
+    int K, N;
+    const float *panels, *bias;
+} dlrm_linear_t;
+
+/* Floats a packed layer takes; a multiple of 16, so packed layers laid end to end from a
+ * 64-byte boundary all start on one. */
+size_t dlrm_linear_floats(int K, int N);
+/* Packs W [N, K] (row-major, as the reference's Linear) and b [N] into dst. */
+void dlrm_linear_pack(const float *W, const float *b, int K, int N, float *dst, dlrm_linear_t *out);
+/* Workspace floats dlrm_linear_run needs for a layer of K inputs. */
+size_t dlrm_linear_ws_floats(int K);
+/*
+ * y[m][n] = act(b[n] + x[m][0] W[n][0] + ... + x[m][K-1] W[n][K-1]) for m < M, n < N: one
+ * fused multiply-add per term in k order from the bias, act = ReLU or none.  A row's bits
+ * depend on that row of x and the layer alone (dlrm_gemm.c says why and how).  x and y are
+ * row-major with leading dimensions ldx >= K and ldy >= N; they must not overlap.
+ */
+void dlrm_linear_run(const dlrm_linear_t *L, int M, const float *x, size_t ldx, float *y,
+                     size_t ldy, int relu, float *ws);
+/* DLRM_OK, or the error of a bad DLRM_KERNEL setting (checked when a model is made). */
+dlrm_status_t dlrm_kernel_check(void);
+
 struct dlrm_model {
-    dlrm_config_t cfg;          /* deep copy (rows owned) */
+    dlrm_config_t cfg;                                            /* deep copy (rows owned) */
     const float *bot_w[DLRM_MAX_LAYERS], *bot_b[DLRM_MAX_LAYERS]; /* layer l: [bot[l+1], bot[l]] */
     const float *top_w[DLRM_MAX_LAYERS], *top_b[DLRM_MAX_LAYERS]; /* layer l: [top[l+1], top[l]] */
-    const float **tables;       /* [n_tables]; NULL for tables this process does not hold */
-    float *owned;               /* one allocation holding every randomly initialised tensor */
-    size_t owned_len;           /* its mapped length */
-    void *map;                  /* the mapped safetensors file, or NULL */
+    const float **tables; /* [n_tables]; NULL for tables this process does not hold */
+    float *owned;         /* one allocation holding every randomly initialised tensor */
+    size_t owned_len;     /* its mapped length */
+    void *map;            /* the mapped safetensors file, or NULL */
     size_t map_len;
-    /* Derived once from the weights (dlrm_model_prepare): the transposed weights [in][out] of
-     * the layers the forward pass computes without sgemm, else NULL; one allocation. */
-    const float *bot_wt[DLRM_MAX_LAYERS], *top_wt[DLRM_MAX_LAYERS];
+    /* Derived once from the weights (dlrm_model_prepare): every layer with more than one
+     * output packed for dlrm_linear_run (a width-1 layer is a dot product per sample and
+     * keeps K = 0 here); one 64-byte-aligned allocation. */
+    dlrm_linear_t bot_lin[DLRM_MAX_LAYERS], top_lin[DLRM_MAX_LAYERS];
     float *derived;
 };
 
@@ -48,19 +76,10 @@ static inline uint64_t dlrm_mix64(uint64_t x)
 /* Shared by init and load: copies cfg, allocates the tables array. */
 dlrm_status_t dlrm_model_alloc(const dlrm_config_t *cfg, dlrm_model_t **model_p);
 
-/* Shared by init and load, once the weights are in place: the transposed weights of the
- * small-K layers (bot_wt, top_wt). */
+/* Shared by init and load, once the weights are in place: checks the kernel choice and
+ * packs the layers (bot_lin, top_lin). */
 dlrm_status_t dlrm_model_prepare(dlrm_model_t *m);
 
-#define DLRM_LANES 16  /* floats in the forward pass's explicit vectors */
-#define DLRM_SMALL_K 32 /* the most inputs of a layer computed without sgemm */
-
-/* Whether layer l of an MLP with widths w[0..n] is computed without sgemm (dlrm_forward.c):
- * few inputs, a whole number of vectors out, and not the last layer before a sigmoid. */
-static inline int dlrm_small_k(const int *w, int n, int l, int sigmoid_last)
-{
-    return w[l] <= DLRM_SMALL_K && w[l + 1] > 1 && w[l + 1] % DLRM_LANES == 0 &&
-           !(l == n - 1 && sigmoid_last);
-}
+#define DLRM_LANES 16 /* floats in the forward pass's explicit vectors */
 
 #endif

@@ -56,44 +56,53 @@ typedef struct {
     int layers;
     const float **W, **b;
     uint64_t stream;
-    const float **Wt; /* the transposed small-K weights (dlrm_model_prepare) */
-    int sigmoid_last;
+    dlrm_linear_t *lin; /* the packed layers (dlrm_model_prepare) */
 } mlp_view_t;
 
 /* m may be NULL (sizes only).  dlrm_model_save reads through a const model's views. */
 static void mlp_views(const dlrm_config_t *cfg, const dlrm_model_t *m, mlp_view_t v[2])
 {
     dlrm_model_t *mm = (dlrm_model_t *)m;
-    v[0] = (mlp_view_t){"bot_l", cfg->bot, cfg->n_bot - 1, mm ? mm->bot_w : NULL,
-                        mm ? mm->bot_b : NULL, STREAM_BOT, mm ? mm->bot_wt : NULL, 0};
-    v[1] = (mlp_view_t){"top_l", cfg->top, cfg->n_top, mm ? mm->top_w : NULL,
-                        mm ? mm->top_b : NULL, STREAM_TOP, mm ? mm->top_wt : NULL, 1};
+    v[0] = (mlp_view_t){"bot_l",
+                        cfg->bot,
+                        cfg->n_bot - 1,
+                        mm ? mm->bot_w : NULL,
+                        mm ? mm->bot_b : NULL,
+                        STREAM_BOT,
+                        mm ? mm->bot_lin : NULL};
+    v[1] = (mlp_view_t){"top_l",
+                        cfg->top,
+                        cfg->n_top,
+                        mm ? mm->top_w : NULL,
+                        mm ? mm->top_b : NULL,
+                        STREAM_TOP,
+                        mm ? mm->top_lin : NULL};
 }
 
 dlrm_status_t dlrm_model_prepare(dlrm_model_t *m)
 {
+    dlrm_status_t st = dlrm_kernel_check();
+    if (st != DLRM_OK)
+        return st;
     mlp_view_t v[2];
     mlp_views(&m->cfg, m, v);
     size_t total = 0;
     for (int j = 0; j < 2; j++)
         for (int l = 0; l < v[j].layers; l++)
-            if (dlrm_small_k(v[j].w, v[j].layers, l, v[j].sigmoid_last))
-                total += (size_t)v[j].w[l] * v[j].w[l + 1];
+            if (v[j].w[l + 1] > 1)
+                total += dlrm_linear_floats(v[j].w[l], v[j].w[l + 1]);
     if (total == 0)
         return DLRM_OK;
-    float *p = m->derived = malloc(sizeof(float) * total);
+    float *p = m->derived = aligned_alloc(64, sizeof(float) * total);
     if (!p)
-        return dlrm_error(DLRM_ERR_NOMEM, "model: out of memory for the transposed weights");
+        return dlrm_error(DLRM_ERR_NOMEM, "model: out of memory for the packed weights");
     for (int j = 0; j < 2; j++)
         for (int l = 0; l < v[j].layers; l++) {
             int fi = v[j].w[l], fo = v[j].w[l + 1];
-            if (!dlrm_small_k(v[j].w, v[j].layers, l, v[j].sigmoid_last))
-                continue;
-            for (int o = 0; o < fo; o++) /* Wt[k][o] = W[o][k] */
-                for (int k = 0; k < fi; k++)
-                    p[(size_t)k * fo + o] = v[j].W[l][(size_t)o * fi + k];
-            v[j].Wt[l] = p;
-            p += (size_t)fi * fo;
+            if (fo == 1)
+                continue; /* a dot product per sample (dlrm_forward.c) */
+            dlrm_linear_pack(v[j].W[l], v[j].b[l], fi, fo, p, &v[j].lin[l]);
+            p += dlrm_linear_floats(fi, fo);
         }
     return DLRM_OK;
 }
@@ -120,7 +129,8 @@ dlrm_status_t dlrm_model_alloc(const dlrm_config_t *cfg, dlrm_model_t **model_p)
 }
 
 /* Expands a table list (NULL: every table) into want[n_tables] flags, checking every entry. */
-static dlrm_status_t table_set(const dlrm_config_t *cfg, const int *tables, int n, unsigned char *want)
+static dlrm_status_t table_set(const dlrm_config_t *cfg, const int *tables, int n,
+                               unsigned char *want)
 {
     memset(want, tables ? 0 : 1, (size_t)cfg->n_tables);
     if (!tables)
@@ -129,8 +139,10 @@ static dlrm_status_t table_set(const dlrm_config_t *cfg, const int *tables, int 
         return dlrm_error(DLRM_ERR_ARG, "table list length %d is negative", n);
     for (int i = 0; i < n; i++) {
         if (tables[i] < 0 || tables[i] >= cfg->n_tables)
-            return dlrm_error(DLRM_ERR_ARG, "table list entry %d: table %d is not within the "
-                              "model's %d tables", i, tables[i], cfg->n_tables);
+            return dlrm_error(DLRM_ERR_ARG,
+                              "table list entry %d: table %d is not within the "
+                              "model's %d tables",
+                              i, tables[i], cfg->n_tables);
         if (want[tables[i]])
             return dlrm_error(DLRM_ERR_ARG, "table list entry %d: table %d is listed twice", i,
                               tables[i]);
@@ -207,7 +219,8 @@ dlrm_status_t dlrm_model_init_random(const dlrm_config_t *cfg, uint64_t seed, co
         if (!want[t])
             continue;
         size_t n = (size_t)cfg->rows[t] * (size_t)cfg->d;
-        fill_uniform(p, n, (float)sqrt(1.0 / (double)cfg->rows[t]), seed, STREAM_TABLE + (uint64_t)t);
+        fill_uniform(p, n, (float)sqrt(1.0 / (double)cfg->rows[t]), seed,
+                     STREAM_TABLE + (uint64_t)t);
         m->tables[t] = p;
         p += n;
     }
@@ -234,7 +247,10 @@ void dlrm_model_free(dlrm_model_t *m)
     free(m);
 }
 
-const dlrm_config_t *dlrm_model_config(const dlrm_model_t *m) { return m ? &m->cfg : NULL; }
+const dlrm_config_t *dlrm_model_config(const dlrm_model_t *m)
+{
+    return m ? &m->cfg : NULL;
+}
 
 const float *dlrm_model_table(const dlrm_model_t *m, int t)
 {
@@ -244,9 +260,9 @@ const float *dlrm_model_table(const dlrm_model_t *m, int t)
 /* ---- safetensors ---- */
 
 /* Finds tensor `name` of the expected 2-D (or 1-D when cols < 0) shape in the header. */
-static dlrm_status_t find_tensor(const cJSON *hdr, const char *path, const char *name,
-                                 int64_t rows, int64_t cols, const unsigned char *data,
-                                 size_t data_len, const float **out)
+static dlrm_status_t find_tensor(const cJSON *hdr, const char *path, const char *name, int64_t rows,
+                                 int64_t cols, const unsigned char *data, size_t data_len,
+                                 const float **out)
 {
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(hdr, name);
     if (!t)
@@ -277,12 +293,14 @@ static dlrm_status_t find_tensor(const cJSON *hdr, const char *path, const char 
         else
             snprintf(got, sizeof(got), "%d dimensions", nd);
         if (want_dims == 2)
-            return dlrm_error(DLRM_ERR_FORMAT, "%s: tensor '%s' has shape %s, the model needs [%lld, %lld]",
-                              path, name, got, (long long)rows, (long long)cols);
+            return dlrm_error(DLRM_ERR_FORMAT,
+                              "%s: tensor '%s' has shape %s, the model needs [%lld, %lld]", path,
+                              name, got, (long long)rows, (long long)cols);
         return dlrm_error(DLRM_ERR_FORMAT, "%s: tensor '%s' has shape %s, the model needs [%lld]",
                           path, name, got, (long long)rows);
     }
-    double b = cJSON_GetArrayItem(offs, 0)->valuedouble, e = cJSON_GetArrayItem(offs, 1)->valuedouble;
+    double b = cJSON_GetArrayItem(offs, 0)->valuedouble,
+           e = cJSON_GetArrayItem(offs, 1)->valuedouble;
     uint64_t need = (uint64_t)rows * (uint64_t)(cols < 0 ? 1 : cols) * sizeof(float);
     if (b < 0 || e < b || (uint64_t)e > data_len || (uint64_t)(e - b) != need)
         return dlrm_error(DLRM_ERR_FORMAT,
@@ -314,8 +332,8 @@ dlrm_status_t dlrm_model_load(const dlrm_config_t *cfg, const char *path, const 
     if (fstat(fd, &sb) != 0 || sb.st_size < 8) {
         close(fd);
         free(want);
-        return dlrm_error(DLRM_ERR_FORMAT, "%s: too short for a safetensors file (%lld bytes)", path,
-                          (long long)sb.st_size);
+        return dlrm_error(DLRM_ERR_FORMAT, "%s: too short for a safetensors file (%lld bytes)",
+                          path, (long long)sb.st_size);
     }
     size_t len = (size_t)sb.st_size;
     unsigned char *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
@@ -330,8 +348,9 @@ dlrm_status_t dlrm_model_load(const dlrm_config_t *cfg, const char *path, const 
     if (hlen > MAX_HEADER_BYTES || hlen > len - 8) {
         munmap(map, len);
         free(want);
-        return dlrm_error(DLRM_ERR_FORMAT, "%s: header length %llu does not fit the file's %zu bytes",
-                          path, (unsigned long long)hlen, len);
+        return dlrm_error(DLRM_ERR_FORMAT,
+                          "%s: header length %llu does not fit the file's %zu bytes", path,
+                          (unsigned long long)hlen, len);
     }
     cJSON *hdr = cJSON_ParseWithLength((const char *)map + 8, (size_t)hlen);
     if (!hdr || !cJSON_IsObject(hdr)) {
@@ -394,7 +413,7 @@ dlrm_status_t dlrm_model_save(const dlrm_model_t *m, const char *path)
     const dlrm_config_t *cfg = &m->cfg;
     int max = 2 * (cfg->n_bot + cfg->n_top) + cfg->n_tables;
     tensor_ref_t *refs = calloc((size_t)max, sizeof(*refs));
-    char (*names)[64] = calloc((size_t)max, 64);
+    char(*names)[64] = calloc((size_t)max, 64);
     if (!refs || !names) {
         free(refs);
         free(names);
@@ -422,7 +441,8 @@ dlrm_status_t dlrm_model_save(const dlrm_model_t *m, const char *path)
     cJSON *hdr = cJSON_CreateObject();
     uint64_t off = 0;
     for (int i = 0; i < n; i++) {
-        uint64_t bytes = (uint64_t)refs[i].rows * (uint64_t)(refs[i].cols < 0 ? 1 : refs[i].cols) * 4;
+        uint64_t bytes =
+            (uint64_t)refs[i].rows * (uint64_t)(refs[i].cols < 0 ? 1 : refs[i].cols) * 4;
         cJSON *t = cJSON_AddObjectToObject(hdr, refs[i].name);
         cJSON_AddStringToObject(t, "dtype", "F32");
         cJSON *shape = cJSON_AddArrayToObject(t, "shape");
