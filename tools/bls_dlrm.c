@@ -129,6 +129,9 @@ static void usage(FILE *f)
         "  --threads N                  threads per process (default 1): the engine's OpenMP\n"
         "                               threads share out each batch's chunks (an engine\n"
         "                               built without OpenMP runs one and says so)\n"
+        "  --kernel NAME                the engine's Linear kernel: avx512, avx2 or generic (all\n"
+        "                               give the same bits; default the fastest this CPU runs,\n"
+        "                               or DLRM_KERNEL); 'list' prints those this CPU runs\n"
         "  --predictions FILE           write 'probability label' per sample, in input order\n"
         "                               (of the first driver)\n"
         "  --json FILE                  write every figure and the configuration as JSON\n"
@@ -233,7 +236,7 @@ static void parse(int argc, char **argv, opts_t *o, char *default_emb)
     int64_t lag = 4;
     enum { BOT = 256, TOP, EMB, D, OP, ITSELF, WEIGHTS, SEED, DATA, STRICT, SAMPLES, DSEED, ZIPF,
            POOL, RPOOL, BATCH, MAXB, THREADS, PRED, JSON, QUIET, HELP, WCRITEO, DRIVER, LAG,
-           ROUNDS, PLACE, TIMEOUT, DELAY, DELAYSEED, BUSY, HETERO, HOT, TPOOL, BURSTS };
+           ROUNDS, PLACE, TIMEOUT, DELAY, DELAYSEED, BUSY, HETERO, HOT, TPOOL, BURSTS, KERNEL };
     static const struct option longopts[] = {
         {"arch-mlp-bot", 1, 0, BOT}, {"arch-mlp-top", 1, 0, TOP},
         {"arch-embedding-size", 1, 0, EMB}, {"arch-sparse-feature-size", 1, 0, D},
@@ -248,7 +251,7 @@ static void parse(int argc, char **argv, opts_t *o, char *default_emb)
         {"placement", 1, 0, PLACE}, {"timeout", 1, 0, TIMEOUT}, {"delay", 1, 0, DELAY},
         {"delay-seed", 1, 0, DELAYSEED}, {"busy", 0, 0, BUSY}, {"hetero", 1, 0, HETERO},
         {"hot-tables", 1, 0, HOT}, {"table-pooling", 1, 0, TPOOL}, {"bursts", 1, 0, BURSTS},
-        {0, 0, 0, 0}};
+        {"kernel", 1, 0, KERNEL}, {0, 0, 0, 0}};
     int c;
     int64_t v;
     char err[256];
@@ -278,6 +281,18 @@ static void parse(int argc, char **argv, opts_t *o, char *default_emb)
                 usage(stdout);
             MPI_Finalize();
             exit(0);
+        case KERNEL:
+            if (!strcmp(optarg, "list")) {
+                const char *names[8];
+                int n = dlrm_kernels(names, 8);
+                for (int i = 0; rank == 0 && i < n; i++)
+                    printf("%s\n", names[i]);
+                MPI_Finalize();
+                exit(0);
+            }
+            if (dlrm_set_kernel(optarg) != DLRM_OK)
+                fail_all("--%s", dlrm_last_error()); /* "--kernel 'x': why" */
+            break;
         case PLACE:
             if (strcmp(optarg, "contiguous") && strcmp(optarg, "balanced"))
                 fail_all("--placement is contiguous or balanced, got '%s'", optarg);
@@ -1049,6 +1064,9 @@ int main(int argc, char **argv)
     double *tb_all = rank == 0 ? malloc(sizeof(double) * (size_t)P) : NULL;
     MPI_Gather(&rss, 1, MPI_LONG, rss_all, 1, MPI_LONG, 0, MPI_COMM_WORLD);
     MPI_Gather(&table_bytes, 1, MPI_DOUBLE, tb_all, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+    char kern[16] = {0}, *kern_all = rank == 0 ? calloc((size_t)P, sizeof(kern)) : NULL;
+    snprintf(kern, sizeof(kern), "%s", dlrm_kernel()); /* hosts may differ: ask every process */
+    MPI_Gather(kern, sizeof(kern), MPI_CHAR, kern_all, sizeof(kern), MPI_CHAR, 0, MPI_COMM_WORLD);
     int rc = 0;
     if (rank == 0) {
         summary_t *s0 = &sum[0];
@@ -1104,7 +1122,14 @@ int main(int argc, char **argv)
         printf("; tables held (MiB):");
         for (int p = 0; p < P; p++)
             printf(" %.0f", mib(tb_all[p]));
-        printf("\n\n");
+        printf("\nkernel      ");
+        int same = 1;
+        for (int p = 1; p < P; p++)
+            same &= strcmp(kern_all, kern_all + sizeof(kern) * p) == 0;
+        for (int p = 0; p < (same ? 1 : P); p++)
+            printf(" %s", kern_all + sizeof(kern) * p);
+        printf(same ? " (%s)\n\n" : " (per process; all give the same bits)\n\n",
+               P > 1 ? "every process" : "the engine's Linear layers");
         printf("%-10s %9s %10s %8s %8s %8s %8s %8s %6s %6s %10s %9s\n", "driver", "ms/batch",
                "samples/s", "speedup", "p50 ms", "p99 ms", "wait s", "ideal s", "eff", "bound",
                "auc", "identical");
@@ -1149,7 +1174,10 @@ int main(int argc, char **argv)
                         o.hetero_factor, o.synth.zipf_alpha, o.hot_spec ? o.hot_spec : "",
                         o.synth.pooling, o.pool_spec ? o.pool_spec : "",
                         o.burst_spec ? o.burst_spec : "", o.rounds);
-                fprintf(f, " \"owner\": [");
+                fprintf(f, " \"kernels\": [");
+                for (int p = 0; p < P; p++)
+                    fprintf(f, "%s\"%s\"", p ? ", " : "", kern_all + sizeof(kern) * p);
+                fprintf(f, "],\n \"owner\": [");
                 for (int t = 0; t < T; t++)
                     fprintf(f, "%s%d", t ? ", " : "", owner[t]);
                 fprintf(f, "],\n \"peak_rss_mib_per_process\": [");
@@ -1203,6 +1231,7 @@ int main(int argc, char **argv)
     free(sum);
     free(rss_all);
     free(tb_all);
+    free(kern_all);
     source_close(&src);
     dlrm_model_free(model);
     free(owner);

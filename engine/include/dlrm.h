@@ -155,6 +155,8 @@ int dlrm_set_threads(int n);
  */
 dlrm_status_t dlrm_set_kernel(const char *name);
 const char *dlrm_kernel(void);
+/* The kernels this CPU runs, fastest first: up to max names into names; returns the count. */
+int dlrm_kernels(const char **names, int max);
 
 /*
  * Criteo Kaggle train.txt, streamed: label, 13 integer and 26 categorical (hex) features per

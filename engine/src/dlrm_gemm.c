@@ -305,7 +305,7 @@ dlrm_status_t dlrm_kernel_check(void)
 dlrm_status_t dlrm_set_kernel(const char *name)
 {
     pthread_once(&env_once, choose_from_env);
-    dlrm_status_t st = choose(name, "dlrm_set_kernel");
+    dlrm_status_t st = choose(name, "kernel");
     if (st == DLRM_OK)
         env_status = DLRM_OK; /* an explicit choice overrides a bad DLRM_KERNEL */
     return st;
@@ -315,6 +315,15 @@ const char *dlrm_kernel(void)
 {
     pthread_once(&env_once, choose_from_env);
     return __atomic_load_n(&active, __ATOMIC_ACQUIRE)->name;
+}
+
+int dlrm_kernels(const char **names, int max)
+{
+    int n = 0;
+    for (int i = 0; i < N_KERNELS; i++)
+        if (kernels[i].supported() && n < max)
+            names[n++] = kernels[i].name;
+    return n;
 }
 
 size_t dlrm_linear_ws_floats(int K)

@@ -6,7 +6,10 @@
 #  the predictions of P = 1, 2, 3, 4 processes under the drivers sync, bls:0, bls:1 and bls:4
 #  are bit-identical to the single-process run (the engine alone is checked against an
 #  independent PyTorch implementation in tests/engine).  A different seed must differ, so the
-#  comparison can fail.
+#  comparison can fail.  A heterogeneous cluster (processes on different Linear kernels:
+#  AVX-512, AVX2, generic) gives the single-process bits too.
+#  BLS_TEST_EXACT_ONLY=1: two workloads' exactness and the seed check only (the OpenBLAS kernel
+#  matrix runs that).
 #  Faults: a bad model shape and a missing file are reported once (not once per process); a
 #  malformed line under --strict stops every process at the same batch with one message; data
 #  shorter than --max-batches ends cleanly with the counts; a stalled process makes the others
@@ -21,6 +24,7 @@ ok() { pass=$((pass + 1)); }
 bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
 rm -rf "$out"; mkdir -p "$out"
 run() { local np=$1; shift; timeout --kill-after=5 240 "$mpiexec" -n "$np" "${flags[@]}" "$tool" "$@"; }
+exact_only=${BLS_TEST_EXACT_ONLY:-0}
 
 emb=$(seq -s- 1000 37 1925)   # 26 tables of 1000..1925 rows
 model=(--arch-mlp-bot 13-32-16 --arch-mlp-top 64-32-1 --arch-embedding-size "$emb" --quiet)
@@ -45,17 +49,33 @@ check_workload() {
 }
 check_workload synth_dot "${model[@]}" --synthetic-samples 1000 --batch-size 96 --pooling 3 \
   --random-pooling --bursts 0.3:4 --hot-tables 0-5:1.2 --zipf 0.5
-check_workload synth_cat "${model[@]/64-32-1/32-1}" --arch-interaction-op cat --synthetic-samples 700 \
-  --batch-size 64 --pooling 2 --table-pooling 20-25:0
 check_workload file_itself "${model[@]}" --data "$out/criteo.txt" --batch-size 90 \
   --arch-interaction-itself --placement balanced
-check_workload delayed "${model[@]}" --synthetic-samples 2400 --batch-size 48 --delay exp:3000 \
-  --hetero 0:2
+if [ "$exact_only" != 1 ]; then
+  check_workload synth_cat "${model[@]/64-32-1/32-1}" --arch-interaction-op cat --synthetic-samples 700 \
+    --batch-size 64 --pooling 2 --table-pooling 20-25:0
+  check_workload delayed "${model[@]}" --synthetic-samples 2400 --batch-size 48 --delay exp:3000 \
+    --hetero 0:2
+  # Processes on different kernels, as hosts with different CPUs: rank r runs the (r mod n)-th
+  # of the kernels this CPU has (kernel_by_rank.sh sets DLRM_KERNEL from the MPI rank).
+  kernels=$("$tool" --kernel list | paste -sd, -)
+  timeout --kill-after=5 240 "$mpiexec" -n 3 "${flags[@]}" "$(dirname "$0")/kernel_by_rank.sh" "$kernels" \
+    "$tool" "${model[@]}" --synthetic-samples 1000 --batch-size 96 --pooling 3 --random-pooling \
+    --bursts 0.3:4 --hot-tables 0-5:1.2 --zipf 0.5 --driver bls:1 --predictions "$out/hetero.p3" \
+    > "$out/hetero.out" 2>&1 || bad "kernels $kernels by rank: $(tail -3 "$out/hetero.out")"
+  cmp -s "$out/synth_dot.ref" "$out/hetero.p3" && ok || bad "kernels $kernels by rank: predictions differ"
+  grep -q "^kernel  *$(echo "$kernels" | tr , ' ' | awk '{print $1}')" "$out/hetero.out" && ok \
+    || bad "the kernels line: $(grep ^kernel "$out/hetero.out")"
+fi
 
 # The comparison can fail: another weight seed gives other predictions.
 run 2 "${model[@]}" --synthetic-samples 1000 --batch-size 96 --pooling 3 --random-pooling \
   --bursts 0.3:4 --hot-tables 0-5:1.2 --zipf 0.5 --seed 2 --predictions "$out/other.p2" > /dev/null 2>&1
 cmp -s "$out/synth_dot.ref" "$out/other.p2" && bad "another seed gave the same predictions" || ok
+if [ "$exact_only" = 1 ]; then
+  echo "test_distributed (exactness only, OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}): $pass passed, $fail failed"
+  [ $fail -eq 0 ]; exit
+fi
 
 # Counts: 1001 lines, one skipped, 11 full batches of 90 and one of 10.
 grep -q "1000 in 12 batches of 90" "$out/file_itself.p3.out" && ok || bad "file counts: $(head -1 "$out/file_itself.p3.out")"

@@ -3,6 +3,9 @@
  * LOADS IT BACK (so the loader is what computes), draws a batch (multi-hot bags of 0..max-bag
  * indices, so empty bags occur; optional per-index weights), runs dlrm_forward and writes the
  * inputs and predictions for tests/engine/oracle.py, which recomputes them with PyTorch.
+ * Before that it checks that a sample's bits depend on nothing but the sample: the stages
+ * called apart, every sample alone, the batch reversed, slices at random offsets, 2 and 3
+ * engine threads, and every Linear kernel this CPU runs all give the batch's bits.
  *
  * Usage: engine_case --bot 13-64-16 --top 32-1 --emb 100-50-7 --d 16 --op dot|cat [--itself]
  *                    --batch B [--max-bag K] [--weighted] [--seed S] --out DIR
@@ -50,6 +53,107 @@ static int fail(const char *what)
     return 1;
 }
 
+/* The batch reversed (sample b at position B-1-b) and slices at random offsets and of random
+ * lengths: every sample keeps its bits. */
+static int check_positions(const dlrm_model_t *model, const dlrm_batch_t *batch, const float *pred,
+                           int B, int T, int m_den)
+{
+    float *dense = malloc(sizeof(float) * ((size_t)B * m_den + 1)),
+          *out = malloc(sizeof(float) * (size_t)(B + 1));
+    int64_t **idx = calloc((size_t)T, sizeof(*idx)), **off = calloc((size_t)T, sizeof(*off));
+    float **wts = calloc((size_t)T, sizeof(*wts));
+    for (int b = 0; b < B; b++)
+        memcpy(dense + (size_t)(B - 1 - b) * m_den, batch->dense + (size_t)b * m_den,
+               sizeof(float) * (size_t)m_den);
+    for (int t = 0; t < T; t++) {
+        const int64_t *o = batch->offsets[t];
+        size_t n = (size_t)(o[B] - o[0]) + 1;
+        idx[t] = malloc(sizeof(int64_t) * n);
+        off[t] = malloc(sizeof(int64_t) * (size_t)(B + 1));
+        wts[t] = malloc(sizeof(float) * n);
+        int64_t at = 0;
+        for (int r = 0; r < B; r++) { /* position r holds sample B-1-r */
+            int b = B - 1 - r;
+            off[t][r] = at;
+            for (int64_t k = o[b]; k < o[b + 1]; k++, at++) {
+                idx[t][at] = batch->indices[t][k];
+                wts[t][at] = batch->weights ? batch->weights[t][k] : 1.0f;
+            }
+        }
+        off[t][B] = at;
+    }
+    dlrm_batch_t rev = {B, dense, (const int64_t *const *)idx, (const int64_t *const *)off,
+                        batch->weights ? (const float *const *)wts : NULL};
+    int bad = 0;
+    if (dlrm_forward(model, &rev, out) != DLRM_OK)
+        bad = fail("forward of the reversed batch");
+    for (int b = 0; !bad && b < B; b++)
+        if (memcmp(&out[B - 1 - b], &pred[b], sizeof(float)) != 0) {
+            fprintf(stderr,
+                    "engine_case: sample %d at position %d of the reversed batch: %a, in "
+                    "order: %a\n",
+                    b, B - 1 - b, out[B - 1 - b], pred[b]);
+            bad = 1;
+        }
+    const int64_t **ib = malloc(sizeof(*ib) * (size_t)T);
+    for (int s = 0; !bad && s < 8; s++) {
+        int a = (int)(next() % (uint64_t)B), len = 1 + (int)(next() % (uint64_t)(B - a));
+        for (int t = 0; t < T; t++)
+            ib[t] = batch->offsets[t] + a; /* offsets stay absolute */
+        dlrm_batch_t slice = {len, batch->dense + (size_t)a * m_den, batch->indices, ib,
+                              batch->weights};
+        if (dlrm_forward(model, &slice, out) != DLRM_OK)
+            bad = fail("forward of a slice");
+        else if (memcmp(out, pred + a, sizeof(float) * (size_t)len) != 0) {
+            fprintf(stderr, "engine_case: samples %d..%d as a batch of their own differ\n", a,
+                    a + len - 1);
+            bad = 1;
+        }
+    }
+    free(ib);
+    for (int t = 0; t < T; t++) {
+        free(idx[t]);
+        free(off[t]);
+        free(wts[t]);
+    }
+    free(idx);
+    free(off);
+    free(wts);
+    free(dense);
+    free(out);
+    return bad;
+}
+
+/* Every Linear kernel this CPU runs gives the default kernel's bits.  The generic one (fmaf
+ * through libm) is slow: it computes the first 256 samples. */
+static int check_kernels(const dlrm_model_t *model, const dlrm_batch_t *batch, const float *pred)
+{
+    static const char *names[] = {"avx512", "avx2", "generic"};
+    const char *chosen = dlrm_kernel();
+    float *out = malloc(sizeof(float) * (size_t)(batch->B + 1));
+    int bad = 0, ran = 0;
+    for (int i = 0; i < 3 && !bad; i++) {
+        if (dlrm_set_kernel(names[i]) != DLRM_OK)
+            continue; /* not on this CPU */
+        dlrm_batch_t part = *batch;
+        if (!strcmp(names[i], "generic") && part.B > 256)
+            part.B = 256;
+        if (dlrm_forward(model, &part, out) != DLRM_OK)
+            bad = fail("forward with another kernel");
+        else if (memcmp(out, pred, sizeof(float) * (size_t)part.B) != 0) {
+            fprintf(stderr, "engine_case: kernel %s differs from kernel %s\n", names[i], chosen);
+            bad = 1;
+        }
+        ran++;
+    }
+    if (dlrm_set_kernel(chosen) != DLRM_OK)
+        bad = fail("restoring the kernel");
+    if (!bad)
+        printf("engine_case: %d kernels give the same bits\n", ran);
+    free(out);
+    return bad;
+}
+
 int main(int argc, char **argv)
 {
     const char *out = opt(argc, argv, "--out", NULL);
@@ -64,7 +168,8 @@ int main(int argc, char **argv)
                           &cfg) != DLRM_OK)
         return fail("configuration");
     uint64_t seed = strtoull(opt(argc, argv, "--seed", "1"), NULL, 10);
-    int B = atoi(opt(argc, argv, "--batch", "16")), max_bag = atoi(opt(argc, argv, "--max-bag", "3"));
+    int B = atoi(opt(argc, argv, "--batch", "16")),
+        max_bag = atoi(opt(argc, argv, "--max-bag", "3"));
     int weighted = flag(argc, argv, "--weighted");
     char path[4096];
     snprintf(path, sizeof(path), "%s/model.safetensors", out);
@@ -117,7 +222,9 @@ int main(int argc, char **argv)
         dlrm_interact_top(model, B, x_bot, pooled, again) != DLRM_OK)
         return fail("bottom, embed and interact_top");
     if (memcmp(pred, again, sizeof(float) * (size_t)B) != 0) {
-        fprintf(stderr, "engine_case: dlrm_bottom + dlrm_embed + dlrm_interact_top differ from dlrm_forward\n");
+        fprintf(
+            stderr,
+            "engine_case: dlrm_bottom + dlrm_embed + dlrm_interact_top differ from dlrm_forward\n");
         return 1;
     }
     for (int b = 0; b < B; b++) {
@@ -134,6 +241,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "engine_case: samples computed alone differ from the batch's\n");
         return 1;
     }
+    if (check_positions(model, &batch, pred, B, T, m_den) != 0 ||
+        check_kernels(model, &batch, pred) != 0)
+        return 1;
     for (int threads = 2; threads <= 3; threads++) {
         if (dlrm_set_threads(threads) != threads) {
             printf("engine_case: built without OpenMP; thread counts not compared\n");
