@@ -11,7 +11,8 @@
  * thread (OpenBLAS set to one).
  *
  * Usage: bls-engine-bench [--arch-mlp-bot S] [--arch-mlp-top S] [--tables N] [--rows R]
- *                         [--d D] [--batches LIST] [--samples N] [--rounds R] [--json FILE]
+ *                         [--d D] [--batches LIST] [--samples N] [--rounds R] [--layers]
+ *                         [--json FILE]
  */
 #include "dlrm.h"
 #include "measure.h"
@@ -30,7 +31,8 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: bls-engine-bench [options]\n"
             "The engine's forward pass vs the limit its MLPs allow at OpenBLAS's sgemm rate on\n"
-            "the same shapes, measured interleaved in one process, one thread.\n\n"
+            "the same shapes, measured interleaved in one process, one thread.  DLRM_KERNEL\n"
+            "chooses the engine's kernel; OPENBLAS_CORETYPE OpenBLAS's.\n\n"
             "  --arch-mlp-bot S   bottom MLP (default 13-512-256-64-16)\n"
             "  --arch-mlp-top S   top MLP (default 512-256-1)\n"
             "  --tables N         embedding tables (default 26)\n"
@@ -39,6 +41,8 @@ static void usage(FILE *f)
             "  --batches LIST     batch sizes, comma-separated (default 128,512,2048)\n"
             "  --samples N        samples per measurement and batch size (default 16384)\n"
             "  --rounds R         passes over the samples; figures are medians (default 7)\n"
+            "  --layers           also each Linear layer alone: the engine's kernel (bias and\n"
+            "                     ReLU fused) against OpenBLAS's sgemm, GFLOP/s, interleaved\n"
             "  --json FILE        write the figures as JSON\n"
             "  --help             this text\n");
 }
@@ -105,6 +109,82 @@ static void sgemm_chain(const layers_t *L, int B, long batches, const float *in,
     }
 }
 
+/*
+ * --layers: each Linear layer of the MLPs (those with more than one output: the engine computes
+ * a width-1 layer as dot products) through the engine, as a one-layer model's dlrm_bottom (bias
+ * and ReLU fused, 256-row chunks), against cblas_sgemm on the same [B, K] x [K, N] with no bias
+ * or activation, alternating call by call.  Median GFLOP/s of each, and the median ratio.
+ */
+static int layers_report(const layers_t *L, const long *sizes, int n_sizes, long rounds, FILE *json)
+{
+    printf("\n| layer | batch | engine GFLOP/s (bias, ReLU) | OpenBLAS sgemm GFLOP/s | engine / "
+           "sgemm (quartiles) |\n| --- | --- | --- | --- | --- |\n");
+    if (json)
+        fprintf(json, ", \"layers\": [");
+    long reps = 15 * rounds;
+    double *te = malloc(sizeof(double) * (size_t)reps), *tb = malloc(sizeof(double) * (size_t)reps);
+    double *ratio = malloc(sizeof(double) * (size_t)reps);
+    int first = 1;
+    for (int l = 0; l < L->n; l++) {
+        int K = L->w[l][0], N = L->w[l][1];
+        if (N == 1)
+            continue;
+        char bot[32];
+        snprintf(bot, sizeof(bot), "%d-%d", K, N);
+        dlrm_config_t c;
+        dlrm_model_t *m;
+        if (dlrm_config_parse(bot, "1", "1", N, "cat", 0, &c) != DLRM_OK ||
+            dlrm_model_init_random(&c, 3, NULL, 0, &m) != DLRM_OK) {
+            fprintf(stderr, "bls-engine-bench: layer %s: %s\n", bot, dlrm_last_error());
+            return 1;
+        }
+        for (int i = 0; i < n_sizes; i++) {
+            int B = (int)sizes[i];
+            float *x = malloc(sizeof(float) * (size_t)B * K), *y = malloc(sizeof(float) * (size_t)B * N);
+            for (size_t j = 0; j < (size_t)B * K; j++)
+                x[j] = (float)(j % 97) / 97.0f;
+            for (long r = -2; r < reps; r++) { /* two warm-up pairs */
+                double t0 = bench_now();
+                dlrm_bottom(m, B, x, y);
+                double t1 = bench_now();
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, N, K, 1.0f, x, K, L->W[l],
+                            K, 0.0f, y, N);
+                double t2 = bench_now();
+                if (r >= 0) {
+                    te[r] = t1 - t0;
+                    tb[r] = t2 - t1;
+                    ratio[r] = tb[r] / te[r];
+                }
+            }
+            bench_sort(te, (size_t)reps);
+            bench_sort(tb, (size_t)reps);
+            bench_sort(ratio, (size_t)reps);
+            double flop = 2.0 * B * K * N, ge = flop / bench_percentile(te, (size_t)reps, 0.5) / 1e9,
+                   gb = flop / bench_percentile(tb, (size_t)reps, 0.5) / 1e9;
+            double q = bench_percentile(ratio, (size_t)reps, 0.5),
+                   q25 = bench_percentile(ratio, (size_t)reps, 0.25),
+                   q75 = bench_percentile(ratio, (size_t)reps, 0.75);
+            printf("| %d-%d | %d | %.1f | %.1f | %.3f (%.3f-%.3f) |\n", K, N, B, ge, gb, q, q25, q75);
+            if (json)
+                fprintf(json, "%s{\"in\": %d, \"out\": %d, \"batch\": %d, \"engine_gflops\": %.2f, "
+                              "\"sgemm_gflops\": %.2f, \"engine_over_sgemm\": %.4f, "
+                              "\"engine_over_sgemm_p25\": %.4f, \"engine_over_sgemm_p75\": %.4f}",
+                        first ? "" : ", ", K, N, B, ge, gb, q, q25, q75);
+            first = 0;
+            free(x);
+            free(y);
+        }
+        dlrm_model_free(m);
+        dlrm_config_free(&c);
+    }
+    if (json)
+        fprintf(json, "]");
+    free(te);
+    free(tb);
+    free(ratio);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *bot = "13-512-256-64-16", *top = "512-256-1", *json = NULL;
@@ -114,7 +194,8 @@ int main(int argc, char **argv)
         {"arch-mlp-bot", 1, 0, 'B'}, {"arch-mlp-top", 1, 0, 'T'}, {"tables", 1, 0, 't'},
         {"rows", 1, 0, 'r'},         {"d", 1, 0, 'd'},            {"batches", 1, 0, 'b'},
         {"samples", 1, 0, 'n'},      {"rounds", 1, 0, 'R'},       {"json", 1, 0, 'j'},
-        {"help", 0, 0, 'h'},         {0, 0, 0, 0}};
+        {"help", 0, 0, 'h'},         {"layers", 0, 0, 'L'},       {0, 0, 0, 0}};
+    int layers = 0;
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
@@ -127,6 +208,7 @@ int main(int argc, char **argv)
         case 'n': samples = parse_pos("--samples", optarg); break;
         case 'R': rounds = parse_pos("--rounds", optarg); break;
         case 'j': json = optarg; break;
+        case 'L': layers = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -295,8 +377,13 @@ int main(int argc, char **argv)
                        "\"engine_over_limit_p25\": %.4f, \"engine_over_limit_p75\": %.4f}",
                     i ? ", " : "", sizes[i], es, ls, ls * flops / 1e9, np, q, q25, q75);
     }
+    if (f)
+        fprintf(f, "]");
+    if (layers && layers_report(&L, sizes, n_sizes, rounds, f) != 0)
+        return 1;
+    printf("\nkernel: %s (the engine's Linear layers)\n", dlrm_kernel());
     if (f) {
-        fprintf(f, "]}\n");
+        fprintf(f, ", \"kernel\": \"%s\"}\n", dlrm_kernel());
         fclose(f);
     }
     dlrm_model_free(m);

@@ -8,7 +8,7 @@ packages=(
   openmpi-bin libopenmpi-dev    # the default MPI
   mpich libmpich-dev            # the second MPI the tests run against
   valgrind
-  libopenblas-dev libcjson-dev  # the DLRM engine: sgemm, safetensors headers
+  libopenblas-dev libcjson-dev  # bls-engine-bench's sgemm limit; the engine's safetensors headers
   python3-matplotlib python3-numpy  # bench plots (/usr/bin/python3)
   python3-torch python3-sklearn     # the engine's oracle tests and metric cross-checks
   libtorch-dev python3-dev pybind11-dev  # torch_bls, the PyTorch backend (C++ headers)

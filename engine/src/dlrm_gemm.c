@@ -116,9 +116,10 @@ static void tile_generic(const tile_t *t)
  * The vector tiles name every sum: ROWSn(X) applies X to row numbers 0 .. n-1.  (GCC keeps an
  * array of vector sums in registers too, but also stores it to memory on every k, which halved
  * the kernels' rate.)  Each tile comes in several heights, so that a batch's last rows are
- * not computed as a whole tile: 256 rows are 21 tiles of 12 and one of 4.  After the k loop
- * the sums go to `done`, which the epilogue indexes by row; the ReLU is max(s, 0), which
- * gives +0 for NaN and -0 as the generic kernel's s > 0 ? s : 0 does.
+ * not computed as a whole tile: 256 rows are 21 tiles of 12 and one of 4.  A full tile is
+ * stored straight from the registers; a partial one goes through `done`, which the epilogue
+ * indexes by row.  The ReLU is max(s, 0), which gives +0 for NaN and -0 as the generic
+ * kernel's s > 0 ? s : 0 does.
  */
 #define ROWS2(X) X(0) X(1)
 #define ROWS4(X) ROWS2(X) X(2) X(3)
@@ -134,9 +135,11 @@ static void tile_generic(const tile_t *t)
         s##i##a = _mm256_fmadd_ps(x, w0, s##i##a);                                                 \
         s##i##b = _mm256_fmadd_ps(x, w1, s##i##b);                                                 \
     }
-#define A2_DONE(i)                                                                                 \
-    _mm256_storeu_ps(done[i], t->relu ? _mm256_max_ps(s##i##a, zero) : s##i##a);                   \
-    _mm256_storeu_ps(done[i] + 8, t->relu ? _mm256_max_ps(s##i##b, zero) : s##i##b);
+#define A2_OUT(i, dst)                                                                             \
+    _mm256_storeu_ps(dst, t->relu ? _mm256_max_ps(s##i##a, zero) : s##i##a);                       \
+    _mm256_storeu_ps(dst + 8, t->relu ? _mm256_max_ps(s##i##b, zero) : s##i##b);
+#define A2_STORE(i) A2_OUT(i, t->y + i * t->ldy)
+#define A2_DONE(i) A2_OUT(i, done[i])
 #define AVX2_TILE(name, ROWS, MR)                                                                  \
     __attribute__((target("avx2,fma"))) static void name(const tile_t *t)                          \
     {                                                                                              \
@@ -148,10 +151,14 @@ static void tile_generic(const tile_t *t)
             const __m256 w0 = _mm256_load_ps(w), w1 = _mm256_load_ps(w + 8);                       \
             ROWS(A2_FMA)                                                                           \
         }                                                                                          \
-        float done[MR][PANEL];                                                                     \
         const __m256 zero = _mm256_setzero_ps();                                                   \
-        ROWS(A2_DONE)                                                                              \
-        store_tile(t, &done[0][0], PANEL);                                                         \
+        if (t->rows == MR && t->cols == PANEL) {                                                   \
+            ROWS(A2_STORE)                                                                         \
+        } else {                                                                                   \
+            float done[MR][PANEL];                                                                 \
+            ROWS(A2_DONE)                                                                          \
+            store_tile(t, &done[0][0], PANEL);                                                     \
+        }                                                                                          \
     }
 AVX2_TILE(tile_avx2_6, ROWS6, 6)
 AVX2_TILE(tile_avx2_4, ROWS4, 4)
@@ -159,8 +166,9 @@ AVX2_TILE(tile_avx2_2, ROWS2, 2)
 
 /* AVX-512: up to 12 rows x 2 panels (32 outputs), one 16-lane sum per row and panel (24 of 32
  * registers); the last of an odd number of panels alone. */
-#define A5_DONE(i, j, v)                                                                           \
-    _mm512_storeu_ps(done[i] + PANEL * j, t->relu ? _mm512_max_ps(v, zero) : v);
+#define A5_OUT(dst, v) _mm512_storeu_ps(dst, t->relu ? _mm512_max_ps(v, zero) : v);
+#define A5_DONE(i, j, v) A5_OUT(done[i] + PANEL * j, v)
+#define A5_STORE(i, j, v) A5_OUT(t->y + i * t->ldy + PANEL * j, v)
 #define A5_INIT2(i) __m512 s##i##a = b0, s##i##b = b1;
 #define A5_FMA2(i)                                                                                 \
     {                                                                                              \
@@ -169,9 +177,11 @@ AVX2_TILE(tile_avx2_2, ROWS2, 2)
         s##i##b = _mm512_fmadd_ps(x, w1, s##i##b);                                                 \
     }
 #define A5_DONE2(i) A5_DONE(i, 0, s##i##a) A5_DONE(i, 1, s##i##b)
+#define A5_STORE2(i) A5_STORE(i, 0, s##i##a) A5_STORE(i, 1, s##i##b)
 #define A5_INIT1(i) __m512 s##i = b0;
 #define A5_FMA1(i) s##i = _mm512_fmadd_ps(_mm512_set1_ps(a[i * ldx]), w0, s##i);
 #define A5_DONE1(i) A5_DONE(i, 0, s##i)
+#define A5_STORE1(i) A5_STORE(i, 0, s##i)
 #define AVX512_TILE(name, ROWS, MR, NP)                                                            \
     __attribute__((target("avx512f"))) static void name(const tile_t *t)                           \
     {                                                                                              \
@@ -188,10 +198,14 @@ AVX2_TILE(tile_avx2_2, ROWS2, 2)
             (void)w1;                                                                              \
             ROWS(A5_FMA##NP)                                                                       \
         }                                                                                          \
-        float done[MR][2 * PANEL];                                                                 \
         const __m512 zero = _mm512_setzero_ps();                                                   \
-        ROWS(A5_DONE##NP)                                                                          \
-        store_tile(t, &done[0][0], 2 * PANEL);                                                     \
+        if (t->rows == MR && t->cols == NP * PANEL) {                                              \
+            ROWS(A5_STORE##NP)                                                                     \
+        } else {                                                                                   \
+            float done[MR][2 * PANEL];                                                             \
+            ROWS(A5_DONE##NP)                                                                      \
+            store_tile(t, &done[0][0], 2 * PANEL);                                                 \
+        }                                                                                          \
     }
 AVX512_TILE(tile_avx512_12x2, ROWS12, 12, 2)
 AVX512_TILE(tile_avx512_8x2, ROWS8, 8, 2)
