@@ -53,6 +53,19 @@ static int fail(const char *what)
     return 1;
 }
 
+/* Frees T tables' index, offset and weight arrays and the arrays holding them. */
+static void free_bags(int T, int64_t **idx, int64_t **off, float **wts)
+{
+    for (int t = 0; t < T; t++) {
+        free(idx[t]);
+        free(off[t]);
+        free(wts[t]);
+    }
+    free(idx);
+    free(off);
+    free(wts);
+}
+
 /* The batch reversed (sample b at position B-1-b) and slices at random offsets and of random
  * lengths: every sample keeps its bits. */
 static int check_positions(const dlrm_model_t *model, const dlrm_batch_t *batch, const float *pred,
@@ -111,14 +124,7 @@ static int check_positions(const dlrm_model_t *model, const dlrm_batch_t *batch,
         }
     }
     free(ib);
-    for (int t = 0; t < T; t++) {
-        free(idx[t]);
-        free(off[t]);
-        free(wts[t]);
-    }
-    free(idx);
-    free(off);
-    free(wts);
+    free_bags(T, idx, off, wts);
     free(dense);
     free(out);
     return bad;
@@ -299,14 +305,7 @@ int main(int argc, char **argv)
     for (int b = 0; b < B; b++)
         fprintf(f, "%.9g%c", pred[b], b + 1 == B ? '\n' : ' ');
     fclose(f);
-    for (int t = 0; t < T; t++) {
-        free(idx[t]);
-        free(off[t]);
-        free(wts[t]);
-    }
-    free(idx);
-    free(off);
-    free(wts);
+    free_bags(T, idx, off, wts);
     free(dense);
     free(pred);
     dlrm_model_free(model);
