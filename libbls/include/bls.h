@@ -29,11 +29,16 @@
  *  - Errors, not hangs: every call returns a status; bls_last_error() gives a message with the
  *    context (iteration, peer, sizes).  Waits end with BLS_ERR_TIMEOUT naming the missing peers.
  *
- * Modes: BLS_MODE_BLS is the bounded-lag machinery above.  BLS_MODE_SYNC calls MPI_Alltoallv
- * inside bls_post() (MPI_Alltoall of the counts first when the receiver passes NULL counts), so
- * tools can compare both through one API.  In SYNC mode the timeout cannot interrupt MPI's
- * blocking collective: a stalled peer stalls everybody, as MPI_Alltoallv itself does, and a
- * dead peer is handled by the MPI runtime.
+ * Modes: BLS_MODE_BLS is the bounded-lag machinery above.  The others run the same API on the
+ * algorithms BLS is compared with, so tools compare them through one loop:
+ *  - BLS_MODE_SYNC calls MPI_Alltoallv inside bls_post() (MPI_Alltoall of the counts first
+ *    when the receiver passes NULL counts).  The timeout cannot interrupt MPI's blocking
+ *    collective: a stalled peer stalls everybody, as MPI_Alltoallv itself does, and a dead
+ *    peer is handled by the MPI runtime.
+ *  - BLS_MODE_IALLTOALLV posts an MPI_Ialltoallv per iteration, BLS_MODE_WINDOW an MPI_Irecv
+ *    and an MPI_Isend per peer: up to L+1 iterations in flight, the same bound, but no
+ *    progress thread, so data moves only while this process is inside MPI, and a peer busy
+ *    outside MPI holds up large transfers.  Both need the receive counts.
  *
  * Threads: BLS mode needs MPI initialised with MPI_THREAD_MULTIPLE (the progress thread calls
  * MPI while the application may too).  One communicator must be used by one application
@@ -76,9 +81,23 @@ typedef enum {
 } bls_status_t;
 
 typedef enum {
-    BLS_MODE_BLS = 0, /* bounded-lag pipelined alltoallv with a progress thread */
-    BLS_MODE_SYNC = 1 /* plain MPI_Alltoallv per iteration */
+    BLS_MODE_BLS = 0,        /* bounded-lag pipelined alltoallv with a progress thread */
+    BLS_MODE_SYNC = 1,       /* plain MPI_Alltoallv per iteration */
+    BLS_MODE_IALLTOALLV = 2, /* MPI_Ialltoallv per iteration, up to L+1 in flight (comparison) */
+    BLS_MODE_WINDOW = 3      /* MPI_Isend/MPI_Irecv per peer, up to L+1 in flight (comparison) */
 } bls_mode_t;
+
+#define BLS_MAX_LAG 4096 /* the largest lag a communicator takes */
+
+/*
+ * Modes by name, as tools take them: "bls:L", "sync", "ialltoallv:L", "window:L".  A bare "bls"
+ * or "window" gets default_lag; a bare "ialltoallv" lag 0 (MPI_Ialltoallv waited for in its
+ * own iteration); sync takes no lag.  BLS_ERR_ARG names what is wrong (unknown name, a lag that
+ * is not an integer or outside [0, BLS_MAX_LAG]).
+ */
+bls_status_t bls_mode_parse(const char *spec, int default_lag, bls_mode_t *mode_p, int *lag_p);
+/* "bls", "sync", "ialltoallv", "window". */
+const char *bls_mode_name(bls_mode_t mode);
 
 /* Iteration ids are assigned by bls_post(): 0, 1, 2, ... per communicator. */
 typedef int64_t bls_iter_t;

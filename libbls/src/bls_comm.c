@@ -1,67 +1,18 @@
-/* Creation, argument checks, reporting and errors: everything both modes share. */
+/*
+ * The public calls: creation (settings checked and agreed by every process, the mode's
+ * operations bound once), argument checks before anything is posted, then the mode.
+ */
 #define _GNU_SOURCE
 #include "bls_internal.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 struct bls_range {
     size_t lo, hi;
     int peer;
 };
-
-static _Thread_local char last_error[BLS_MSG_LEN];
-
-bls_status_t bls_error(bls_status_t status, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(last_error, sizeof(last_error), fmt, ap);
-    va_end(ap);
-    return status;
-}
-
-bls_status_t bls_mpi_error(int mpi_rc, const char *what)
-{
-    char text[MPI_MAX_ERROR_STRING];
-    int len = 0;
-    if (MPI_Error_string(mpi_rc, text, &len) != MPI_SUCCESS)
-        snprintf(text, sizeof(text), "MPI error %d", mpi_rc);
-    return bls_error(BLS_ERR_MPI, "%s failed: %s", what, text);
-}
-
-const char *bls_last_error(void) { return last_error; }
-
-const char *bls_strerror(bls_status_t status)
-{
-    switch (status) {
-    case BLS_OK: return "BLS_OK: success";
-    case BLS_ERR_ARG: return "BLS_ERR_ARG: invalid argument";
-    case BLS_ERR_NOMEM: return "BLS_ERR_NOMEM: out of memory";
-    case BLS_ERR_MPI: return "BLS_ERR_MPI: an MPI call failed";
-    case BLS_ERR_THREAD: return "BLS_ERR_THREAD: MPI_THREAD_MULTIPLE is required";
-    case BLS_ERR_TOO_LARGE: return "BLS_ERR_TOO_LARGE: block larger than the declared maximum";
-    case BLS_ERR_COUNT: return "BLS_ERR_COUNT: received block differs from the expected count";
-    case BLS_ERR_TIMEOUT: return "BLS_ERR_TIMEOUT: wait exceeded the timeout";
-    case BLS_ERR_PEER_FINISHED: return "BLS_ERR_PEER_FINISHED: a peer finished earlier";
-    case BLS_ERR_ITER_MISMATCH: return "BLS_ERR_ITER_MISMATCH: processes posted different counts";
-    case BLS_ERR_STATE: return "BLS_ERR_STATE: call out of order";
-    case BLS_ERR_CONFIG: return "BLS_ERR_CONFIG: processes disagree on the settings";
-    }
-    return "BLS_ERR_?: unknown status";
-}
-
-double bls_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-double bls_deadline(const bls_comm_t *c) { return c->timeout > 0 ? bls_now() + c->timeout : 0; }
 
 void bls_config_init(bls_config_t *cfg)
 {
@@ -75,12 +26,26 @@ void bls_config_init(bls_config_t *cfg)
     cfg->poll_max_us = 50;
 }
 
+/* The operations of a mode, or NULL. */
+static const bls_mode_ops_t *mode_ops(bls_mode_t mode)
+{
+    switch (mode) {
+    case BLS_MODE_BLS: return &bls_lagged_ops;
+    case BLS_MODE_SYNC: return &bls_sync_ops;
+    case BLS_MODE_IALLTOALLV: return &bls_ialltoallv_ops;
+    case BLS_MODE_WINDOW: return &bls_window_ops;
+    }
+    return NULL;
+}
+
 /* Checks that need no communication; returns BLS_OK or an error with its message set. */
 static bls_status_t check_local_config(const bls_config_t *cfg, int size, size_t *elem_p)
 {
-    if (cfg->mode != BLS_MODE_BLS && cfg->mode != BLS_MODE_SYNC)
-        return bls_error(BLS_ERR_ARG, "bls_comm_create: mode %d is neither BLS_MODE_BLS nor "
-                                      "BLS_MODE_SYNC", (int)cfg->mode);
+    const bls_mode_ops_t *ops = mode_ops(cfg->mode);
+    if (!ops)
+        return bls_error(BLS_ERR_ARG, "bls_comm_create: mode %d is not one of BLS_MODE_BLS, "
+                                      "BLS_MODE_SYNC, BLS_MODE_IALLTOALLV, BLS_MODE_WINDOW",
+                         (int)cfg->mode);
     if (cfg->lag < 0 || cfg->lag > BLS_MAX_LAG)
         return bls_error(BLS_ERR_ARG, "bls_comm_create: lag %d is outside [0, %d]", cfg->lag,
                          BLS_MAX_LAG);
@@ -107,7 +72,7 @@ static bls_status_t check_local_config(const bls_config_t *cfg, int size, size_t
     if (cfg->max_block > SIZE_MAX / 4 / (size_t)tsize)
         return bls_error(BLS_ERR_ARG, "bls_comm_create: max_block %zu is too large",
                          cfg->max_block);
-    if (cfg->mode == BLS_MODE_BLS) {
+    if (ops->needs_thread_multiple) {
         int provided = MPI_THREAD_SINGLE;
         MPI_Query_thread(&provided);
         if (provided != MPI_THREAD_MULTIPLE)
@@ -179,11 +144,11 @@ bls_status_t bls_comm_create(MPI_Comm comm, const bls_config_t *cfg, bls_comm_t 
     bls_comm_t *c = calloc(1, sizeof(*c));
     if (!c)
         return bls_error(BLS_ERR_NOMEM, "bls_comm_create: out of memory");
+    c->ops = mode_ops(cfg->mode);
     c->mpi = MPI_COMM_NULL;
     c->elem_type = MPI_BYTE;
     c->rank = rank;
     c->size = size;
-    c->mode = cfg->mode;
     c->lag = cfg->lag;
     c->nslots = cfg->lag + 2;
     c->elem = elem;
@@ -249,11 +214,10 @@ bls_status_t bls_comm_create(MPI_Comm comm, const bls_config_t *cfg, bls_comm_t 
         goto err_free;
     }
 
-    if (c->mode == BLS_MODE_BLS) {
-        st = bls_lagged_start(c);
-        if (st != BLS_OK)
-            goto err_free;
-    }
+    c->buffer_bytes = S * (sizeof(bls_iter_rec_t) + REC_ARRAYS * P * sizeof(size_t) + P);
+    st = c->ops->start(c);
+    if (st != BLS_OK)
+        goto err_free;
     *comm_p = c;
     return BLS_OK;
 
@@ -266,8 +230,7 @@ void bls_comm_destroy(bls_comm_t *c)
 {
     if (!c)
         return;
-    if (c->mode == BLS_MODE_BLS)
-        bls_lagged_stop(c);
+    c->ops->stop(c);
     if (c->elem_type != MPI_BYTE)
         MPI_Type_free(&c->elem_type);
     if (c->mpi != MPI_COMM_NULL)
@@ -290,11 +253,12 @@ static int range_cmp(const void *a, const void *b)
 }
 
 /* Validates one post's arguments against the declared maxima (no communication). */
-static bls_status_t check_post_args(bls_comm_t *c, const void *sendbuf, const size_t *sendcounts,
-                                    const size_t *sdispls, const void *recvbuf,
-                                    const size_t *recvcounts, const size_t *rdispls)
+static bls_status_t check_post_args(bls_comm_t *c, const bls_post_args_t *a)
 {
     bls_iter_t k = c->n_posted;
+    const void *sendbuf = a->sendbuf, *recvbuf = a->recvbuf;
+    const size_t *sendcounts = a->sendcounts, *sdispls = a->sdispls, *recvcounts = a->recvcounts,
+                 *rdispls = a->rdispls;
     if (!sendcounts || !sdispls || !rdispls)
         return bls_error(BLS_ERR_ARG, "bls_post (iteration %lld): sendcounts, sdispls and "
                                       "rdispls must not be NULL",
@@ -314,6 +278,10 @@ static bls_status_t check_post_args(bls_comm_t *c, const void *sendbuf, const si
             return bls_error(BLS_ERR_ARG, "bls_post (iteration %lld): sdispls[%d] = %zu overflows",
                              (long long)k, q, sdispls[q]);
     }
+    if (!recvcounts && c->ops->needs_recvcounts)
+        return bls_error(BLS_ERR_ARG, "bls_post (iteration %lld): %s mode needs the receive "
+                                      "counts (recvcounts is NULL)",
+                         (long long)k, c->ops->name);
     int n = 0;
     for (int p = 0; p < c->size; p++) {
         size_t len = recvcounts ? recvcounts[p] : c->max_recv[p];
@@ -346,41 +314,6 @@ static bls_status_t check_post_args(bls_comm_t *c, const void *sendbuf, const si
     return BLS_OK;
 }
 
-void bls_rec_fill(bls_comm_t *c, bls_iter_rec_t *rec, bls_iter_t k, const void *sendbuf,
-                  const size_t *sendcounts, const size_t *sdispls, void *recvbuf,
-                  const size_t *recvcounts, const size_t *rdispls)
-{
-    size_t P = (size_t)c->size;
-    rec->iter = k;
-    rec->done = 0;
-    rec->recvbuf = recvbuf;
-    rec->sendbuf = sendbuf;
-    memcpy(rec->sendcounts, sendcounts, P * sizeof(size_t));
-    memcpy(rec->sdispls, sdispls, P * sizeof(size_t));
-    rec->sends_pending = 0;
-    rec->counts_known = recvcounts != NULL;
-    if (recvcounts)
-        memcpy(rec->expected, recvcounts, P * sizeof(size_t));
-    memcpy(rec->rdispls, rdispls, P * sizeof(size_t));
-    memset(rec->arrived, 0, P * sizeof(size_t));
-    memset(rec->have, 0, P);
-    rec->missing = c->size;
-    rec->status = BLS_OK;
-    rec->msg[0] = '\0';
-}
-
-bls_status_t bls_report(bls_comm_t *c, bls_iter_rec_t *rec, size_t *recvcounts_out)
-{
-    if (recvcounts_out)
-        memcpy(recvcounts_out, rec->arrived, (size_t)c->size * sizeof(size_t));
-    bls_status_t st = rec->status;
-    if (st != BLS_OK)
-        bls_error(st, "%s", rec->msg);
-    rec->iter = -1;
-    c->n_completed++;
-    return st;
-}
-
 bls_status_t bls_post(bls_comm_t *c, const void *sendbuf, const size_t *sendcounts,
                       const size_t *sdispls, void *recvbuf, const size_t *recvcounts,
                       const size_t *rdispls, bls_iter_t *iter_p)
@@ -389,38 +322,17 @@ bls_status_t bls_post(bls_comm_t *c, const void *sendbuf, const size_t *sendcoun
         return bls_error(BLS_ERR_ARG, "bls_post: comm and iter_p must not be NULL");
     if (c->finishing)
         return bls_error(BLS_ERR_STATE, "bls_post: bls_finish() was called; no more posts");
-    bls_status_t st = check_post_args(c, sendbuf, sendcounts, sdispls, recvbuf, recvcounts,
-                                      rdispls);
-    if (st != BLS_OK)
-        return st;
-    if (c->mode == BLS_MODE_SYNC)
-        return bls_sync_post(c, sendbuf, sendcounts, sdispls, recvbuf, recvcounts, rdispls,
-                             iter_p);
-    return bls_lagged_post(c, sendbuf, sendcounts, sdispls, recvbuf, recvcounts, rdispls, iter_p);
-}
-
-/* Ring entry of iteration iter if it is posted and not yet reported. */
-static bls_status_t find_unreported(bls_comm_t *c, bls_iter_t iter, const char *who)
-{
-    if (iter < 0 || iter >= c->n_posted)
-        return bls_error(BLS_ERR_STATE, "%s: iteration %lld was never posted (%lld posted)", who,
-                         (long long)iter, (long long)c->n_posted);
-    if (c->ring[iter % c->nslots].iter != iter)
-        return bls_error(BLS_ERR_STATE, "%s: iteration %lld was already reported", who,
-                         (long long)iter);
-    return BLS_OK;
+    bls_post_args_t a = {sendbuf, sendcounts, sdispls, recvbuf, recvcounts, rdispls};
+    bls_status_t st = check_post_args(c, &a);
+    return st != BLS_OK ? st : c->ops->post(c, &a, iter_p);
 }
 
 bls_status_t bls_wait(bls_comm_t *c, bls_iter_t iter, size_t *recvcounts_out)
 {
     if (!c)
         return bls_error(BLS_ERR_ARG, "bls_wait: comm must not be NULL");
-    bls_status_t st = find_unreported(c, iter, "bls_wait");
-    if (st != BLS_OK)
-        return st;
-    if (c->mode == BLS_MODE_SYNC)
-        return bls_report(c, &c->ring[iter % c->nslots], recvcounts_out);
-    return bls_lagged_wait(c, iter, 1, NULL, recvcounts_out);
+    bls_status_t st = bls_find_unreported(c, iter, "bls_wait");
+    return st != BLS_OK ? st : c->ops->wait(c, iter, 1, NULL, recvcounts_out);
 }
 
 bls_status_t bls_test(bls_comm_t *c, bls_iter_t iter, int *flag_p, size_t *recvcounts_out)
@@ -428,29 +340,15 @@ bls_status_t bls_test(bls_comm_t *c, bls_iter_t iter, int *flag_p, size_t *recvc
     if (!c || !flag_p)
         return bls_error(BLS_ERR_ARG, "bls_test: comm and flag_p must not be NULL");
     *flag_p = 0;
-    bls_status_t st = find_unreported(c, iter, "bls_test");
-    if (st != BLS_OK)
-        return st;
-    if (c->mode == BLS_MODE_SYNC) {
-        *flag_p = 1;
-        return bls_report(c, &c->ring[iter % c->nslots], recvcounts_out);
-    }
-    return bls_lagged_wait(c, iter, 0, flag_p, recvcounts_out);
+    bls_status_t st = bls_find_unreported(c, iter, "bls_test");
+    return st != BLS_OK ? st : c->ops->wait(c, iter, 0, flag_p, recvcounts_out);
 }
 
 bls_status_t bls_wait_any(bls_comm_t *c, bls_iter_t *iter_p, size_t *recvcounts_out)
 {
     if (!c || !iter_p)
         return bls_error(BLS_ERR_ARG, "bls_wait_any: comm and iter_p must not be NULL");
-    if (c->mode == BLS_MODE_SYNC) {
-        for (bls_iter_t k = c->n_posted - c->nslots; k < c->n_posted; k++)
-            if (k >= 0 && c->ring[k % c->nslots].iter == k) {
-                *iter_p = k;
-                return bls_report(c, &c->ring[k % c->nslots], recvcounts_out);
-            }
-        return bls_error(BLS_ERR_STATE, "bls_wait_any: no posted iteration is unreported");
-    }
-    return bls_lagged_wait_any(c, iter_p, recvcounts_out);
+    return c->ops->wait_any(c, iter_p, recvcounts_out);
 }
 
 bls_status_t bls_finish(bls_comm_t *c)
@@ -460,8 +358,7 @@ bls_status_t bls_finish(bls_comm_t *c)
     if (c->finished)
         return bls_error(BLS_ERR_STATE, "bls_finish: already called");
     c->finishing = 1;
-    bls_status_t st =
-        c->mode == BLS_MODE_SYNC ? bls_sync_finish(c) : bls_lagged_finish(c);
+    bls_status_t st = c->ops->finish(c);
     if (st != BLS_ERR_TIMEOUT)
         c->finished = 1;
     return st;
@@ -479,14 +376,10 @@ bls_status_t bls_pending_peers(bls_comm_t *c, bls_iter_t iter, char *buf, size_t
 {
     if (!c || !buf || len < 32)
         return bls_error(BLS_ERR_ARG, "bls_pending_peers: comm and buf (32 bytes or more) needed");
-    bls_status_t st = find_unreported(c, iter, "bls_pending_peers");
-    if (st != BLS_OK)
-        return st;
-    if (c->mode == BLS_MODE_SYNC)
-        snprintf(buf, len, "nothing");
-    else
-        bls_lagged_pending_peers(c, iter, buf, len);
-    return BLS_OK;
+    bls_status_t st = bls_find_unreported(c, iter, "bls_pending_peers");
+    if (st == BLS_OK)
+        c->ops->pending(c, iter, buf, len);
+    return st;
 }
 
 bls_status_t bls_comm_set_notify(bls_comm_t *c, bls_notify_fn fn, void *arg)
@@ -510,6 +403,6 @@ bls_status_t bls_comm_stats(const bls_comm_t *c, bls_stats_t *s)
     s->post_wait_seconds = c->post_wait_seconds;
     s->wait_seconds = c->wait_seconds;
     s->buffer_bytes = c->buffer_bytes;
-    s->progress_cpu_seconds = c->mode == BLS_MODE_BLS ? bls_lagged_cpu_seconds(c) : 0.0;
+    s->progress_cpu_seconds = c->ops->cpu(c);
     return BLS_OK;
 }

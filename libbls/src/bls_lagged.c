@@ -40,6 +40,7 @@
 #include "bls_internal.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,22 +52,57 @@
 #define SPIN_POLLS 32
 #define DESTROY_GRACE_SECONDS 10.0
 
+/* BLS mode's own state, behind comm->state.  lock guards it and the common ring and counters
+ * while the progress thread runs. */
+typedef struct {
+    bls_iter_t n_issued;    /* sends and receives are issued for iterations < n_issued */
+    bls_iter_t *next_from;  /* [P] next iteration whose block from that peer is unprobed */
+    MPI_Message *held;      /* [S*P] matched early block (iteration % S, peer), not received */
+    size_t *held_count;     /* [S*P] its size in elements */
+    void **scratch;         /* [S*P] where a rejected block is received whole (bad input only:
+                               a truncated receive would be fatal under MPICH) */
+    MPI_Request *reqs;      /* receives [S*P], sends [S*P] (by ring entry), control sends [P] */
+    int nreqs;
+    int *done_idx;
+    MPI_Status *statuses;
+    int64_t *peer_final;    /* [P] -1 until the peer announced its count */
+    int64_t final_out;
+    int final_announced;    /* bls_finish() has queued the announcement */
+    int final_to_send;      /* the progress thread must send final_out to every peer */
+    int final_sends_pending;
+    int tag_cycle;
+
+    pthread_t thread;
+    int thread_started;           /* 0 none, -1 lock and conditions exist, 1 thread runs */
+    pthread_mutex_t lock;
+    pthread_cond_t wake_progress; /* posts, waiters and stop wake the progress thread */
+    pthread_cond_t wake_user;     /* completions wake waiting callers */
+    int stop;
+    int waiters;
+    bls_status_t fatal;           /* BLS_ERR_MPI once the transport failed */
+    char fatal_msg[BLS_MSG_LEN];
+} lagged_t;
+
+static lagged_t *state(const bls_comm_t *c) { return c->state; }
+
 static size_t idx(const bls_comm_t *c, bls_iter_t k, int p)
 {
     return (size_t)(k % c->nslots) * (size_t)c->size + (size_t)p;
 }
-static int tag_of(const bls_comm_t *c, bls_iter_t k) { return (int)(k % c->tag_cycle); }
-static int ctrl_tag(const bls_comm_t *c) { return c->tag_cycle; }
+static int tag_of(const bls_comm_t *c, bls_iter_t k) { return (int)(k % state(c)->tag_cycle); }
+static int ctrl_tag(const bls_comm_t *c) { return state(c)->tag_cycle; }
 
 /* Request layout: receives [S*P] and sends [S*P] by (iteration % S, peer), then P control. */
-static MPI_Request *recv_req(bls_comm_t *c, bls_iter_t k, int p) { return &c->reqs[idx(c, k, p)]; }
+static MPI_Request *recv_req(bls_comm_t *c, bls_iter_t k, int p) { return &state(c)->reqs[idx(c, k, p)]; }
 static MPI_Request *send_req(bls_comm_t *c, bls_iter_t k, int q)
 {
-    return &c->reqs[(size_t)c->nslots * c->size + idx(c, k, q)];
+    lagged_t *g = c->state;
+    return &g->reqs[(size_t)c->nslots * c->size + idx(c, k, q)];
 }
 static MPI_Request *ctrl_send_req(bls_comm_t *c, int q)
 {
-    return &c->reqs[2 * (size_t)c->nslots * c->size + q];
+    lagged_t *g = c->state;
+    return &g->reqs[2 * (size_t)c->nslots * c->size + q];
 }
 
 static void abs_timespec(struct timespec *ts, double at)
@@ -82,26 +118,28 @@ static void abs_timespec(struct timespec *ts, double at)
 /* Waits on wake_user until woken or the deadline (0: none); returns 0 on timeout. */
 static int wait_user(bls_comm_t *c, double deadline)
 {
+    lagged_t *g = c->state;
     if (deadline <= 0) {
-        pthread_cond_wait(&c->wake_user, &c->lock);
+        pthread_cond_wait(&g->wake_user, &g->lock);
         return 1;
     }
     if (bls_now() >= deadline)
         return 0;
     struct timespec ts;
     abs_timespec(&ts, deadline);
-    pthread_cond_timedwait(&c->wake_user, &c->lock, &ts);
+    pthread_cond_timedwait(&g->wake_user, &g->lock, &ts);
     return 1;
 }
 
 static void set_fatal(bls_comm_t *c, int mpi_rc, const char *what)
 {
-    if (c->fatal != BLS_OK)
+    lagged_t *g = c->state;
+    if (g->fatal != BLS_OK)
         return;
     bls_mpi_error(mpi_rc, what);
-    c->fatal = BLS_ERR_MPI;
-    snprintf(c->fatal_msg, sizeof(c->fatal_msg), "rank %d: %s", c->rank, bls_last_error());
-    pthread_cond_broadcast(&c->wake_user);
+    g->fatal = BLS_ERR_MPI;
+    snprintf(g->fatal_msg, sizeof(g->fatal_msg), "rank %d: %s", c->rank, bls_last_error());
+    pthread_cond_broadcast(&g->wake_user);
     if (c->notify)
         c->notify(c->notify_arg, -1);
 }
@@ -121,9 +159,10 @@ static void rec_fail(bls_iter_rec_t *rec, bls_status_t st, const char *fmt, ...)
 
 static void rec_check_done(bls_comm_t *c, bls_iter_rec_t *rec)
 {
+    lagged_t *g = c->state;
     if (!rec->done && rec->missing == 0 && rec->sends_pending == 0) {
         rec->done = 1;
-        pthread_cond_broadcast(&c->wake_user);
+        pthread_cond_broadcast(&g->wake_user);
         if (c->notify)
             c->notify(c->notify_arg, rec->iter);
     }
@@ -139,17 +178,18 @@ static void rec_block_in(bls_comm_t *c, bls_iter_rec_t *rec, int p)
 /* A peer announced its final count: iterations it will never post cannot complete. */
 static void fail_beyond_final(bls_comm_t *c, int p)
 {
+    lagged_t *g = c->state;
     for (int s = 0; s < c->nslots; s++) {
         bls_iter_rec_t *rec = &c->ring[s];
-        if (rec->iter < 0 || rec->done || rec->have[p] || rec->iter < c->peer_final[p])
+        if (rec->iter < 0 || rec->done || rec->have[p] || rec->iter < g->peer_final[p])
             continue;
         rec_fail(rec, BLS_ERR_PEER_FINISHED,
                  "iteration %lld: peer %d finished after posting %lld iterations; its block for "
                  "this iteration will never arrive",
-                 (long long)rec->iter, p, (long long)c->peer_final[p]);
+                 (long long)rec->iter, p, (long long)g->peer_final[p]);
         rec->missing = 0; /* reported at once; its sends are still tracked (see bls_post) */
         rec->done = 1;
-        pthread_cond_broadcast(&c->wake_user);
+        pthread_cond_broadcast(&g->wake_user);
         if (c->notify)
             c->notify(c->notify_arg, rec->iter);
     }
@@ -163,6 +203,7 @@ static void fail_beyond_final(bls_comm_t *c, int p)
  */
 static void receive_block(bls_comm_t *c, bls_iter_t k, int p, MPI_Message *msg, size_t n)
 {
+    lagged_t *g = c->state;
     bls_iter_rec_t *rec = &c->ring[k % c->nslots];
     size_t i = idx(c, k, p), bytes = n * c->elem;
     int reject = 1;
@@ -187,7 +228,7 @@ static void receive_block(bls_comm_t *c, bls_iter_t k, int p, MPI_Message *msg, 
     }
     int rc;
     if (*recv_req(c, k, p) == MPI_REQUEST_NULL) {
-        c->scratch[i] = reject ? dst : NULL; /* freed when the receive completes */
+        g->scratch[i] = reject ? dst : NULL; /* freed when the receive completes */
         rc = MPI_Imrecv(dst, (int)bytes, MPI_BYTE, msg, recv_req(c, k, p));
     } else {
         /* Only after a failed-for-good iteration was reported and its slot reused while an
@@ -204,9 +245,10 @@ static void receive_block(bls_comm_t *c, bls_iter_t k, int p, MPI_Message *msg, 
 /* Issues the sends and the held receives of newly posted iterations.  Lock held. */
 static int issue_posts(bls_comm_t *c)
 {
+    lagged_t *g = c->state;
     int did = 0;
-    while (c->n_issued < c->n_posted && c->fatal == BLS_OK) {
-        bls_iter_t k = c->n_issued;
+    while (g->n_issued < c->n_posted && g->fatal == BLS_OK) {
+        bls_iter_t k = g->n_issued;
         bls_iter_rec_t *rec = &c->ring[k % c->nslots];
         for (int q = 0; q < c->size && rec->iter == k && !rec->done; q++) {
             if (q == c->rank)
@@ -222,28 +264,28 @@ static int issue_posts(bls_comm_t *c)
         }
         for (int p = 0; p < c->size; p++) {
             size_t i = idx(c, k, p);
-            if (p != c->rank && c->held[i] != MPI_MESSAGE_NULL) {
-                MPI_Message m = c->held[i];
-                c->held[i] = MPI_MESSAGE_NULL;
-                receive_block(c, k, p, &m, c->held_count[i]);
+            if (p != c->rank && g->held[i] != MPI_MESSAGE_NULL) {
+                MPI_Message m = g->held[i];
+                g->held[i] = MPI_MESSAGE_NULL;
+                receive_block(c, k, p, &m, g->held_count[i]);
             }
         }
-        c->n_issued++;
+        g->n_issued++;
         did = 1;
     }
-    if (c->final_to_send && c->fatal == BLS_OK) {
+    if (g->final_to_send && g->fatal == BLS_OK) {
         for (int q = 0; q < c->size; q++) {
             if (q == c->rank)
                 continue;
-            int rc = MPI_Isend(&c->final_out, 1, MPI_INT64_T, q, ctrl_tag(c), c->mpi,
+            int rc = MPI_Isend(&g->final_out, 1, MPI_INT64_T, q, ctrl_tag(c), c->mpi,
                                ctrl_send_req(c, q));
             if (rc != MPI_SUCCESS) {
                 set_fatal(c, rc, "MPI_Isend of the final iteration count");
                 return did;
             }
-            c->final_sends_pending++;
+            g->final_sends_pending++;
         }
-        c->final_to_send = 0;
+        g->final_to_send = 0;
         did = 1;
     }
     return did;
@@ -252,14 +294,15 @@ static int issue_posts(bls_comm_t *c)
 /* Takes every block (and announcement) that has arrived.  Lock held; dropped around MPI. */
 static int probe_arrivals(bls_comm_t *c)
 {
+    lagged_t *g = c->state;
     int did = 0;
     for (;;) {
         int flag = 0;
         MPI_Message msg = MPI_MESSAGE_NULL;
         MPI_Status st;
-        pthread_mutex_unlock(&c->lock);
+        pthread_mutex_unlock(&g->lock);
         int rc = MPI_Improbe(MPI_ANY_SOURCE, MPI_ANY_TAG, c->mpi, &flag, &msg, &st);
-        pthread_mutex_lock(&c->lock);
+        pthread_mutex_lock(&g->lock);
         if (rc != MPI_SUCCESS) {
             set_fatal(c, rc, "MPI_Improbe");
             return did;
@@ -276,12 +319,12 @@ static int probe_arrivals(bls_comm_t *c)
                 set_fatal(c, rc, "MPI_Mrecv of a final iteration count");
                 return did;
             }
-            c->peer_final[p] = announced;
+            g->peer_final[p] = announced;
             fail_beyond_final(c, p);
-            pthread_cond_broadcast(&c->wake_user);
+            pthread_cond_broadcast(&g->wake_user);
             continue;
         }
-        bls_iter_t k = c->next_from[p]++;
+        bls_iter_t k = g->next_from[p]++;
         if (st.MPI_TAG != tag_of(c, k)) {
             char what[160];
             snprintf(what, sizeof(what),
@@ -291,22 +334,23 @@ static int probe_arrivals(bls_comm_t *c)
             return did;
         }
         size_t n = (size_t)bytes / c->elem;
-        if (k < c->n_issued) {
+        if (k < g->n_issued) {
             receive_block(c, k, p, &msg, n);
         } else {
             size_t i = idx(c, k, p); /* early: at most L+1 per peer, see Credits */
-            c->held[i] = msg;
-            c->held_count[i] = n;
+            g->held[i] = msg;
+            g->held_count[i] = n;
         }
     }
 }
 
 static int test_requests(bls_comm_t *c)
 {
+    lagged_t *g = c->state;
     int outcount = 0;
-    pthread_mutex_unlock(&c->lock);
-    int rc = MPI_Testsome(c->nreqs, c->reqs, &outcount, c->done_idx, c->statuses);
-    pthread_mutex_lock(&c->lock);
+    pthread_mutex_unlock(&g->lock);
+    int rc = MPI_Testsome(g->nreqs, g->reqs, &outcount, g->done_idx, g->statuses);
+    pthread_mutex_lock(&g->lock);
     if (rc != MPI_SUCCESS && rc != MPI_ERR_IN_STATUS) {
         set_fatal(c, rc, "MPI_Testsome");
         return 0;
@@ -315,13 +359,13 @@ static int test_requests(bls_comm_t *c)
         return 0;
     size_t SP = (size_t)c->nslots * c->size;
     for (int n = 0; n < outcount; n++) {
-        size_t r = (size_t)c->done_idx[n];
-        int err = rc == MPI_ERR_IN_STATUS ? c->statuses[n].MPI_ERROR : MPI_SUCCESS;
+        size_t r = (size_t)g->done_idx[n];
+        int err = rc == MPI_ERR_IN_STATUS ? g->statuses[n].MPI_ERROR : MPI_SUCCESS;
         if (r < SP) {
             int p = (int)(r % c->size);
             bls_iter_rec_t *rec = &c->ring[r / c->size];
-            free(c->scratch[r]);
-            c->scratch[r] = NULL;
+            free(g->scratch[r]);
+            g->scratch[r] = NULL;
             if (err != MPI_SUCCESS) {
                 char what[96];
                 snprintf(what, sizeof(what), "receiving the block of peer %d", p);
@@ -343,8 +387,8 @@ static int test_requests(bls_comm_t *c)
                 rec_check_done(c, rec);
             }
         } else {
-            if (--c->final_sends_pending == 0)
-                pthread_cond_broadcast(&c->wake_user);
+            if (--g->final_sends_pending == 0)
+                pthread_cond_broadcast(&g->wake_user);
         }
     }
     return outcount > 0;
@@ -353,22 +397,24 @@ static int test_requests(bls_comm_t *c)
 /* Anything this process is waiting for: a posted iteration not yet done, or an announcement. */
 static int outstanding(const bls_comm_t *c)
 {
+    const lagged_t *g = c->state;
     for (int s = 0; s < c->nslots; s++)
         if (c->ring[s].iter >= 0 && !c->ring[s].done)
             return 1;
-    return c->final_sends_pending > 0 || c->finishing;
+    return g->final_sends_pending > 0 || c->finishing;
 }
 
 static void *progress_main(void *arg)
 {
     bls_comm_t *c = arg;
+    lagged_t *g = c->state;
     /* Short sleeps must be short: the default 50 us timer slack would stretch every poll. */
     prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
     unsigned idle_polls = 0;
-    pthread_mutex_lock(&c->lock);
-    while (!c->stop) {
+    pthread_mutex_lock(&g->lock);
+    while (!g->stop) {
         int did = 0;
-        if (c->fatal == BLS_OK) {
+        if (g->fatal == BLS_OK) {
             did |= issue_posts(c);
             did |= probe_arrivals(c);
             did |= test_requests(c);
@@ -378,14 +424,14 @@ static void *progress_main(void *arg)
             continue;
         }
         idle_polls++;
-        if (c->fatal != BLS_OK) {
-            pthread_cond_wait(&c->wake_progress, &c->lock);
+        if (g->fatal != BLS_OK) {
+            pthread_cond_wait(&g->wake_progress, &g->lock);
             continue;
         }
-        if (c->waiters > 0 || idle_polls < SPIN_POLLS) {
-            pthread_mutex_unlock(&c->lock);
+        if (g->waiters > 0 || idle_polls < SPIN_POLLS) {
+            pthread_mutex_unlock(&g->lock);
             sched_yield();
-            pthread_mutex_lock(&c->lock);
+            pthread_mutex_lock(&g->lock);
             continue;
         }
         long us = IDLE_SLEEP_US;
@@ -397,97 +443,102 @@ static void *progress_main(void *arg)
         }
         struct timespec ts;
         abs_timespec(&ts, bls_now() + 1e-6 * (double)us);
-        pthread_cond_timedwait(&c->wake_progress, &c->lock, &ts);
+        pthread_cond_timedwait(&g->wake_progress, &g->lock, &ts);
     }
-    pthread_mutex_unlock(&c->lock);
+    pthread_mutex_unlock(&g->lock);
     return NULL;
 }
 
-bls_status_t bls_lagged_start(bls_comm_t *c)
+static bls_status_t lagged_start(bls_comm_t *c)
 {
+    lagged_t *g = c->state = calloc(1, sizeof(lagged_t));
+    if (!g)
+        return bls_error(BLS_ERR_NOMEM, "bls_comm_create: out of memory");
     size_t P = (size_t)c->size, S = (size_t)c->nslots;
     int tag_ub_flag = 0;
     int *tag_ub = NULL;
     MPI_Comm_get_attr(c->mpi, MPI_TAG_UB, &tag_ub, &tag_ub_flag);
-    c->tag_cycle = 4 * c->nslots;
-    if (tag_ub_flag && tag_ub && c->tag_cycle > *tag_ub)
+    g->tag_cycle = 4 * c->nslots;
+    if (tag_ub_flag && tag_ub && g->tag_cycle > *tag_ub)
         return bls_error(BLS_ERR_ARG, "bls_comm_create: lag %d needs tags up to %d, but MPI's "
                                       "MPI_TAG_UB is %d",
-                         c->lag, c->tag_cycle, *tag_ub);
-    c->next_from = calloc(P, sizeof(bls_iter_t));
-    c->held = malloc(S * P * sizeof(MPI_Message));
-    c->held_count = calloc(S * P, sizeof(size_t));
-    c->scratch = calloc(S * P, sizeof(void *));
-    c->nreqs = (int)(2 * S * P + P);
-    c->reqs = malloc((size_t)c->nreqs * sizeof(MPI_Request));
-    c->done_idx = calloc((size_t)c->nreqs, sizeof(int));
-    c->statuses = calloc((size_t)c->nreqs, sizeof(MPI_Status));
-    c->peer_final = calloc(P, sizeof(int64_t));
-    if (!c->next_from || !c->held || !c->held_count || !c->scratch || !c->reqs || !c->done_idx ||
-        !c->statuses || !c->peer_final)
+                         c->lag, g->tag_cycle, *tag_ub);
+    g->next_from = calloc(P, sizeof(bls_iter_t));
+    g->held = malloc(S * P * sizeof(MPI_Message));
+    g->held_count = calloc(S * P, sizeof(size_t));
+    g->scratch = calloc(S * P, sizeof(void *));
+    g->nreqs = (int)(2 * S * P + P);
+    g->reqs = malloc((size_t)g->nreqs * sizeof(MPI_Request));
+    g->done_idx = calloc((size_t)g->nreqs, sizeof(int));
+    g->statuses = calloc((size_t)g->nreqs, sizeof(MPI_Status));
+    g->peer_final = calloc(P, sizeof(int64_t));
+    if (!g->next_from || !g->held || !g->held_count || !g->scratch || !g->reqs || !g->done_idx ||
+        !g->statuses || !g->peer_final)
         return bls_error(BLS_ERR_NOMEM, "bls_comm_create: out of memory");
-    for (int r = 0; r < c->nreqs; r++)
-        c->reqs[r] = MPI_REQUEST_NULL;
+    for (int r = 0; r < g->nreqs; r++)
+        g->reqs[r] = MPI_REQUEST_NULL;
     for (size_t i = 0; i < S * P; i++)
-        c->held[i] = MPI_MESSAGE_NULL;
+        g->held[i] = MPI_MESSAGE_NULL;
     for (size_t q = 0; q < P; q++)
-        c->peer_final[q] = -1;
-    c->buffer_bytes = S * P * (sizeof(MPI_Message) + sizeof(size_t) + sizeof(void *) +
-                                  2 * sizeof(MPI_Request)) +
-                      S * (sizeof(bls_iter_rec_t) + 5 * P * sizeof(size_t) + P);
+        g->peer_final[q] = -1;
+    c->buffer_bytes += sizeof(lagged_t) + S * P * (sizeof(MPI_Message) + sizeof(size_t) +
+                                                   sizeof(void *) + 2 * sizeof(MPI_Request));
 
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_mutex_init(&c->lock, NULL);
-    pthread_cond_init(&c->wake_progress, &ca);
-    pthread_cond_init(&c->wake_user, &ca);
+    pthread_mutex_init(&g->lock, NULL);
+    pthread_cond_init(&g->wake_progress, &ca);
+    pthread_cond_init(&g->wake_user, &ca);
     pthread_condattr_destroy(&ca);
-    c->thread_started = -1; /* mutex and conditions exist */
-    int err = pthread_create(&c->thread, NULL, progress_main, c);
+    g->thread_started = -1; /* mutex and conditions exist */
+    int err = pthread_create(&g->thread, NULL, progress_main, c);
     if (err != 0)
         return bls_error(BLS_ERR_NOMEM, "bls_comm_create: cannot start the progress thread: %s",
                          strerror(err));
-    c->thread_started = 1;
+    g->thread_started = 1;
     return BLS_OK;
 }
 
-void bls_lagged_stop(bls_comm_t *c)
+static void lagged_stop(bls_comm_t *c)
 {
-    if (c->thread_started == 1) {
-        pthread_mutex_lock(&c->lock);
-        c->stop = 1;
-        pthread_cond_signal(&c->wake_progress);
-        pthread_mutex_unlock(&c->lock);
-        pthread_join(c->thread, NULL);
+    lagged_t *g = c->state;
+    if (!g)
+        return;
+    if (g->thread_started == 1) {
+        pthread_mutex_lock(&g->lock);
+        g->stop = 1;
+        pthread_cond_signal(&g->wake_progress);
+        pthread_mutex_unlock(&g->lock);
+        pthread_join(g->thread, NULL);
     }
-    if (c->thread_started != 0) {
-        pthread_mutex_destroy(&c->lock);
-        pthread_cond_destroy(&c->wake_progress);
-        pthread_cond_destroy(&c->wake_user);
+    if (g->thread_started != 0) {
+        pthread_mutex_destroy(&g->lock);
+        pthread_cond_destroy(&g->wake_progress);
+        pthread_cond_destroy(&g->wake_user);
     }
     /* After an orderly bls_finish nothing is left.  After errors: held blocks are received whole
      * into scratch memory and dropped; matched receives and sends cannot be cancelled, so they
      * get a grace period (their peers' data is already matched).  Whatever is still unfinished
      * then is released to MPI, and the memory it may still touch is deliberately not freed. */
     size_t SP = (size_t)c->nslots * c->size;
-    size_t cap = c->reqs ? (size_t)c->nreqs + SP : 0;
+    size_t cap = g->reqs ? (size_t)g->nreqs + SP : 0;
     MPI_Request *left = cap ? malloc(cap * sizeof(MPI_Request)) : NULL;
     MPI_Status *lst = cap ? malloc(cap * sizeof(MPI_Status)) : NULL;
     void **held_buf = cap ? calloc(SP, sizeof(void *)) : NULL;
     int all = 1;
-    if (left && lst && held_buf && c->held && c->scratch) {
+    if (left && lst && held_buf && g->held && g->scratch) {
         int n = 0;
-        for (int r = 0; r < c->nreqs; r++)
-            if (c->reqs[r] != MPI_REQUEST_NULL)
-                left[n++] = c->reqs[r];
+        for (int r = 0; r < g->nreqs; r++)
+            if (g->reqs[r] != MPI_REQUEST_NULL)
+                left[n++] = g->reqs[r];
         for (size_t i = 0; i < SP; i++) {
-            if (c->held[i] == MPI_MESSAGE_NULL)
+            if (g->held[i] == MPI_MESSAGE_NULL)
                 continue;
-            size_t bytes = c->held_count[i] * c->elem;
+            size_t bytes = g->held_count[i] * c->elem;
             held_buf[i] = bytes ? malloc(bytes) : NULL;
             if ((!bytes || held_buf[i]) &&
-                MPI_Imrecv(held_buf[i], (int)bytes, MPI_BYTE, &c->held[i], &left[n]) == MPI_SUCCESS)
+                MPI_Imrecv(held_buf[i], (int)bytes, MPI_BYTE, &g->held[i], &left[n]) == MPI_SUCCESS)
                 n++;
         }
         double until = bls_now() + DESTROY_GRACE_SECONDS;
@@ -502,20 +553,22 @@ void bls_lagged_stop(bls_comm_t *c)
     if (all) {
         for (size_t i = 0; held_buf && i < SP; i++)
             free(held_buf[i]);
-        for (size_t i = 0; c->scratch && i < SP; i++)
-            free(c->scratch[i]);
-        free(c->scratch);
+        for (size_t i = 0; g->scratch && i < SP; i++)
+            free(g->scratch[i]);
+        free(g->scratch);
     }
     free(held_buf);
     free(left);
     free(lst);
-    free(c->next_from);
-    free(c->held);
-    free(c->held_count);
-    free(c->reqs);
-    free(c->done_idx);
-    free(c->statuses);
-    free(c->peer_final);
+    free(g->next_from);
+    free(g->held);
+    free(g->held_count);
+    free(g->reqs);
+    free(g->done_idx);
+    free(g->statuses);
+    free(g->peer_final);
+    free(g);
+    c->state = NULL;
 }
 
 /* Names the peers whose blocks of rec are still missing, into buf. */
@@ -541,22 +594,24 @@ static void missing_peers(const bls_comm_t *c, const bls_iter_rec_t *rec, char *
     snprintf(buf + used, len - used, "%s", n ? " are still in flight" : "? (none pending)");
 }
 
-void bls_lagged_pending_peers(bls_comm_t *c, bls_iter_t iter, char *buf, size_t len)
+static void lagged_pending(bls_comm_t *c, bls_iter_t iter, char *buf, size_t len)
 {
-    pthread_mutex_lock(&c->lock);
+    lagged_t *g = c->state;
+    pthread_mutex_lock(&g->lock);
     const bls_iter_rec_t *rec = &c->ring[iter % c->nslots];
     if (rec->done)
         snprintf(buf, len, "nothing");
     else
         missing_peers(c, rec, buf, len);
-    pthread_mutex_unlock(&c->lock);
+    pthread_mutex_unlock(&g->lock);
 }
 
 /* Caller holds the lock.  Fatal errors are reported to every later call. */
 static bls_status_t check_fatal(bls_comm_t *c)
 {
-    if (c->fatal != BLS_OK)
-        return bls_error(c->fatal, "%s", c->fatal_msg);
+    lagged_t *g = c->state;
+    if (g->fatal != BLS_OK)
+        return bls_error(g->fatal, "%s", g->fatal_msg);
     return BLS_OK;
 }
 
@@ -570,211 +625,267 @@ static bls_status_t timeout_error(bls_comm_t *c, const char *who, const bls_iter
                      who, (long long)rec->iter, peers, c->timeout, c->rank);
 }
 
-bls_status_t bls_lagged_post(bls_comm_t *c, const void *sendbuf, const size_t *sendcounts,
-                             const size_t *sdispls, void *recvbuf, const size_t *recvcounts,
-                             const size_t *rdispls, bls_iter_t *iter_p)
-{
-    bls_iter_t k = c->n_posted;
-    bls_iter_rec_t *rec = &c->ring[k % c->nslots];
-    double t0 = bls_now(), deadline = bls_deadline(c);
-    bls_status_t st = BLS_OK;
+/*
+ * The one wait loop of this mode (the lock held): until ready() holds, the communicator fails,
+ * or the deadline (0: none) passes, in which case timed_out() writes the error.  While a caller
+ * waits here the progress thread polls without sleeping (waiters > 0).
+ */
+typedef struct {
+    const char *who;
+    bls_iter_rec_t *rec;
+    bls_iter_t iter;
+} awaited_t;
 
-    pthread_mutex_lock(&c->lock);
-    c->waiters++;
-    pthread_cond_signal(&c->wake_progress);
-    /* The bound: every iteration <= k-L-1 done (k-L-1 and the entry k reuses, k-L-2). */
-    for (bls_iter_t j = k - c->nslots; j <= k - c->lag - 1 && st == BLS_OK; j++) {
-        if (j < 0)
-            continue;
-        bls_iter_rec_t *old = &c->ring[j % c->nslots];
-        while (old->iter == j && !old->done && st == BLS_OK) {
-            st = check_fatal(c);
-            if (st == BLS_OK && !wait_user(c, deadline))
-                st = timeout_error(c, "bls_post (lag bound)", old);
-        }
-    }
-    while (st == BLS_OK && rec->sends_pending > 0) { /* after a failed-for-good iteration */
+static bls_status_t wait_until(bls_comm_t *c, int (*ready)(const bls_comm_t *, const awaited_t *),
+                               bls_status_t (*timed_out)(bls_comm_t *, const awaited_t *),
+                               const awaited_t *w, double deadline)
+{
+    lagged_t *g = c->state;
+    bls_status_t st = BLS_OK;
+    g->waiters++;
+    pthread_cond_signal(&g->wake_progress);
+    while (st == BLS_OK && !ready(c, w)) {
         st = check_fatal(c);
         if (st == BLS_OK && !wait_user(c, deadline))
-            st = bls_error(BLS_ERR_TIMEOUT,
-                           "bls_post (iteration %lld): the sends of failed iteration %lld are "
-                           "still in flight after %.3g s (rank %d)",
-                           (long long)k, (long long)(k - c->nslots), c->timeout, c->rank);
+            st = timed_out(c, w);
     }
-    if (st == BLS_OK && rec->iter >= 0)
-        st = bls_error(BLS_ERR_STATE,
-                       "bls_post (iteration %lld): iteration %lld was never waited for; with lag "
-                       "%d, wait for iteration k-L-2 before posting iteration k",
-                       (long long)k, (long long)rec->iter, c->lag);
-    c->waiters--;
-    if (st == BLS_OK)
-        st = check_fatal(c);
-    if (st != BLS_OK) {
-        pthread_mutex_unlock(&c->lock);
-        c->post_wait_seconds += bls_now() - t0;
-        return st;
-    }
-    bls_rec_fill(c, rec, k, sendbuf, sendcounts, sdispls, recvbuf, recvcounts, rdispls);
-    size_t self = sendcounts[c->rank];
-    rec->arrived[c->rank] = self;
-    if (recvcounts && recvcounts[c->rank] != self)
-        rec_fail(rec, BLS_ERR_COUNT,
-                 "iteration %lld, peer %d (itself): expected %zu elements, received %zu",
-                 (long long)k, c->rank, recvcounts[c->rank], self);
-    else if (self > 0) /* the block to oneself never touches MPI */
-        memcpy((char *)recvbuf + rdispls[c->rank] * c->elem,
-               (const char *)sendbuf + sdispls[c->rank] * c->elem, self * c->elem);
-    rec_block_in(c, rec, c->rank);
-    for (int p = 0; p < c->size; p++)
-        if (c->peer_final[p] >= 0)
-            fail_beyond_final(c, p);
-    c->n_posted = k + 1;
-    pthread_cond_signal(&c->wake_progress);
-    pthread_mutex_unlock(&c->lock);
-    c->post_wait_seconds += bls_now() - t0;
-    *iter_p = k;
-    return BLS_OK;
+    g->waiters--;
+    return st == BLS_OK ? check_fatal(c) : st;
 }
 
-bls_status_t bls_lagged_wait(bls_comm_t *c, bls_iter_t iter, int blocking, int *flag_p,
-                             size_t *recvcounts_out)
+/* Iteration w->iter is done, or no longer in its ring entry (reported). */
+static int iteration_done(const bls_comm_t *c, const awaited_t *w)
 {
-    bls_iter_rec_t *rec = &c->ring[iter % c->nslots];
+    (void)c;
+    return w->rec->iter != w->iter || w->rec->done;
+}
+
+static bls_status_t iteration_timeout(bls_comm_t *c, const awaited_t *w)
+{
+    return timeout_error(c, w->who, w->rec);
+}
+
+/* The sends of the iteration that last used this entry (failed for good) are complete. */
+static int sends_drained(const bls_comm_t *c, const awaited_t *w)
+{
+    (void)c;
+    return w->rec->sends_pending == 0;
+}
+
+static bls_status_t sends_timeout(bls_comm_t *c, const awaited_t *w)
+{
+    return bls_error(BLS_ERR_TIMEOUT,
+                     "bls_post (iteration %lld): the sends of failed iteration %lld are still in "
+                     "flight after %.3g s (rank %d)",
+                     (long long)w->iter, (long long)(w->iter - c->nslots), c->timeout, c->rank);
+}
+
+/* Iteration k's own block, which never touches MPI; the lock is held. */
+static void post_own_block(bls_comm_t *c, bls_iter_rec_t *rec, const bls_post_args_t *a)
+{
+    size_t self = a->sendcounts[c->rank];
+    rec->arrived[c->rank] = self;
+    if (a->recvcounts && a->recvcounts[c->rank] != self)
+        rec_fail(rec, BLS_ERR_COUNT,
+                 "iteration %lld, peer %d (itself): expected %zu elements, received %zu",
+                 (long long)rec->iter, c->rank, a->recvcounts[c->rank], self);
+    else if (self > 0)
+        memcpy((char *)a->recvbuf + a->rdispls[c->rank] * c->elem,
+               (const char *)a->sendbuf + a->sdispls[c->rank] * c->elem, self * c->elem);
+    rec_block_in(c, rec, c->rank);
+}
+
+static bls_status_t lagged_post(bls_comm_t *c, const bls_post_args_t *a, bls_iter_t *iter_p)
+{
+    lagged_t *g = c->state;
+    bls_iter_t k = c->n_posted;
     double t0 = bls_now(), deadline = bls_deadline(c);
     bls_status_t st = BLS_OK;
-    pthread_mutex_lock(&c->lock);
-    if (!rec->done && blocking) {
-        c->waiters++;
-        pthread_cond_signal(&c->wake_progress);
-        while (!rec->done && st == BLS_OK) {
-            st = check_fatal(c);
-            if (st == BLS_OK && !wait_user(c, deadline))
-                st = timeout_error(c, "bls_wait", rec);
-        }
-        c->waiters--;
+    pthread_mutex_lock(&g->lock);
+    /* The bound: every iteration <= k-L-1 done (k-L-1 and the entry k reuses, k-L-2). */
+    for (bls_iter_t j = k - c->nslots; j <= k - c->lag - 1 && st == BLS_OK; j++) {
+        awaited_t w = {"bls_post (lag bound)", &c->ring[j % c->nslots], j};
+        if (j >= 0)
+            st = wait_until(c, iteration_done, iteration_timeout, &w, deadline);
     }
-    if (st == BLS_OK && !rec->done)
-        st = check_fatal(c);
-    if (st == BLS_OK && rec->done) {
+    awaited_t w = {"bls_post", &c->ring[k % c->nslots], k}; /* after a failed-for-good one */
+    if (st == BLS_OK)
+        st = wait_until(c, sends_drained, sends_timeout, &w, deadline);
+    bls_iter_rec_t *rec = NULL;
+    if (st == BLS_OK)
+        st = bls_free_entry(c, k, &rec);
+    if (st == BLS_OK) {
+        bls_rec_fill(c, rec, k, a);
+        post_own_block(c, rec, a);
+        for (int p = 0; p < c->size; p++)
+            if (g->peer_final[p] >= 0)
+                fail_beyond_final(c, p);
+        c->n_posted = k + 1;
+        pthread_cond_signal(&g->wake_progress);
+        *iter_p = k;
+    }
+    pthread_mutex_unlock(&g->lock);
+    c->post_wait_seconds += bls_now() - t0;
+    return st;
+}
+
+static bls_status_t lagged_wait(bls_comm_t *c, bls_iter_t iter, int blocking, int *flag_p,
+                                size_t *recvcounts_out)
+{
+    lagged_t *g = c->state;
+    awaited_t w = {"bls_wait", &c->ring[iter % c->nslots], iter};
+    double t0 = bls_now(), deadline = bls_deadline(c);
+    pthread_mutex_lock(&g->lock);
+    bls_status_t st = blocking ? wait_until(c, iteration_done, iteration_timeout, &w, deadline)
+                               : check_fatal(c);
+    if (st == BLS_OK && w.rec->done) {
         if (flag_p)
             *flag_p = 1;
-        st = bls_report(c, rec, recvcounts_out);
+        st = bls_report(c, w.rec, recvcounts_out);
     }
-    pthread_mutex_unlock(&c->lock);
+    pthread_mutex_unlock(&g->lock);
     if (blocking)
         c->wait_seconds += bls_now() - t0;
     return st;
 }
 
-bls_status_t bls_lagged_wait_any(bls_comm_t *c, bls_iter_t *iter_p, size_t *recvcounts_out)
+/* The lowest unreported iteration that is done; else NULL, with *oldest_p the lowest
+ * unreported one (NULL if none). */
+static bls_iter_rec_t *first_done(const bls_comm_t *c, bls_iter_rec_t **oldest_p)
 {
-    double t0 = bls_now(), deadline = bls_deadline(c);
-    bls_status_t st = BLS_OK;
-    pthread_mutex_lock(&c->lock);
-    c->waiters++;
-    pthread_cond_signal(&c->wake_progress);
-    for (;;) {
-        bls_iter_rec_t *found = NULL, *oldest = NULL;
-        for (bls_iter_t k = c->n_posted - c->nslots; k < c->n_posted; k++) {
-            if (k < 0 || c->ring[k % c->nslots].iter != k)
-                continue;
-            bls_iter_rec_t *r = &c->ring[k % c->nslots];
-            if (!oldest)
-                oldest = r;
-            if (r->done) {
-                found = r;
-                break;
-            }
-        }
-        if (found) {
-            *iter_p = found->iter;
-            st = bls_report(c, found, recvcounts_out);
-            break;
-        }
-        if (!oldest) {
-            st = bls_error(BLS_ERR_STATE, "bls_wait_any: no posted iteration is unreported");
-            break;
-        }
-        st = check_fatal(c);
-        if (st == BLS_OK && !wait_user(c, deadline))
-            st = timeout_error(c, "bls_wait_any", oldest);
-        if (st != BLS_OK)
-            break;
+    *oldest_p = NULL;
+    for (bls_iter_t k = c->n_posted - c->nslots; k < c->n_posted; k++) {
+        bls_iter_rec_t *r = &c->ring[k % c->nslots];
+        if (k < 0 || r->iter != k)
+            continue;
+        if (!*oldest_p)
+            *oldest_p = r;
+        if (r->done)
+            return r;
     }
-    c->waiters--;
-    pthread_mutex_unlock(&c->lock);
+    return NULL;
+}
+
+static int any_done(const bls_comm_t *c, const awaited_t *w)
+{
+    (void)w;
+    bls_iter_rec_t *oldest;
+    return first_done(c, &oldest) != NULL || oldest == NULL;
+}
+
+static bls_status_t any_timeout(bls_comm_t *c, const awaited_t *w)
+{
+    bls_iter_rec_t *oldest;
+    first_done(c, &oldest);
+    return timeout_error(c, w->who, oldest);
+}
+
+static bls_status_t lagged_wait_any(bls_comm_t *c, bls_iter_t *iter_p, size_t *recvcounts_out)
+{
+    lagged_t *g = c->state;
+    awaited_t w = {"bls_wait_any", NULL, -1};
+    double t0 = bls_now(), deadline = bls_deadline(c);
+    pthread_mutex_lock(&g->lock);
+    bls_status_t st = wait_until(c, any_done, any_timeout, &w, deadline);
+    bls_iter_rec_t *oldest, *found = first_done(c, &oldest);
+    if (st == BLS_OK && !found)
+        st = bls_error(BLS_ERR_STATE, "bls_wait_any: no posted iteration is unreported");
+    if (st == BLS_OK) {
+        *iter_p = found->iter;
+        st = bls_report(c, found, recvcounts_out);
+    }
+    pthread_mutex_unlock(&g->lock);
     c->wait_seconds += bls_now() - t0;
     return st;
 }
 
-bls_status_t bls_lagged_finish(bls_comm_t *c)
+/* bls_finish's condition: every posted iteration done (or failed for good), every peer's
+ * announcement in, ours sent. */
+static int all_finished(const bls_comm_t *c, const awaited_t *w)
 {
+    (void)w;
+    const lagged_t *g = c->state;
+    for (int s = 0; s < c->nslots; s++)
+        if (c->ring[s].iter >= 0 && !c->ring[s].done)
+            return 0;
+    for (int p = 0; p < c->size; p++)
+        if (p != c->rank && g->peer_final[p] < 0)
+            return 0;
+    return !g->final_to_send && g->final_sends_pending == 0;
+}
+
+static bls_status_t finish_timeout(bls_comm_t *c, const awaited_t *w)
+{
+    const lagged_t *g = c->state;
+    for (int s = 0; s < c->nslots; s++)
+        if (c->ring[s].iter >= 0 && !c->ring[s].done)
+            return timeout_error(c, w->who, &c->ring[s]);
+    char peers[512] = "";
+    size_t used = 0;
+    for (int p = 0; p < c->size && used + 16 < sizeof(peers); p++)
+        if (p != c->rank && g->peer_final[p] < 0)
+            used += (size_t)snprintf(peers + used, sizeof(peers) - used, "%s%d", used ? ", " : "", p);
+    return bls_error(BLS_ERR_TIMEOUT, "bls_finish (rank %d): peers %s did not finish within %.3g s",
+                     c->rank, peers[0] ? peers : "(none; own announcement unsent)", c->timeout);
+}
+
+/* Names the peers whose announced count differs from ours. */
+static bls_status_t compare_finals(const bls_comm_t *c)
+{
+    const lagged_t *g = c->state;
+    char diff[512] = "";
+    size_t used = 0;
+    for (int p = 0; p < c->size && used + 40 < sizeof(diff); p++)
+        if (p != c->rank && g->peer_final[p] != c->n_posted)
+            used += (size_t)snprintf(diff + used, sizeof(diff) - used, "%srank %d posted %lld",
+                                     used ? ", " : "", p, (long long)g->peer_final[p]);
+    if (!used)
+        return BLS_OK;
+    return bls_error(BLS_ERR_ITER_MISMATCH,
+                     "bls_finish: this process (rank %d) posted %lld iterations, but %s", c->rank,
+                     (long long)c->n_posted, diff);
+}
+
+static bls_status_t lagged_finish(bls_comm_t *c)
+{
+    lagged_t *g = c->state;
+    awaited_t w = {"bls_finish", NULL, -1};
     double deadline = bls_deadline(c);
-    bls_status_t st = BLS_OK;
-    pthread_mutex_lock(&c->lock);
-    c->waiters++;
-    if (!c->final_announced) { /* a retry after a timeout must not announce twice */
-        c->final_announced = 1;
-        c->final_out = c->n_posted;
-        c->final_to_send = c->size > 1;
+    pthread_mutex_lock(&g->lock);
+    if (!g->final_announced) { /* a retry after a timeout must not announce twice */
+        g->final_announced = 1;
+        g->final_out = c->n_posted;
+        g->final_to_send = c->size > 1;
     }
-    pthread_cond_signal(&c->wake_progress);
-    /* Every posted iteration done (or failed for good), every announcement exchanged. */
-    for (;;) {
-        st = check_fatal(c);
-        if (st != BLS_OK)
-            break;
-        const bls_iter_rec_t *pending = NULL;
-        for (int s = 0; s < c->nslots; s++)
-            if (c->ring[s].iter >= 0 && !c->ring[s].done)
-                pending = &c->ring[s];
-        int unknown = 0;
-        for (int p = 0; p < c->size; p++)
-            if (p != c->rank && c->peer_final[p] < 0)
-                unknown++;
-        if (!pending && unknown == 0 && !c->final_to_send && c->final_sends_pending == 0)
-            break;
-        if (!wait_user(c, deadline)) {
-            if (pending) {
-                st = timeout_error(c, "bls_finish", pending);
-            } else {
-                char peers[512] = "";
-                size_t used = 0;
-                for (int p = 0; p < c->size && used + 16 < sizeof(peers); p++)
-                    if (p != c->rank && c->peer_final[p] < 0)
-                        used += (size_t)snprintf(peers + used, sizeof(peers) - used, "%s%d",
-                                                 used ? ", " : "", p);
-                st = bls_error(BLS_ERR_TIMEOUT,
-                               "bls_finish (rank %d): peers %s did not finish within %.3g s",
-                               c->rank, peers[0] ? peers : "(none; own announcement unsent)",
-                               c->timeout);
-            }
-            break;
-        }
-    }
-    if (st == BLS_OK) {
-        char diff[512] = "";
-        size_t used = 0;
-        for (int p = 0; p < c->size && used + 40 < sizeof(diff); p++)
-            if (p != c->rank && c->peer_final[p] != c->n_posted)
-                used += (size_t)snprintf(diff + used, sizeof(diff) - used, "%srank %d posted %lld",
-                                         used ? ", " : "", p, (long long)c->peer_final[p]);
-        if (used)
-            st = bls_error(BLS_ERR_ITER_MISMATCH,
-                           "bls_finish: this process (rank %d) posted %lld iterations, but %s",
-                           c->rank, (long long)c->n_posted, diff);
-    }
-    c->waiters--;
-    pthread_mutex_unlock(&c->lock);
+    bls_status_t st = wait_until(c, all_finished, finish_timeout, &w, deadline);
+    if (st == BLS_OK)
+        st = compare_finals(c);
+    pthread_mutex_unlock(&g->lock);
     return st;
 }
 
-double bls_lagged_cpu_seconds(const bls_comm_t *c)
+static double lagged_cpu(const bls_comm_t *c)
 {
+    const lagged_t *g = c->state;
     clockid_t cid;
     struct timespec ts;
-    if (c->thread_started != 1 || pthread_getcpuclockid(c->thread, &cid) != 0 ||
+    if (g->thread_started != 1 || pthread_getcpuclockid(g->thread, &cid) != 0 ||
         clock_gettime(cid, &ts) != 0)
         return 0.0;
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
+
+const bls_mode_ops_t bls_lagged_ops = {
+    .mode = BLS_MODE_BLS,
+    .name = "bls",
+    .needs_thread_multiple = 1,
+    .needs_recvcounts = 0,
+    .start = lagged_start,
+    .stop = lagged_stop,
+    .post = lagged_post,
+    .wait = lagged_wait,
+    .wait_any = lagged_wait_any,
+    .finish = lagged_finish,
+    .pending = lagged_pending,
+    .cpu = lagged_cpu,
+};

@@ -1,17 +1,19 @@
 /*
- * Exact delivery.  For each configuration, one SYNC pass (MPI_Alltoallv) and one BLS pass per
- * lag run the same seeded iterations: irregular counts (zeros included) up to --max-bytes,
- * random per-rank delays so arrival orders vary, displacements with gaps, every third iteration
- * with unknown counts (recvcounts NULL).  Every received byte is checked against the sender's
+ * Exact delivery.  For each configuration, one SYNC pass (MPI_Alltoallv) and one pass per lag
+ * of the mode under test (BLS by default) run the same seeded iterations: irregular counts
+ * (zeros included) up to --max-bytes, random per-rank delays so arrival orders vary,
+ * displacements with gaps, every third iteration with unknown counts (recvcounts NULL; not in
+ * the modes that need the counts).  Every received byte is checked against the sender's
  * formula, every reported count against the sender's count, and a hash of every block of the
- * BLS pass against the same block delivered by MPI_Alltoallv.
+ * pass against the same block delivered by MPI_Alltoallv.
  *
- * Usage: test_delivery [--lags 0,1,2,3,8] [--iters N] [--max-bytes B] [--delay-us D]
- *                      [--elem 1|4] [--seed S]
+ * Usage: test_delivery [--mode bls|ialltoallv|window] [--lags 0,1,2,3,8] [--iters N]
+ *                      [--max-bytes B] [--delay-us D] [--elem 1|4] [--seed S]
  */
 #include "testutil.h"
 
 typedef struct {
+    bls_mode_t mode;
     int lags[16], nlags;
     long iters;
     size_t max_bytes;
@@ -74,7 +76,7 @@ static void run_pass(const opts_t *o, bls_mode_t mode, int lag, uint64_t *hashes
                                         : (long)(h >> 16) % (o->delay_us + 1));
             int s = (int)(k % S);
             size_t so = (size_t)(h % 3), ro = (size_t)(h >> 40) % 5;
-            int unknown = k % 3 == 0;
+            int unknown = k % 3 == 0 && mode != BLS_MODE_IALLTOALLV && mode != BLS_MODE_WINDOW;
             unsigned char *sendbuf = sendbufs[s];
             for (int q = 0; q < P; q++) {
                 sc[q] = block_count(o, k, rank, q, max_elems);
@@ -134,6 +136,7 @@ static void run_pass(const opts_t *o, bls_mode_t mode, int lag, uint64_t *hashes
 
 static void parse(int argc, char **argv, opts_t *o)
 {
+    o->mode = BLS_MODE_BLS;
     o->nlags = 0;
     o->iters = 500;
     o->max_bytes = 65536;
@@ -142,7 +145,13 @@ static void parse(int argc, char **argv, opts_t *o)
     o->seed = 12345;
     for (int i = 1; i < argc; i += 2) {
         const char *v = i + 1 < argc ? argv[i + 1] : "";
-        if (!strcmp(argv[i], "--lags")) {
+        if (!strcmp(argv[i], "--mode")) {
+            int lag;
+            if (bls_mode_parse(v, 0, &o->mode, &lag) != BLS_OK || o->mode == BLS_MODE_SYNC) {
+                fprintf(stderr, "test_delivery: --mode: bls, ialltoallv or window, got '%s'\n", v);
+                MPI_Abort(MPI_COMM_WORLD, 2);
+            }
+        } else if (!strcmp(argv[i], "--lags")) {
             char *s = strdup(v), *save = NULL;
             for (char *t = strtok_r(s, ",", &save); t && o->nlags < 16; t = strtok_r(NULL, ",", &save))
                 o->lags[o->nlags++] = atoi(t);
@@ -183,15 +192,15 @@ int main(int argc, char **argv)
     run_pass(&o, BLS_MODE_SYNC, 0, ref);
     for (int i = 0; i < o.nlags; i++) {
         memset(got, 0, n * sizeof(uint64_t));
-        run_pass(&o, BLS_MODE_BLS, o.lags[i], got);
+        run_pass(&o, o.mode, o.lags[i], got);
         size_t diff = 0;
         for (size_t j = 0; j < n; j++)
             diff += got[j] != ref[j];
         CHECK(diff == 0, "lag %d: %zu blocks differ from MPI_Alltoallv's", o.lags[i], diff);
         if (rank == 0)
-            printf("P=%d lag %d: %ld iterations up to %zu B, every block equal to "
+            printf("P=%d %s lag %d: %ld iterations up to %zu B, every block equal to "
                    "MPI_Alltoallv's (%.1f s so far)\n",
-                   P, o.lags[i], o.iters, o.max_bytes, tu_now() - t0);
+                   P, bls_mode_name(o.mode), o.lags[i], o.iters, o.max_bytes, tu_now() - t0);
     }
     free(ref);
     free(got);

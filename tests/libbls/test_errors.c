@@ -86,6 +86,7 @@ static void good_iterations(bls_comm_t *comm, int64_t *next, int n)
 
 static void test_post_errors(bls_mode_t mode)
 {
+    int needs_counts = mode == BLS_MODE_IALLTOALLV || mode == BLS_MODE_WINDOW;
     bls_config_t cfg;
     bls_config_init(&cfg);
     cfg.mode = mode;
@@ -131,7 +132,12 @@ static void test_post_errors(bls_mode_t mode)
         /* Unknown counts reserve each peer's maximum: blocks 3 apart overlap. */
         for (int p = 0; p < P; p++)
             od[p] = (size_t)p * 3;
-        EXPECT(bls_post(comm, buf, c, d, rbuf, NULL, od, &id), BLS_ERR_ARG, "counts unknown");
+        EXPECT(bls_post(comm, buf, c, d, rbuf, NULL, od, &id), BLS_ERR_ARG,
+               needs_counts ? "needs the receive counts" : "counts unknown");
+    }
+    if (needs_counts) {
+        snprintf(want, sizeof(want), "%s mode needs the receive counts", bls_mode_name(mode));
+        EXPECT(bls_post(comm, buf, c, d, rbuf, NULL, d, &id), BLS_ERR_ARG, want);
     }
     EXPECT(bls_wait(comm, 99, NULL), BLS_ERR_STATE, "iteration 99 was never posted");
     EXPECT(bls_wait(comm, 0, NULL), BLS_ERR_STATE, "iteration 0 was already reported");
@@ -158,7 +164,24 @@ static void test_post_errors(bls_mode_t mode)
     good_iterations(comm, &next, 1);
 
     /* Count mismatch: in iteration `next`, rank 0 sends 3 elements to rank 1, which expects 4;
-     * the other iterations are unaffected.  BLS mode only: MPI_Alltoallv cannot tell. */
+     * the other iterations are unaffected.  BLS and WINDOW modes: an MPI collective cannot
+     * tell.  WINDOW mode has no unknown counts. */
+    if (P > 1 && mode == BLS_MODE_WINDOW) {
+        for (int p = 0; p < P; p++)
+            rc[p] = 4;
+        c[1] = rank == 0 ? 3 : 4;
+        CHECK_OK(bls_post(comm, buf, c, d, rbuf, rc, d, &id));
+        c[1] = 4;
+        if (rank == 1) {
+            snprintf(want, sizeof(want), "iteration %lld, peer 0: expected 4 elements, received 3",
+                     (long long)id);
+            EXPECT(bls_wait(comm, id, NULL), BLS_ERR_COUNT, want);
+        } else {
+            CHECK_OK(bls_wait(comm, id, NULL));
+        }
+        next++;
+        good_iterations(comm, &next, 2);
+    }
     if (P > 1 && mode == BLS_MODE_BLS) {
         for (int q = 0; q < P; q++)
             buf[q * 4] = 7;
@@ -199,6 +222,35 @@ static void test_post_errors(bls_mode_t mode)
     free(d);
 }
 
+/* Modes by name, as tools take them. */
+static void test_mode_names(void)
+{
+    bls_mode_t m;
+    int lag;
+    CHECK(bls_mode_parse("bls:3", 9, &m, &lag) == BLS_OK && m == BLS_MODE_BLS && lag == 3, "bls:3");
+    CHECK(bls_mode_parse("bls", 9, &m, &lag) == BLS_OK && m == BLS_MODE_BLS && lag == 9, "bls");
+    CHECK(bls_mode_parse("window", 2, &m, &lag) == BLS_OK && m == BLS_MODE_WINDOW && lag == 2,
+          "window");
+    CHECK(bls_mode_parse("ialltoallv", 9, &m, &lag) == BLS_OK && m == BLS_MODE_IALLTOALLV &&
+              lag == 0, "ialltoallv");
+    CHECK(bls_mode_parse("sync", 9, &m, &lag) == BLS_OK && m == BLS_MODE_SYNC && lag == 0, "sync");
+    CHECK(!strcmp(bls_mode_name(BLS_MODE_WINDOW), "window"), "name of WINDOW");
+    char want[64];
+    snprintf(want, sizeof(want), "lag %d is outside [0, %d]", BLS_MAX_LAG + 1, BLS_MAX_LAG);
+    char spec[32];
+    snprintf(spec, sizeof(spec), "bls:%d", BLS_MAX_LAG + 1);
+    EXPECT(bls_mode_parse(spec, 1, &m, &lag), BLS_ERR_ARG, want);
+    EXPECT(bls_mode_parse("bls:-1", 1, &m, &lag), BLS_ERR_ARG, "lag -1 is outside");
+    EXPECT(bls_mode_parse("bls:x", 1, &m, &lag), BLS_ERR_ARG, "must be an integer");
+    EXPECT(bls_mode_parse("sync:2", 1, &m, &lag), BLS_ERR_ARG, "sync takes no lag");
+    EXPECT(bls_mode_parse("pairwise", 1, &m, &lag), BLS_ERR_ARG, "unknown mode 'pairwise'");
+    bls_config_t cfg;
+    bls_comm_t *comm;
+    bls_config_init(&cfg);
+    cfg.mode = (bls_mode_t)7;
+    EXPECT(bls_comm_create(MPI_COMM_WORLD, &cfg, &comm), BLS_ERR_ARG, "mode 7 is not one of");
+}
+
 int main(int argc, char **argv)
 {
     tu_init(&argc, &argv);
@@ -211,6 +263,9 @@ int main(int argc, char **argv)
     test_create_errors();
     test_post_errors(BLS_MODE_BLS);
     test_post_errors(BLS_MODE_SYNC);
+    test_post_errors(BLS_MODE_IALLTOALLV);
+    test_post_errors(BLS_MODE_WINDOW);
+    test_mode_names();
     for (int s = BLS_OK; s <= BLS_ERR_CONFIG; s++)
         CHECK(strncmp(bls_strerror((bls_status_t)s), "BLS_", 4) == 0, "strerror(%d) = %s", s,
               bls_strerror((bls_status_t)s));

@@ -4,7 +4,8 @@
  * it comes back the same wait succeeds (a timeout loses nothing).  --scenario finished: the
  * last rank finishes after 3 iterations while the others post 5: their waits for iterations 3
  * and 4 fail with BLS_ERR_PEER_FINISHED naming it, and bls_finish reports the different
- * iteration counts on every process.
+ * iteration counts on every process.  --mode window: the stalled scenario in WINDOW mode (no
+ * progress thread), whose messages say the same in its own words.
  */
 #include "testutil.h"
 
@@ -34,6 +35,14 @@ int main(int argc, char **argv)
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &P);
     int stalled = argc > 2 && !strcmp(argv[2], "stalled");
+    bls_mode_t mode = BLS_MODE_BLS;
+    int unused_lag;
+    if (argc > 4 && !strcmp(argv[3], "--mode") &&
+        bls_mode_parse(argv[4], 0, &mode, &unused_lag) != BLS_OK) {
+        fprintf(stderr, "test_peers: %s\n", bls_last_error());
+        MPI_Abort(MPI_COMM_WORLD, 2);
+    }
+    int window = mode == BLS_MODE_WINDOW;
     int last = P - 1;
     if (P < 2 || P > 64) {
         fprintf(stderr, "test_peers needs 2 to 64 processes\n");
@@ -48,6 +57,7 @@ int main(int argc, char **argv)
     }
     bls_config_t cfg;
     bls_config_init(&cfg);
+    cfg.mode = mode;
     cfg.lag = 2;
     cfg.datatype = MPI_LONG;
     cfg.max_block = 1;
@@ -66,14 +76,16 @@ int main(int argc, char **argv)
         } else {
             bls_iter_t id = post(comm, 3);
             CHECK_OK(bls_comm_set_timeout(comm, 0.5));
-            snprintf(want, sizeof(want), "iteration 3 still misses the blocks of peers %d ", last);
+            snprintf(want, sizeof(want), window ? "iteration 3 still waits for the blocks of peers %d "
+                                                : "iteration 3 still misses the blocks of peers %d ",
+                     last);
             bls_status_t s = bls_wait(comm, id, NULL);
             CHECK(s == BLS_ERR_TIMEOUT, "wait on a stalled peer returned %s", bls_strerror(s));
             CHECK(strstr(bls_last_error(), want), "message '%s' lacks '%s'", bls_last_error(),
                   want);
-            char pending[64], peer[16];
+            char pending[64], peer[32];
             CHECK_OK(bls_pending_peers(comm, id, pending, sizeof(pending)));
-            snprintf(peer, sizeof(peer), "%d", last);
+            snprintf(peer, sizeof(peer), window ? "the blocks of peers %d" : "%d", last);
             CHECK(!strcmp(pending, peer), "bls_pending_peers says '%s', expected '%s'", pending,
                   peer);
             CHECK(bls_pending_peers(comm, 0, pending, sizeof(pending)) == BLS_ERR_STATE,
