@@ -15,7 +15,8 @@
  *                         [--json FILE]
  */
 #include "dlrm.h"
-#include "measure.h"
+#include "harness.h"
+#include "splitmix64.h"
 
 #include <cblas.h>
 #include <getopt.h>
@@ -144,26 +145,26 @@ static int layers_report(const layers_t *L, const long *sizes, int n_sizes, long
             for (size_t j = 0; j < (size_t)B * K; j++)
                 x[j] = (float)(j % 97) / 97.0f;
             for (long r = -2; r < reps; r++) { /* two warm-up pairs */
-                double t0 = bench_now();
+                double t0 = harness_now();
                 dlrm_bottom(m, B, x, y);
-                double t1 = bench_now();
+                double t1 = harness_now();
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, N, K, 1.0f, x, K, L->W[l],
                             K, 0.0f, y, N);
-                double t2 = bench_now();
+                double t2 = harness_now();
                 if (r >= 0) {
                     te[r] = t1 - t0;
                     tb[r] = t2 - t1;
                     ratio[r] = tb[r] / te[r];
                 }
             }
-            bench_sort(te, (size_t)reps);
-            bench_sort(tb, (size_t)reps);
-            bench_sort(ratio, (size_t)reps);
-            double flop = 2.0 * B * K * N, ge = flop / bench_percentile(te, (size_t)reps, 0.5) / 1e9,
-                   gb = flop / bench_percentile(tb, (size_t)reps, 0.5) / 1e9;
-            double q = bench_percentile(ratio, (size_t)reps, 0.5),
-                   q25 = bench_percentile(ratio, (size_t)reps, 0.25),
-                   q75 = bench_percentile(ratio, (size_t)reps, 0.75);
+            harness_sort(te, (size_t)reps);
+            harness_sort(tb, (size_t)reps);
+            harness_sort(ratio, (size_t)reps);
+            double flop = 2.0 * B * K * N, ge = flop / harness_percentile(te, (size_t)reps, 0.5) / 1e9,
+                   gb = flop / harness_percentile(tb, (size_t)reps, 0.5) / 1e9;
+            double q = harness_percentile(ratio, (size_t)reps, 0.5),
+                   q25 = harness_percentile(ratio, (size_t)reps, 0.25),
+                   q75 = harness_percentile(ratio, (size_t)reps, 0.75);
             printf("| %d-%d | %d | %.1f | %.1f | %.3f (%.3f-%.3f) |\n", K, N, B, ge, gb, q, q25, q75);
             if (json)
                 fprintf(json, "%s{\"in\": %d, \"out\": %d, \"batch\": %d, \"engine_gflops\": %.2f, "
@@ -227,7 +228,7 @@ int main(int argc, char **argv)
     }
     openblas_set_num_threads(1);
 
-    char *emb = bench_table_sizes(n, rows);
+    char *emb = harness_table_sizes(n, rows);
     if (!emb) {
         fprintf(stderr, "bls-engine-bench: out of memory\n");
         return 1;
@@ -265,7 +266,7 @@ int main(int argc, char **argv)
             return 1;
         }
         for (size_t i = 0; i < cnt; i++)
-            wbuf[l][i] = (float)(bench_xorshift(&s) >> 40) / 16777216.0f - 0.5f;
+            wbuf[l][i] = (float)(splitmix64_next(&s) >> 40) / 16777216.0f - 0.5f;
         L.W[l] = wbuf[l];
         for (int j = 0; j < 2; j++)
             widest = L.w[l][j] > widest ? L.w[l][j] : widest;
@@ -294,11 +295,11 @@ int main(int argc, char **argv)
         return 1;
     }
     for (size_t i = 0; i < (size_t)samples * (size_t)cfg.bot[0]; i++)
-        dense[i] = (float)(bench_xorshift(&s) >> 40) / 16777216.0f * 4.0f;
+        dense[i] = (float)(splitmix64_next(&s) >> 40) / 16777216.0f * 4.0f;
     for (size_t i = 0; i < (size_t)samples * (size_t)n; i++)
-        idx[i] = (int64_t)(bench_xorshift(&s) % (uint64_t)rows);
+        idx[i] = (int64_t)(splitmix64_next(&s) % (uint64_t)rows);
     for (size_t i = 0; i < (size_t)maxB * (size_t)widest; i++)
-        act_in[i] = (float)(bench_xorshift(&s) >> 40) / 16777216.0f;
+        act_in[i] = (float)(splitmix64_next(&s) >> 40) / 16777216.0f;
     for (long b = 0; b <= maxB; b++)
         offs[b] = b;
     for (long t = 0; t < n; t++)
@@ -315,7 +316,7 @@ int main(int argc, char **argv)
                 double t[2];
                 for (int k = 0; k < 2; k++) {
                     int engine = (k + (int)j) % 2 == 0;
-                    double t0 = bench_now();
+                    double t0 = harness_now();
                     if (engine) {
                         for (long tt = 0; tt < n; tt++) /* table-major slices of batch j */
                             idxp[tt] = idx + (size_t)tt * (size_t)samples + (size_t)j * B;
@@ -328,7 +329,7 @@ int main(int argc, char **argv)
                     } else {
                         sgemm_chain(&L, B, 1, act_in, act_a, act_b);
                     }
-                    t[engine ? 0 : 1] = (bench_now() - t0) / B;
+                    t[engine ? 0 : 1] = (harness_now() - t0) / B;
                 }
                 if (r >= 0) {
                     size_t at = (size_t)i * max_pairs + (size_t)r * batches + (size_t)j;
@@ -361,13 +362,13 @@ int main(int argc, char **argv)
         size_t np = (size_t)rounds * (size_t)(samples / sizes[i]);
         for (size_t p = 0; p < np; p++)
             ratio[p] = l[p] / e[p];
-        bench_sort(e, np);
-        bench_sort(l, np);
-        bench_sort(ratio, np);
-        double es = 1.0 / bench_percentile(e, np, 0.5);
-        double ls = 1.0 / bench_percentile(l, np, 0.5);
-        double q = bench_percentile(ratio, np, 0.5), q25 = bench_percentile(ratio, np, 0.25),
-               q75 = bench_percentile(ratio, np, 0.75);
+        harness_sort(e, np);
+        harness_sort(l, np);
+        harness_sort(ratio, np);
+        double es = 1.0 / harness_percentile(e, np, 0.5);
+        double ls = 1.0 / harness_percentile(l, np, 0.5);
+        double q = harness_percentile(ratio, np, 0.5), q25 = harness_percentile(ratio, np, 0.25),
+               q75 = harness_percentile(ratio, np, 0.75);
         printf("| %ld | %.0f | %.0f | %.1f | %.3f (%.3f-%.3f) |\n", sizes[i], es, ls,
                ls * flops / 1e9, q, q25, q75);
         if (f)

@@ -11,7 +11,8 @@
  *                         [--batches N] [--rounds R] [--seed S] [--json FILE]
  */
 #include "dlrm.h"
-#include "measure.h"
+#include "harness.h"
+#include "splitmix64.h"
 
 #include <getopt.h>
 #include <stdint.h>
@@ -100,7 +101,7 @@ int main(int argc, char **argv)
         return 2;
     }
     /* A model whose MLPs are trivial: only its tables matter here. */
-    char *sizes = bench_table_sizes(n, rows), bot[64];
+    char *sizes = harness_table_sizes(n, rows), bot[64];
     if (!sizes) {
         fprintf(stderr, "bls-gather-bench: out of memory\n");
         return 1;
@@ -132,7 +133,7 @@ int main(int argc, char **argv)
     }
     uint64_t s = 0x9E3779B97F4A7C15ull ^ (uint64_t)seed;
     for (size_t i = 0; i < per * (size_t)n * (size_t)nb; i++)
-        idx_all[i] = (int64_t)(bench_xorshift(&s) % (uint64_t)rows);
+        idx_all[i] = (int64_t)(splitmix64_next(&s) % (uint64_t)rows);
     for (long b = 0; b <= B; b++)
         offs[b] = b * K;
     for (long i = 0; i < n * nb; i++)
@@ -144,7 +145,7 @@ int main(int argc, char **argv)
     double *tq = malloc(sizeof(double) * (size_t)rounds);
     long mismatches = 0;
     for (long r = -1; r < rounds; r++) { /* round -1 warms up */
-        double t0 = bench_now();
+        double t0 = harness_now();
         for (long k = 0; k < nb; k++) {
             dlrm_batch_t batch = {(int)B, NULL, idx + k * n, offp, NULL};
             if (dlrm_embed(m, &batch, NULL, (int)n, out_e) != DLRM_OK) {
@@ -152,16 +153,16 @@ int main(int argc, char **argv)
                 return 1;
             }
         }
-        double t1 = bench_now();
+        double t1 = harness_now();
         for (long k = 0; k < nb; k++)
             plain_gather(tables, (int)n, (int)d, (int)B, idx + k * n, offp, out_p, 0);
-        double t2 = bench_now();
+        double t2 = harness_now();
         /* The last batch of each: the same sums in the same order, so the same bits. */
         mismatches += memcmp(out_e, out_p, sizeof(float) * (size_t)B * (size_t)n * (size_t)d) != 0;
-        double t3 = bench_now();
+        double t3 = harness_now();
         for (long k = 0; k < nb; k++)
             plain_gather(tables, (int)n, (int)d, (int)B, idx + k * n, offp, out_p, 16);
-        double t4 = bench_now();
+        double t4 = harness_now();
         mismatches += memcmp(out_e, out_p, sizeof(float) * (size_t)B * (size_t)n * (size_t)d) != 0;
         if (r >= 0) {
             te[r] = t1 - t0;
@@ -169,13 +170,13 @@ int main(int argc, char **argv)
             tq[r] = t4 - t3;
         }
     }
-    bench_sort(te, (size_t)rounds);
-    bench_sort(tp, (size_t)rounds);
-    bench_sort(tq, (size_t)rounds);
+    harness_sort(te, (size_t)rounds);
+    harness_sort(tp, (size_t)rounds);
+    harness_sort(tq, (size_t)rounds);
     double gathered = (double)nb * (double)n * (double)per;
-    double re = gathered / bench_percentile(te, (size_t)rounds, 0.5);
-    double rp = gathered / bench_percentile(tp, (size_t)rounds, 0.5);
-    double rq = gathered / bench_percentile(tq, (size_t)rounds, 0.5);
+    double re = gathered / harness_percentile(te, (size_t)rounds, 0.5);
+    double rp = gathered / harness_percentile(tp, (size_t)rounds, 0.5);
+    double rq = gathered / harness_percentile(tq, (size_t)rounds, 0.5);
     printf("%ld tables x %ld rows x d %ld (%.0f MiB), batch %ld, pooling %ld, %ld batches, %ld rounds\n",
            n, rows, d, (double)n * (double)rows * (double)d * 4 / 1048576.0, B, K, nb, rounds);
     printf("engine dlrm_embed:          %6.1f M rows/s\n"

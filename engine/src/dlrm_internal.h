@@ -3,6 +3,7 @@
 #define DLRM_INTERNAL_H
 
 #include "dlrm.h"
+#include "splitmix64.h" /* the engine's counter-based generators hash with it */
 
 #include <stdarg.h>
 
@@ -63,15 +64,6 @@ struct dlrm_model {
 dlrm_status_t dlrm_error(dlrm_status_t status, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* The 64-bit finaliser of SplitMix64: the engine's counter-based generators hash with it. */
-static inline uint64_t dlrm_mix64(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-}
 
 /* Shared by init and load: copies cfg, allocates the tables array. */
 dlrm_status_t dlrm_model_alloc(const dlrm_config_t *cfg, dlrm_model_t **model_p);

@@ -25,8 +25,9 @@
 /* Uniform in (0, 1). */
 static double unit(uint64_t seed, uint64_t stream, uint64_t i)
 {
-    uint64_t h = dlrm_mix64(dlrm_mix64(seed ^ dlrm_mix64(stream + 0x9e3779b97f4a7c15ULL)) + i);
-    return ((double)(h >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+    uint64_t h =
+        splitmix64_mix(splitmix64_mix(seed ^ splitmix64_mix(stream + SPLITMIX64_GAMMA)) + i);
+    return splitmix64_unit(h);
 }
 
 static void fill_uniform(float *x, size_t n, float bound, uint64_t seed, uint64_t stream)

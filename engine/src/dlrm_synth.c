@@ -16,8 +16,9 @@
 
 static double u01(uint64_t seed, uint64_t a, uint64_t b, uint64_t c)
 {
-    uint64_t h = dlrm_mix64(dlrm_mix64(dlrm_mix64(seed ^ 0x5bd1e995u) + a) ^ (b * 0x9e3779b97f4a7c15ULL + c));
-    return ((double)(h >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+    uint64_t h = splitmix64_mix(splitmix64_mix(splitmix64_mix(seed ^ 0x5bd1e995u) + a) ^
+                                (b * SPLITMIX64_GAMMA + c));
+    return splitmix64_unit(h);
 }
 
 int64_t dlrm_synth_index(const dlrm_synth_t *s, int64_t rows, int64_t sample, int t, int k)
@@ -89,13 +90,16 @@ dlrm_status_t dlrm_synth_write_criteo(const dlrm_synth_t *s, const dlrm_config_t
     if (!s || !cfg || !path || samples < 0)
         return dlrm_error(DLRM_ERR_ARG, "dlrm_synth_write_criteo: bad arguments");
     if (cfg->bot[0] != 13 || cfg->n_tables != 26)
-        return dlrm_error(DLRM_ERR_ARG, "Criteo lines carry 13 dense and 26 categorical features; "
-                                        "the model takes %d and %d", cfg->bot[0], cfg->n_tables);
+        return dlrm_error(DLRM_ERR_ARG,
+                          "Criteo lines carry 13 dense and 26 categorical features; "
+                          "the model takes %d and %d",
+                          cfg->bot[0], cfg->n_tables);
     for (int t = 0; t < 26; t++)
         if (dlrm_synth_max_bag(s, t) != 1)
-            return dlrm_error(DLRM_ERR_ARG, "Criteo lines hold one index per feature: table %d "
-                              "has bags of up to %d (use pooling 1, no bursts)", t,
-                              dlrm_synth_max_bag(s, t));
+            return dlrm_error(DLRM_ERR_ARG,
+                              "Criteo lines hold one index per feature: table %d "
+                              "has bags of up to %d (use pooling 1, no bursts)",
+                              t, dlrm_synth_max_bag(s, t));
     FILE *f = fopen(path, "w");
     if (!f)
         return dlrm_error(DLRM_ERR_IO, "%s: %s", path, strerror(errno));

@@ -28,7 +28,10 @@ bls_status_t bls_mpi_error(int mpi_rc, const char *what)
     return bls_error(BLS_ERR_MPI, "%s failed: %s", what, text);
 }
 
-const char *bls_last_error(void) { return last_error; }
+const char *bls_last_error(void)
+{
+    return last_error;
+}
 
 const char *bls_strerror(bls_status_t status)
 {
@@ -56,7 +59,10 @@ double bls_now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-double bls_deadline(const bls_comm_t *c) { return c->timeout > 0 ? bls_now() + c->timeout : 0; }
+double bls_deadline(const bls_comm_t *c)
+{
+    return c->timeout > 0 ? bls_now() + c->timeout : 0;
+}
 
 /* ---- modes by name ---- */
 

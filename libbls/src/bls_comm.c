@@ -43,8 +43,9 @@ static bls_status_t check_local_config(const bls_config_t *cfg, int size, size_t
 {
     const bls_mode_ops_t *ops = mode_ops(cfg->mode);
     if (!ops)
-        return bls_error(BLS_ERR_ARG, "bls_comm_create: mode %d is not one of BLS_MODE_BLS, "
-                                      "BLS_MODE_SYNC, BLS_MODE_IALLTOALLV, BLS_MODE_WINDOW",
+        return bls_error(BLS_ERR_ARG,
+                         "bls_comm_create: mode %d is not one of BLS_MODE_BLS, "
+                         "BLS_MODE_SYNC, BLS_MODE_IALLTOALLV, BLS_MODE_WINDOW",
                          (int)cfg->mode);
     if (cfg->lag < 0 || cfg->lag > BLS_MAX_LAG)
         return bls_error(BLS_ERR_ARG, "bls_comm_create: lag %d is outside [0, %d]", cfg->lag,
@@ -105,8 +106,8 @@ static bls_status_t agree_on_config(MPI_Comm comm, int rank, int size, bls_statu
     for (int p = 0; p < size && st == BLS_OK; p++) {
         const int *o = all + 4 * p;
         if (o[0] != BLS_OK)
-            st = bls_error(BLS_ERR_CONFIG, "bls_comm_create: rank %d rejected its settings (%s)",
-                           p, bls_strerror((bls_status_t)o[0]));
+            st = bls_error(BLS_ERR_CONFIG, "bls_comm_create: rank %d rejected its settings (%s)", p,
+                           bls_strerror((bls_status_t)o[0]));
         else if (o[1] != mine[1] || o[2] != mine[2] || o[3] != mine[3])
             st = bls_error(BLS_ERR_CONFIG,
                            "bls_comm_create: rank %d has mode %d, lag %d, element size %d but "
@@ -260,8 +261,9 @@ static bls_status_t check_post_args(bls_comm_t *c, const bls_post_args_t *a)
     const size_t *sendcounts = a->sendcounts, *sdispls = a->sdispls, *recvcounts = a->recvcounts,
                  *rdispls = a->rdispls;
     if (!sendcounts || !sdispls || !rdispls)
-        return bls_error(BLS_ERR_ARG, "bls_post (iteration %lld): sendcounts, sdispls and "
-                                      "rdispls must not be NULL",
+        return bls_error(BLS_ERR_ARG,
+                         "bls_post (iteration %lld): sendcounts, sdispls and "
+                         "rdispls must not be NULL",
                          (long long)k);
     size_t limit = SIZE_MAX / 2 / c->elem;
     for (int q = 0; q < c->size; q++) {
@@ -271,16 +273,18 @@ static bls_status_t check_post_args(bls_comm_t *c, const bls_post_args_t *a)
                              "more than the declared maximum %zu",
                              (long long)k, q, sendcounts[q], c->max_send[q]);
         if (sendcounts[q] > 0 && !sendbuf)
-            return bls_error(BLS_ERR_ARG, "bls_post (iteration %lld): sendbuf is NULL but "
-                                          "sendcounts[%d] = %zu",
+            return bls_error(BLS_ERR_ARG,
+                             "bls_post (iteration %lld): sendbuf is NULL but "
+                             "sendcounts[%d] = %zu",
                              (long long)k, q, sendcounts[q]);
         if (sdispls[q] > limit - sendcounts[q])
             return bls_error(BLS_ERR_ARG, "bls_post (iteration %lld): sdispls[%d] = %zu overflows",
                              (long long)k, q, sdispls[q]);
     }
     if (!recvcounts && c->ops->needs_recvcounts)
-        return bls_error(BLS_ERR_ARG, "bls_post (iteration %lld): %s mode needs the receive "
-                                      "counts (recvcounts is NULL)",
+        return bls_error(BLS_ERR_ARG,
+                         "bls_post (iteration %lld): %s mode needs the receive "
+                         "counts (recvcounts is NULL)",
                          (long long)k, c->ops->name);
     int n = 0;
     for (int p = 0; p < c->size; p++) {
@@ -293,8 +297,9 @@ static bls_status_t check_post_args(bls_comm_t *c, const bls_post_args_t *a)
         if (len == 0)
             continue;
         if (!recvbuf)
-            return bls_error(BLS_ERR_ARG, "bls_post (iteration %lld): recvbuf is NULL but the "
-                                          "block from peer %d may hold %zu elements",
+            return bls_error(BLS_ERR_ARG,
+                             "bls_post (iteration %lld): recvbuf is NULL but the "
+                             "block from peer %d may hold %zu elements",
                              (long long)k, p, len);
         if (rdispls[p] > limit - len)
             return bls_error(BLS_ERR_ARG, "bls_post (iteration %lld): rdispls[%d] = %zu overflows",
@@ -304,13 +309,13 @@ static bls_status_t check_post_args(bls_comm_t *c, const bls_post_args_t *a)
     qsort(c->ranges, (size_t)n, sizeof(c->ranges[0]), range_cmp);
     for (int i = 1; i < n; i++)
         if (c->ranges[i].lo < c->ranges[i - 1].hi)
-            return bls_error(BLS_ERR_ARG,
-                             "bls_post (iteration %lld): receive blocks of peers %d [%zu, %zu) "
-                             "and %d [%zu, %zu) overlap%s",
-                             (long long)k, c->ranges[i - 1].peer, c->ranges[i - 1].lo,
-                             c->ranges[i - 1].hi, c->ranges[i].peer, c->ranges[i].lo,
-                             c->ranges[i].hi,
-                             recvcounts ? "" : " (counts unknown: each needs room for its maximum)");
+            return bls_error(
+                BLS_ERR_ARG,
+                "bls_post (iteration %lld): receive blocks of peers %d [%zu, %zu) "
+                "and %d [%zu, %zu) overlap%s",
+                (long long)k, c->ranges[i - 1].peer, c->ranges[i - 1].lo, c->ranges[i - 1].hi,
+                c->ranges[i].peer, c->ranges[i].lo, c->ranges[i].hi,
+                recvcounts ? "" : " (counts unknown: each needs room for its maximum)");
     return BLS_OK;
 }
 

@@ -32,8 +32,8 @@ static bls_status_t ialltoallv_issue(bls_comm_t *c, bls_iter_rec_t *rec, int tag
         st = bls_to_int(rec->rdispls, rd, P, "rdispls", k, "IALLTOALLV");
     if (st != BLS_OK)
         return st;
-    int mrc = MPI_Ialltoallv(rec->sendbuf, sc, sd, c->elem_type, rec->recvbuf, rc, rd,
-                             c->elem_type, c->mpi, &reqs[0]);
+    int mrc = MPI_Ialltoallv(rec->sendbuf, sc, sd, c->elem_type, rec->recvbuf, rc, rd, c->elem_type,
+                             c->mpi, &reqs[0]);
     return mrc == MPI_SUCCESS ? BLS_OK : bls_mpi_error(mrc, "bls_post: MPI_Ialltoallv");
 }
 
@@ -58,7 +58,10 @@ static void ialltoallv_pending(const bls_comm_t *c, const MPI_Request *reqs, cha
 static const bls_polled_alg_t ialltoallv_alg = {ialltoallv_requests, ialltoallv_issue,
                                                 ialltoallv_completed, ialltoallv_pending};
 
-static bls_status_t ialltoallv_start(bls_comm_t *c) { return bls_polled_start(c, &ialltoallv_alg); }
+static bls_status_t ialltoallv_start(bls_comm_t *c)
+{
+    return bls_polled_start(c, &ialltoallv_alg);
+}
 
 const bls_mode_ops_t bls_ialltoallv_ops = {
     .mode = BLS_MODE_IALLTOALLV,

@@ -23,19 +23,19 @@
  */
 typedef struct {
     bls_iter_t iter;
-    int done;             /* every block in recvbuf and every send complete, or failed for good */
+    int done; /* every block in recvbuf and every send complete, or failed for good */
     char *recvbuf;
-    const char *sendbuf;  /* lent by the caller until the iteration is reported */
-    size_t *sendcounts;   /* [P] elements */
-    size_t *sdispls;      /* [P] elements */
-    int sends_pending;    /* sends issued and not complete */
-    int counts_known;     /* expected[] holds the stated counts */
-    size_t *expected;     /* [P] elements */
-    size_t *rdispls;      /* [P] elements */
-    size_t *arrived;      /* [P] elements that arrived */
-    unsigned char *have;  /* [P] 1 once that peer's block is in recvbuf (or rejected) */
-    int missing;          /* peers whose block is not in yet */
-    bls_status_t status;  /* BLS_OK, BLS_ERR_COUNT or BLS_ERR_PEER_FINISHED */
+    const char *sendbuf; /* lent by the caller until the iteration is reported */
+    size_t *sendcounts;  /* [P] elements */
+    size_t *sdispls;     /* [P] elements */
+    int sends_pending;   /* sends issued and not complete */
+    int counts_known;    /* expected[] holds the stated counts */
+    size_t *expected;    /* [P] elements */
+    size_t *rdispls;     /* [P] elements */
+    size_t *arrived;     /* [P] elements that arrived */
+    unsigned char *have; /* [P] 1 once that peer's block is in recvbuf (or rejected) */
+    int missing;         /* peers whose block is not in yet */
+    bls_status_t status; /* BLS_OK, BLS_ERR_COUNT or BLS_ERR_PEER_FINISHED */
     char msg[256];
 } bls_iter_rec_t;
 

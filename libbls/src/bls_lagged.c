@@ -55,45 +55,57 @@
 /* BLS mode's own state, behind comm->state.  lock guards it and the common ring and counters
  * while the progress thread runs. */
 typedef struct {
-    bls_iter_t n_issued;    /* sends and receives are issued for iterations < n_issued */
-    bls_iter_t *next_from;  /* [P] next iteration whose block from that peer is unprobed */
-    MPI_Message *held;      /* [S*P] matched early block (iteration % S, peer), not received */
-    size_t *held_count;     /* [S*P] its size in elements */
-    void **scratch;         /* [S*P] where a rejected block is received whole (bad input only:
-                               a truncated receive would be fatal under MPICH) */
-    MPI_Request *reqs;      /* receives [S*P], sends [S*P] (by ring entry), control sends [P] */
+    bls_iter_t n_issued;   /* sends and receives are issued for iterations < n_issued */
+    bls_iter_t *next_from; /* [P] next iteration whose block from that peer is unprobed */
+    MPI_Message *held;     /* [S*P] matched early block (iteration % S, peer), not received */
+    size_t *held_count;    /* [S*P] its size in elements */
+    void **scratch;        /* [S*P] where a rejected block is received whole (bad input only:
+                              a truncated receive would be fatal under MPICH) */
+    MPI_Request *reqs;     /* receives [S*P], sends [S*P] (by ring entry), control sends [P] */
     int nreqs;
     int *done_idx;
     MPI_Status *statuses;
-    int64_t *peer_final;    /* [P] -1 until the peer announced its count */
+    int64_t *peer_final; /* [P] -1 until the peer announced its count */
     int64_t final_out;
-    int final_announced;    /* bls_finish() has queued the announcement */
-    int final_to_send;      /* the progress thread must send final_out to every peer */
+    int final_announced; /* bls_finish() has queued the announcement */
+    int final_to_send;   /* the progress thread must send final_out to every peer */
     int final_sends_pending;
     int tag_cycle;
 
     pthread_t thread;
-    int thread_started;           /* 0 none, -1 lock and conditions exist, 1 thread runs */
+    int thread_started; /* 0 none, -1 lock and conditions exist, 1 thread runs */
     pthread_mutex_t lock;
     pthread_cond_t wake_progress; /* posts, waiters and stop wake the progress thread */
     pthread_cond_t wake_user;     /* completions wake waiting callers */
     int stop;
     int waiters;
-    bls_status_t fatal;           /* BLS_ERR_MPI once the transport failed */
+    bls_status_t fatal; /* BLS_ERR_MPI once the transport failed */
     char fatal_msg[BLS_MSG_LEN];
 } lagged_t;
 
-static lagged_t *state(const bls_comm_t *c) { return c->state; }
+static lagged_t *state(const bls_comm_t *c)
+{
+    return c->state;
+}
 
 static size_t idx(const bls_comm_t *c, bls_iter_t k, int p)
 {
     return (size_t)(k % c->nslots) * (size_t)c->size + (size_t)p;
 }
-static int tag_of(const bls_comm_t *c, bls_iter_t k) { return (int)(k % state(c)->tag_cycle); }
-static int ctrl_tag(const bls_comm_t *c) { return state(c)->tag_cycle; }
+static int tag_of(const bls_comm_t *c, bls_iter_t k)
+{
+    return (int)(k % state(c)->tag_cycle);
+}
+static int ctrl_tag(const bls_comm_t *c)
+{
+    return state(c)->tag_cycle;
+}
 
 /* Request layout: receives [S*P] and sends [S*P] by (iteration % S, peer), then P control. */
-static MPI_Request *recv_req(bls_comm_t *c, bls_iter_t k, int p) { return &state(c)->reqs[idx(c, k, p)]; }
+static MPI_Request *recv_req(bls_comm_t *c, bls_iter_t k, int p)
+{
+    return &state(c)->reqs[idx(c, k, p)];
+}
 static MPI_Request *send_req(bls_comm_t *c, bls_iter_t k, int q)
 {
     lagged_t *g = c->state;
@@ -378,7 +390,8 @@ static int test_requests(bls_comm_t *c)
             bls_iter_rec_t *rec = &c->ring[(r - SP) / c->size];
             if (err != MPI_SUCCESS) {
                 char what[96];
-                snprintf(what, sizeof(what), "sending a block to peer %d", (int)((r - SP) % c->size));
+                snprintf(what, sizeof(what), "sending a block to peer %d",
+                         (int)((r - SP) % c->size));
                 set_fatal(c, err, what);
                 return 0;
             }
@@ -460,8 +473,9 @@ static bls_status_t lagged_start(bls_comm_t *c)
     MPI_Comm_get_attr(c->mpi, MPI_TAG_UB, &tag_ub, &tag_ub_flag);
     g->tag_cycle = 4 * c->nslots;
     if (tag_ub_flag && tag_ub && g->tag_cycle > *tag_ub)
-        return bls_error(BLS_ERR_ARG, "bls_comm_create: lag %d needs tags up to %d, but MPI's "
-                                      "MPI_TAG_UB is %d",
+        return bls_error(BLS_ERR_ARG,
+                         "bls_comm_create: lag %d needs tags up to %d, but MPI's "
+                         "MPI_TAG_UB is %d",
                          c->lag, g->tag_cycle, *tag_ub);
     g->next_from = calloc(P, sizeof(bls_iter_t));
     g->held = malloc(S * P * sizeof(MPI_Message));
@@ -481,8 +495,9 @@ static bls_status_t lagged_start(bls_comm_t *c)
         g->held[i] = MPI_MESSAGE_NULL;
     for (size_t q = 0; q < P; q++)
         g->peer_final[q] = -1;
-    c->buffer_bytes += sizeof(lagged_t) + S * P * (sizeof(MPI_Message) + sizeof(size_t) +
-                                                   sizeof(void *) + 2 * sizeof(MPI_Request));
+    c->buffer_bytes +=
+        sizeof(lagged_t) +
+        S * P * (sizeof(MPI_Message) + sizeof(size_t) + sizeof(void *) + 2 * sizeof(MPI_Request));
 
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -736,8 +751,8 @@ static bls_status_t lagged_wait(bls_comm_t *c, bls_iter_t iter, int blocking, in
     awaited_t w = {"bls_wait", &c->ring[iter % c->nslots], iter};
     double t0 = bls_now(), deadline = bls_deadline(c);
     pthread_mutex_lock(&g->lock);
-    bls_status_t st = blocking ? wait_until(c, iteration_done, iteration_timeout, &w, deadline)
-                               : check_fatal(c);
+    bls_status_t st =
+        blocking ? wait_until(c, iteration_done, iteration_timeout, &w, deadline) : check_fatal(c);
     if (st == BLS_OK && w.rec->done) {
         if (flag_p)
             *flag_p = 1;
@@ -824,7 +839,8 @@ static bls_status_t finish_timeout(bls_comm_t *c, const awaited_t *w)
     size_t used = 0;
     for (int p = 0; p < c->size && used + 16 < sizeof(peers); p++)
         if (p != c->rank && g->peer_final[p] < 0)
-            used += (size_t)snprintf(peers + used, sizeof(peers) - used, "%s%d", used ? ", " : "", p);
+            used +=
+                (size_t)snprintf(peers + used, sizeof(peers) - used, "%s%d", used ? ", " : "", p);
     return bls_error(BLS_ERR_TIMEOUT, "bls_finish (rank %d): peers %s did not finish within %.3g s",
                      c->rank, peers[0] ? peers : "(none; own announcement unsent)", c->timeout);
 }

@@ -17,10 +17,10 @@
 
 typedef struct {
     const bls_polled_alg_t *alg;
-    int per;            /* requests per iteration */
-    MPI_Request *reqs;  /* [nslots][per] */
-    int *ints;          /* [nslots][4P] counts and displacements in flight */
-    int64_t *all;       /* [P] bls_finish's gathered counts */
+    int per;           /* requests per iteration */
+    MPI_Request *reqs; /* [nslots][per] */
+    int *ints;         /* [nslots][4P] counts and displacements in flight */
+    int64_t *all;      /* [P] bls_finish's gathered counts */
     int tag_cycle;
 } polled_t;
 
@@ -50,8 +50,10 @@ bls_status_t bls_polled_start(bls_comm_t *c, const bls_polled_alg_t *alg)
     MPI_Comm_get_attr(c->mpi, MPI_TAG_UB, &tag_ub, &flag);
     s->tag_cycle = 4 * c->nslots;
     if (flag && tag_ub && s->tag_cycle > *tag_ub)
-        return bls_error(BLS_ERR_ARG, "bls_comm_create: lag %d needs tags up to %d, but MPI's "
-                                      "MPI_TAG_UB is %d", c->lag, s->tag_cycle, *tag_ub);
+        return bls_error(BLS_ERR_ARG,
+                         "bls_comm_create: lag %d needs tags up to %d, but MPI's "
+                         "MPI_TAG_UB is %d",
+                         c->lag, s->tag_cycle, *tag_ub);
     c->buffer_bytes += S * (size_t)s->per * sizeof(MPI_Request) + S * 4 * P * sizeof(int);
     return BLS_OK;
 }
@@ -104,8 +106,9 @@ static bls_status_t timeout_error(bls_comm_t *c, const char *who, const bls_iter
     char what[512];
     polled_t *s = c->state;
     s->alg->pending(c, slot_reqs(c, rec->iter), what, sizeof(what));
-    return bls_error(BLS_ERR_TIMEOUT, "%s: iteration %lld still waits for %s after %.3g s (rank %d)",
-                     who, (long long)rec->iter, what, c->timeout, c->rank);
+    return bls_error(BLS_ERR_TIMEOUT,
+                     "%s: iteration %lld still waits for %s after %.3g s (rank %d)", who,
+                     (long long)rec->iter, what, c->timeout, c->rank);
 }
 
 /* Tests iteration rec until it is done, or the deadline (0: none) passes. */
@@ -152,8 +155,8 @@ bls_status_t bls_polled_wait(bls_comm_t *c, bls_iter_t iter, int blocking, int *
 {
     bls_iter_rec_t *rec = &c->ring[iter % c->nslots];
     double t0 = bls_now();
-    bls_status_t st = blocking ? complete(c, rec, bls_deadline(c), "bls_wait")
-                               : test_iteration(c, rec);
+    bls_status_t st =
+        blocking ? complete(c, rec, bls_deadline(c), "bls_wait") : test_iteration(c, rec);
     if (blocking)
         c->wait_seconds += bls_now() - t0;
     if (st != BLS_OK || !rec->done)

@@ -13,8 +13,8 @@
 #include <string.h>
 
 typedef struct {
-    int *ints;     /* sc, sd, rc, rd: [4][P] MPI's int counts and displacements */
-    int64_t *all;  /* [P] bls_finish's gathered counts */
+    int *ints;    /* sc, sd, rc, rd: [4][P] MPI's int counts and displacements */
+    int64_t *all; /* [P] bls_finish's gathered counts */
 } sync_state_t;
 
 static bls_status_t sync_start(bls_comm_t *c)

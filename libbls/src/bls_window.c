@@ -13,7 +13,10 @@
 #include <stdio.h>
 
 /* Requests of one iteration: receives [0, P), sends [P, 2P). */
-static int window_requests(int P) { return 2 * P; }
+static int window_requests(int P)
+{
+    return 2 * P;
+}
 
 static bls_status_t window_issue(bls_comm_t *c, bls_iter_rec_t *rec, int tag, MPI_Request *reqs,
                                  int *ints)
@@ -49,8 +52,10 @@ static void window_completed(bls_comm_t *c, bls_iter_rec_t *rec, int i, const MP
     rec->missing--;
     if ((size_t)n != rec->expected[i] && rec->status == BLS_OK) {
         rec->status = BLS_ERR_COUNT;
-        snprintf(rec->msg, sizeof(rec->msg), "iteration %lld, peer %d: expected %zu elements, "
-                 "received %d", (long long)rec->iter, i, rec->expected[i], n);
+        snprintf(rec->msg, sizeof(rec->msg),
+                 "iteration %lld, peer %d: expected %zu elements, "
+                 "received %d",
+                 (long long)rec->iter, i, rec->expected[i], n);
     }
 }
 
@@ -69,8 +74,8 @@ static void window_pending(const bls_comm_t *c, const MPI_Request *reqs, char *b
 {
     buf[0] = '\0';
     size_t used = list_open(reqs, c->size, "the blocks of peers ", buf, 0, len);
-    used = list_open(reqs + c->size, c->size, used ? "; its sends to peers " : "its sends to peers ",
-                     buf, used, len);
+    used = list_open(reqs + c->size, c->size,
+                     used ? "; its sends to peers " : "its sends to peers ", buf, used, len);
     if (used == 0)
         snprintf(buf, len, "nothing");
 }
@@ -78,7 +83,10 @@ static void window_pending(const bls_comm_t *c, const MPI_Request *reqs, char *b
 static const bls_polled_alg_t window_alg = {window_requests, window_issue, window_completed,
                                             window_pending};
 
-static bls_status_t window_start(bls_comm_t *c) { return bls_polled_start(c, &window_alg); }
+static bls_status_t window_start(bls_comm_t *c)
+{
+    return bls_polled_start(c, &window_alg);
+}
 
 const bls_mode_ops_t bls_window_ops = {
     .mode = BLS_MODE_WINDOW,

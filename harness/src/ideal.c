@@ -1,6 +1,7 @@
-#include "ideal.h"
+/* The ideal model of bounded-lag execution (harness.h, bls-semantics). */
+#include "harness.h"
 
-double bls_ideal_time(const double *work, int P, int K, int lag, double *scratch)
+double harness_ideal_time(const double *work, int P, int K, int lag, double *scratch)
 {
     double *start = scratch;    /* [P] start of the current iteration per process */
     double *done = scratch + P; /* [K] */

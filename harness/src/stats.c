@@ -1,13 +1,13 @@
-/* Measurement helpers shared by the benchmarks and bls-dlrm (see measure.h). */
+/* Clocks, percentiles and peak memory (harness.h). */
 #define _GNU_SOURCE
-#include "measure.h"
+#include "harness.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <time.h>
 
-double bench_now(void)
+double harness_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -20,12 +20,13 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-void bench_sort(double *x, size_t n)
+void harness_sort(double *x, size_t n)
 {
-    qsort(x, n, sizeof(double), cmp_double);
+    if (n > 1)
+        qsort(x, n, sizeof(double), cmp_double);
 }
 
-double bench_percentile(const double *sorted, size_t n, double q)
+double harness_percentile(const double *sorted, size_t n, double q)
 {
     if (n == 0)
         return 0;
@@ -33,22 +34,14 @@ double bench_percentile(const double *sorted, size_t n, double q)
     return sorted[i < n ? i : n - 1];
 }
 
-long bench_peak_rss_kib(void)
+long harness_peak_rss_kib(void)
 {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     return ru.ru_maxrss;
 }
 
-uint64_t bench_xorshift(uint64_t *s)
-{
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
-
-char *bench_table_sizes(long n, long rows)
+char *harness_table_sizes(long n, long rows)
 {
     size_t len = (size_t)n * 24 + 1, used = 0;
     char *s = malloc(len);

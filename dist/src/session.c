@@ -1,0 +1,363 @@
+/*
+ * A session's runs (dlrm_dist.h): the driver loop of distributed inference.
+ *
+ * Per batch k a process produces (bottom MLP of its rows, lookups of its tables for all rows,
+ * then the scenario's injected delay), posts the exchange of batch k, and consumes whatever
+ * batches completed, oldest first: unpack what arrived into table order, interaction and top
+ * MLP, predictions at their local place.  Before producing batch k it consumes batch k-S
+ * (S = L+1 slots of buffers), waiting for it if it is not complete: that, and libbls's own
+ * bound, keep at most L+1 batches in flight.  With sync (L = 0) each batch is consumed right
+ * after its MPI_Alltoallv.  Nothing is gathered per batch.
+ *
+ * Latency of a batch here: from the start of its production on a process to its predictions
+ * there.  Work (the ideal model's w): the batch's time outside the collective.
+ */
+#include "dist_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct dist_session {
+    MPI_Comm comm;
+    int rank, P;
+    const dlrm_model_t *model;
+    const dist_layout_t *L;
+    int batch_max;
+    const int *mine; /* this process's tables */
+    int n_mine;
+    bls_comm_t *failed; /* the communicator of a run that failed here, released at free */
+};
+
+/* One batch in flight: its buffers and what consuming it needs. */
+typedef struct {
+    float *send, *recv, *xbot, *labels;
+    int n; /* samples in the batch */
+    int64_t k;
+    int64_t local_off; /* where its rows' predictions go in this process's record */
+    double start;
+} slot_t;
+
+/* A run's working state. */
+typedef struct {
+    dist_session_t *s;
+    const harness_driver_t *drv;
+    const dist_scenario_t *sc;
+    bls_comm_t *comm;
+    int S; /* slots: L + 1 */
+    slot_t *slots;
+    float *pooled;              /* [rows][T][d]: one batch, unpacked */
+    size_t *sc_, *sd, *rc, *rd; /* the exchange's counts and displacements */
+    dist_run_t *r;
+    int64_t cap_b, cap_l; /* capacity of r's per-batch and per-row records */
+    int64_t consumed;     /* batches < consumed are consumed, in order */
+    double in_lib;        /* time inside libbls */
+} run_t;
+
+dist_status_t dist_session_create(MPI_Comm comm, const dlrm_model_t *model, const dist_layout_t *L,
+                                  int batch_max, dist_session_t **s_p)
+{
+    *s_p = NULL;
+    int rank, P;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &P);
+    if (!model || !L || L->P != P || batch_max < P)
+        return dist_error(DIST_ERR_ARG,
+                          "session: the layout is for %d processes, the "
+                          "communicator has %d; batches of %d samples must give each a row",
+                          L ? L->P : 0, P, batch_max);
+    dist_session_t *s = calloc(1, sizeof(*s));
+    if (!s)
+        return dist_error(DIST_ERR_NOMEM, "session: out of memory");
+    *s = (dist_session_t){comm,
+                          rank,
+                          P,
+                          model,
+                          L,
+                          batch_max,
+                          L->tables + L->first[rank],
+                          L->first[rank + 1] - L->first[rank],
+                          NULL};
+    *s_p = s;
+    return DIST_OK;
+}
+
+MPI_Comm dist_session_comm(const dist_session_t *s)
+{
+    return s->comm;
+}
+
+void dist_session_free(dist_session_t *s)
+{
+    if (!s)
+        return;
+    bls_comm_destroy(s->failed);
+    free(s);
+}
+
+static void run_free_buffers(run_t *x)
+{
+    for (int i = 0; x->slots && i < x->S; i++) {
+        free(x->slots[i].send);
+        free(x->slots[i].recv);
+        free(x->slots[i].xbot);
+        free(x->slots[i].labels);
+    }
+    free(x->slots);
+    free(x->pooled);
+    free(x->sc_);
+    free(x->sd);
+    free(x->rc);
+    free(x->rd);
+}
+
+/* S slots of buffers for batches of up to batch_max samples, and the exchange's arrays. */
+static dist_status_t run_alloc(run_t *x)
+{
+    const dist_session_t *s = x->s;
+    size_t P = (size_t)s->P, T = (size_t)s->L->T, d = (size_t)s->L->d;
+    size_t rows = (size_t)s->batch_max / P + 1; /* the largest slice of any batch */
+    x->S = x->drv->lag + 1;
+    x->slots = calloc((size_t)x->S, sizeof(slot_t));
+    x->pooled = malloc(sizeof(float) * (rows * T * d + 1));
+    x->sc_ = calloc(P, sizeof(size_t));
+    x->sd = calloc(P, sizeof(size_t));
+    x->rc = calloc(P, sizeof(size_t));
+    x->rd = calloc(P, sizeof(size_t));
+    int ok = x->slots && x->pooled && x->sc_ && x->sd && x->rc && x->rd;
+    for (int i = 0; ok && i < x->S; i++) {
+        slot_t *sl = &x->slots[i];
+        sl->send = malloc(sizeof(float) * ((size_t)s->batch_max * (size_t)s->n_mine * d + 1));
+        sl->recv = malloc(sizeof(float) * (rows * T * d + 1));
+        sl->xbot = malloc(sizeof(float) * (rows * d + 1));
+        sl->labels = malloc(sizeof(float) * rows);
+        sl->k = -1;
+        ok = sl->send && sl->recv && sl->xbot && sl->labels;
+    }
+    return ok ? DIST_OK
+              : dist_error(DIST_ERR_NOMEM,
+                           "session: out of memory for %d batch "
+                           "buffers",
+                           x->S);
+}
+
+/* The communicator of the driver: its mode and lag, blocks of up to a slice of our tables. */
+static dist_status_t run_comm(run_t *x, double timeout)
+{
+    const dist_session_t *s = x->s;
+    bls_config_t bc;
+    bls_config_init(&bc);
+    bc.mode = x->drv->mode;
+    bc.lag = x->drv->lag;
+    bc.datatype = MPI_FLOAT;
+    bc.max_block = ((size_t)s->batch_max / (size_t)s->P + 1) * (size_t)s->n_mine * (size_t)s->L->d;
+    bc.timeout = timeout;
+    if (bls_comm_create(s->comm, &bc, &x->comm) != BLS_OK)
+        return dist_error(DIST_ERR_COMM, "cannot create the %s communicator: %s", x->drv->name,
+                          bls_last_error());
+    return DIST_OK;
+}
+
+/* Room in r's records for batch k and rows up to need. */
+static dist_status_t grow(run_t *x, int64_t k, int64_t need)
+{
+    dist_run_t *r = x->r;
+    if (k >= x->cap_b) {
+        x->cap_b = x->cap_b * 2 + 64;
+        r->batch_n = realloc(r->batch_n, sizeof(int64_t) * (size_t)x->cap_b);
+        r->lat = realloc(r->lat, sizeof(double) * (size_t)x->cap_b);
+        r->work = realloc(r->work, sizeof(double) * (size_t)x->cap_b);
+    }
+    if (need > x->cap_l) {
+        while (x->cap_l < need)
+            x->cap_l = x->cap_l * 2 + 1024;
+        r->pred = realloc(r->pred, sizeof(float) * (size_t)x->cap_l);
+        r->labels = realloc(r->labels, sizeof(float) * (size_t)x->cap_l);
+    }
+    if (!r->batch_n || !r->lat || !r->work || !r->pred || !r->labels)
+        return dist_error(DIST_ERR_NOMEM, "session: out of memory for the per-batch records");
+    return DIST_OK;
+}
+
+static dist_status_t comm_error(bls_status_t st, const char *what, int64_t k)
+{
+    return dist_error(DIST_ERR_COMM, "%s of batch %lld failed: %s: %s", what, (long long)k,
+                      bls_strerror(st), bls_last_error());
+}
+
+/* Interaction and top MLP of a slot's batch, its exchange complete. */
+static dist_status_t consume(run_t *x, slot_t *sl)
+{
+    const dist_session_t *s = x->s;
+    int rows = (int)dist_slice_rows(s->rank, s->P, sl->n);
+    double t0 = harness_now();
+    dist_unpack(s->L, s->rank, sl->n, sl->recv, x->pooled);
+    if (dlrm_interact_top(s->model, rows, sl->xbot, x->pooled, x->r->pred + sl->local_off) !=
+        DLRM_OK)
+        return dist_error(DIST_ERR_ENGINE, "batch %lld: %s", (long long)sl->k, dlrm_last_error());
+    memcpy(x->r->labels + sl->local_off, sl->labels, sizeof(float) * (size_t)rows);
+    double t1 = harness_now();
+    x->r->compute += t1 - t0;
+    x->r->lat[sl->k] = t1 - sl->start;
+    return DIST_OK;
+}
+
+/* Consumes batches in order up to `upto` (exclusive), waiting for them if wait, else only
+ * those already complete. */
+static dist_status_t consume_upto(run_t *x, int64_t upto, int wait)
+{
+    while (x->consumed < upto) {
+        int64_t j = x->consumed;
+        int flag = 1;
+        double t0 = harness_now();
+        bls_status_t st = wait ? bls_wait(x->comm, j, NULL) : bls_test(x->comm, j, &flag, NULL);
+        x->in_lib += harness_now() - t0;
+        if (st != BLS_OK)
+            return comm_error(st, wait ? "waiting for the exchange" : "testing the exchange", j);
+        if (!flag)
+            return DIST_OK;
+        dist_status_t ds = consume(x, &x->slots[j % x->S]);
+        if (ds != DIST_OK)
+            return ds;
+        x->consumed++;
+    }
+    return DIST_OK;
+}
+
+/* Batch k into its slot: bottom MLP of our rows, lookups of our tables, the injected delay. */
+static dist_status_t produce(run_t *x, int64_t k, const dist_batch_t *b, slot_t *sl)
+{
+    const dist_session_t *s = x->s;
+    int rows = (int)dist_slice_rows(s->rank, s->P, b->n);
+    sl->n = b->n;
+    sl->k = k;
+    sl->local_off = x->r->n_local;
+    memcpy(sl->labels, b->labels, sizeof(float) * (size_t)rows);
+    double c0 = harness_now();
+    if (dlrm_bottom(s->model, rows, b->dense, sl->xbot) != DLRM_OK ||
+        dlrm_embed(s->model, &b->emb, s->mine, s->n_mine, sl->send) != DLRM_OK)
+        return dist_error(DIST_ERR_ENGINE, "batch %lld: %s", (long long)k, dlrm_last_error());
+    double compute = harness_now() - c0;
+    x->r->compute += compute;
+    const dist_scenario_t *sc = x->sc;
+    if (sc && s->rank == sc->hetero_rank)
+        harness_spend_us(1e6 * compute * (sc->hetero_factor - 1), 0);
+    if (sc)
+        harness_spend_us(harness_delay_us(&sc->delay, s->rank, (long)k), sc->busy);
+    x->r->n_local += rows;
+    return DIST_OK;
+}
+
+/* Posts batch k's exchange. */
+static dist_status_t post(run_t *x, int64_t k, slot_t *sl)
+{
+    const dist_session_t *s = x->s;
+    dist_send_layout(s->L, s->rank, sl->n, x->sc_, x->sd);
+    dist_recv_layout(s->L, s->rank, sl->n, x->rc, x->rd);
+    bls_iter_t it;
+    double t0 = harness_now();
+    bls_status_t st = bls_post(x->comm, sl->send, x->sc_, x->sd, sl->recv, x->rc, x->rd, &it);
+    x->in_lib += harness_now() - t0;
+    return st == BLS_OK ? DIST_OK : comm_error(st, "posting the exchange", k);
+}
+
+/* One batch: the bound, produce, post, consume what completed.  *ended once the data ends. */
+static dist_status_t step(run_t *x, dist_source_t *src, int batch, int64_t k, int *ended)
+{
+    dist_run_t *r = x->r;
+    double it0 = harness_now(), lib0 = x->in_lib;
+    dist_status_t st = consume_upto(x, k - x->S + 1, 1); /* batch k-S's slot is k's */
+    slot_t *sl = &x->slots[k % x->S];
+    sl->start = harness_now();
+    dist_batch_t b;
+    if (st == DIST_OK)
+        st = dist_source_next(src, batch, &b);
+    if (st != DIST_OK || b.n == 0) {
+        *ended = 1;
+        return st;
+    }
+    st = grow(x, k, r->n_local + dist_slice_rows(x->s->rank, x->s->P, b.n));
+    if (st == DIST_OK)
+        st = produce(x, k, &b, sl);
+    if (st == DIST_OK)
+        st = post(x, k, sl);
+    if (st == DIST_OK)
+        st = consume_upto(x, k + 1, 0);
+    if (st != DIST_OK)
+        return st;
+    r->batch_n[k] = b.n;
+    r->work[k] = (harness_now() - it0) - (x->in_lib - lib0);
+    r->batches = k + 1;
+    r->samples += b.n;
+    *ended = b.n < batch;
+    return DIST_OK;
+}
+
+/* After the loop: every batch in flight consumed, the communicator finished, the figures. */
+static dist_status_t run_end(run_t *x, double t0)
+{
+    dist_status_t st = consume_upto(x, x->r->batches, 1);
+    bls_status_t bs = st == DIST_OK ? bls_finish(x->comm) : BLS_OK;
+    if (bs != BLS_OK)
+        st = dist_error(DIST_ERR_COMM, "ending the %s run: %s", x->drv->name, bls_last_error());
+    x->r->loop = harness_now() - t0;
+    bls_stats_t stats;
+    bls_comm_stats(x->comm, &stats);
+    x->r->wait = stats.wait_seconds + stats.post_wait_seconds;
+    x->r->progress_cpu = stats.progress_cpu_seconds;
+    x->r->buffer_bytes = stats.buffer_bytes;
+    return st;
+}
+
+dist_status_t dist_session_run(dist_session_t *s, const harness_driver_t *drv, dist_source_t *src,
+                               int batch, const dist_scenario_t *sc, const dist_run_opts_t *opts,
+                               dist_run_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!s || !drv || !src || !opts || batch < s->P || batch > s->batch_max)
+        return dist_error(DIST_ERR_ARG,
+                          "dist_session_run: batches of %d samples, outside [%d, "
+                          "%d]",
+                          batch, s ? s->P : 0, s ? s->batch_max : 0);
+    run_t x = {.s = s, .drv = drv, .sc = sc, .r = out};
+    dist_status_t st = run_alloc(&x);
+    if (st == DIST_OK)
+        st = run_comm(&x, opts->timeout);
+    if (st == DIST_OK)
+        st = dist_source_rewind(src); /* opened when made: cannot fail here alone */
+    if (st == DIST_OK)
+        MPI_Barrier(s->comm);
+    double t0 = harness_now();
+    int ended = 0;
+    for (int64_t k = 0; st == DIST_OK && !ended; k++) {
+        if (opts->max_batches >= 0 && k >= opts->max_batches)
+            break;
+        st = step(&x, src, batch, k, &ended);
+        if (st == DIST_OK && opts->progress)
+            opts->progress(opts->progress_arg, out->batches, out->samples, harness_now() - t0);
+    }
+    dist_status_t input = st == DIST_ERR_INPUT ? st : DIST_OK; /* every process, same batch */
+    char input_msg[1024] = "";
+    if (input != DIST_OK)
+        snprintf(input_msg, sizeof(input_msg), "%s", dist_last_error());
+    if (st == DIST_OK || input != DIST_OK)
+        st = run_end(&x, t0);
+    if (st != DIST_OK && x.comm) /* the others may wait in the exchange: keep it for free */
+        s->failed = x.comm;
+    else
+        bls_comm_destroy(x.comm);
+    run_free_buffers(&x);
+    if (st == DIST_OK && input != DIST_OK)
+        return dist_error(input, "%s", input_msg);
+    return st;
+}
+
+void dist_run_free(dist_run_t *r)
+{
+    free(r->batch_n);
+    free(r->lat);
+    free(r->work);
+    free(r->pred);
+    free(r->labels);
+    memset(r, 0, sizeof(*r));
+}

@@ -1,0 +1,78 @@
+/* Injected delays (harness.h): the same trace for every driver of a run. */
+#define _GNU_SOURCE
+#include "harness.h"
+#include "splitmix64.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+/* Uniform in (0, 1), a function of (seed, process, iteration, stream) only. */
+static double uniform(const harness_delay_t *d, int p, long k, int stream)
+{
+    uint64_t h = splitmix64_mix(splitmix64_mix(splitmix64_mix(d->seed) ^ (uint64_t)p * 7919u) ^
+                                ((uint64_t)k * 31u + (uint64_t)stream));
+    return splitmix64_unit(h);
+}
+
+double harness_delay_us(const harness_delay_t *d, int p, long k)
+{
+    switch (d->kind) {
+    case HARNESS_DELAY_EXP: return -d->a * log(uniform(d, p, k, 1));
+    case HARNESS_DELAY_HICCUP: return uniform(d, p, k, 2) < d->a ? d->b : 0.0;
+    case HARNESS_DELAY_STRAGGLER: return p == (int)d->a ? d->b : 0.0;
+    default: return 0.0;
+    }
+}
+
+int harness_delay_parse(const char *v, harness_delay_t *d, char *err, size_t errlen)
+{
+    double a = 0, b = 0;
+    char tail;
+    if (!strcmp(v, "none")) {
+        d->kind = HARNESS_DELAY_NONE;
+    } else if (sscanf(v, "exp:%lf%c", &a, &tail) == 1 && a >= 0) {
+        d->kind = HARNESS_DELAY_EXP;
+    } else if (sscanf(v, "hiccup:%lf:%lf%c", &a, &b, &tail) == 2 && a >= 0 && a <= 1 && b >= 0) {
+        d->kind = HARNESS_DELAY_HICCUP;
+    } else if (sscanf(v, "straggler:%lf:%lf%c", &a, &b, &tail) == 2 && a >= 0 && b >= 0 &&
+               a == floor(a)) {
+        d->kind = HARNESS_DELAY_STRAGGLER;
+    } else {
+        snprintf(err, errlen,
+                 "a delay is none, exp:MEAN_US, hiccup:PROB:US (0 <= PROB <= 1) or "
+                 "straggler:RANK:US; got '%s'",
+                 v);
+        return -1;
+    }
+    d->a = a;
+    d->b = b;
+    return 0;
+}
+
+void harness_delay_format(const harness_delay_t *d, char *buf, size_t len)
+{
+    switch (d->kind) {
+    case HARNESS_DELAY_EXP: snprintf(buf, len, "exp:%g", d->a); break;
+    case HARNESS_DELAY_HICCUP: snprintf(buf, len, "hiccup:%g:%g", d->a, d->b); break;
+    case HARNESS_DELAY_STRAGGLER: snprintf(buf, len, "straggler:%g:%g", d->a, d->b); break;
+    default: snprintf(buf, len, "none");
+    }
+}
+
+void harness_spend_us(double us, int busy)
+{
+    if (us <= 0)
+        return;
+    if (busy) {
+        double end = harness_now() + us * 1e-6;
+        while (harness_now() < end) {
+        }
+        return;
+    }
+    struct timespec ts = {(time_t)(us / 1e6), (long)(fmod(us, 1e6) * 1e3)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}

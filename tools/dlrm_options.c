@@ -1,0 +1,486 @@
+/* bls-dlrm's options (dlrm_options.h): every value checked here, with a message that names it. */
+#define _GNU_SOURCE
+#include "dlrm_options.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+void dlrm_options_usage(FILE *f)
+{
+    fprintf(
+        f,
+        "usage: bls-dlrm [options]                     (one process)\n"
+        "       mpirun -np P bls-dlrm [options]        (P processes)\n"
+        "DLRM inference: tables model-parallel, MLPs data-parallel, one alltoallv of pooled\n"
+        "vectors per batch, synchronous or bounded-lag.  The model options are the reference's.\n\n"
+        "Model:\n"
+        "  --arch-mlp-bot S             bottom MLP widths, input first (default 13-512-256-64-16)\n"
+        "  --arch-mlp-top S             top MLP widths after the interaction (default 512-256-1)\n"
+        "  --arch-embedding-size S      rows per table (default 26 tables of 100000)\n"
+        "  --arch-sparse-feature-size N embedding dimension d (default 16)\n"
+        "  --arch-interaction-op OP     dot or cat (default dot)\n"
+        "  --arch-interaction-itself    keep Z[i][i] in the dot interaction\n"
+        "  --weights FILE               safetensors file with the reference's state_dict names\n"
+        "                               (tools/convert_checkpoint.py makes one); default: random\n"
+        "                               weights, each process building only its own tables\n"
+        "  --seed N                     seed of the random weights (default 1)\n\n"
+        "Data (default: synthetic):\n"
+        "  --data FILE                  Criteo Kaggle train.txt format, streamed by every process\n"
+        "                               (every field is checked, so all agree on skipped lines;\n"
+        "                               each keeps its own tables' columns and its slice's rows)\n"
+        "  --strict                     a malformed line is fatal (default: skipped and counted)\n"
+        "  --synthetic-samples N        synthetic samples (default 65536)\n"
+        "  --data-seed N                seed of the synthetic stream (default 7)\n"
+        "  --zipf A                     synthetic indices follow a power law of exponent A\n"
+        "                               (default 0: uniform)\n"
+        "  --pooling K                  indices per bag (default 1)\n"
+        "  --random-pooling             bags hold a uniform 1..K indices\n"
+        "  --hot-tables LIST:A          tables in LIST (e.g. 0-6,9) use exponent A instead\n"
+        "  --table-pooling LIST:K       tables in LIST have K indices per bag instead\n"
+        "  --bursts PROB:F              in every batch, each table independently has F times\n"
+        "                               its pooling with probability PROB (lookup work then\n"
+        "                               varies per process and batch)\n"
+        "  --write-criteo FILE          write the synthetic samples as a Criteo file and exit\n"
+        "                               (pooling 1; reading it back gives the same inputs)\n\n"
+        "Distribution:\n"
+        "  --driver LIST                comma list of sync (MPI_Alltoallv per batch), bls:L\n"
+        "                               (bounded lag L; plain 'bls' takes --lag), and libbls's\n"
+        "                               comparison modes window:L (MPI_Isend/MPI_Irecv, L+1 in\n"
+        "                               flight, no progress thread) and ialltoallv[:L]; several\n"
+        "                               run interleaved and are compared (default sync)\n"
+        "  --lag L                      lag of a plain 'bls' or 'window', 0 .. %d (default 4)\n"
+        "  --rounds R                   rounds; each runs every driver once (default 1)\n"
+        "  --placement P                contiguous (the reference's blocks: the first T mod P\n"
+        "                               processes get one table more) or balanced (greedy, by\n"
+        "                               rows x expected lookups per sample) (default contiguous)\n"
+        "  --timeout SEC                a wait longer than this is an error naming the missing\n"
+        "                               processes (bls driver; default 60)\n\n"
+        "Scenarios (the same trace for every driver):\n"
+        "  --delay SPEC                 per-process, per-batch delay: none | exp:MEAN_US |\n"
+        "                               hiccup:PROB:US | straggler:RANK:US (default none)\n"
+        "  --delay-seed N               seed of the delay trace (default 1)\n"
+        "  --busy                       delays spin on the CPU instead of sleeping\n"
+        "  --hetero RANK:F              process RANK computes F times slower (it idles F-1 times\n"
+        "                               its compute time after each batch)\n\n"
+        "Run:\n"
+        "  --batch-size B               global samples per batch (default 128); process q gets\n"
+        "                               samples [q*B/P, (q+1)*B/P) of each\n"
+        "  --max-batches N              stop after N batches (default: all data)\n"
+        "  --threads N                  threads per process (default 1): the engine's OpenMP\n"
+        "                               threads share out each batch's chunks (an engine\n"
+        "                               built without OpenMP runs one and says so)\n"
+        "  --kernel NAME                the engine's Linear kernel: avx512, avx2 or generic (all\n"
+        "                               give the same bits; default the fastest this CPU runs,\n"
+        "                               or DLRM_KERNEL); 'list' prints those this CPU runs\n"
+        "  --predictions FILE           write 'probability label' per sample, in input order\n"
+        "                               (of the first driver)\n"
+        "  --json FILE                  write every figure and the configuration as JSON\n"
+        "  --quiet                      no progress lines\n"
+        "  --help                       this text\n\n"
+        "Output: per driver, ms per batch and samples/s (slowest process's loop), speedup over\n"
+        "the first driver, batch latency p50/p99 (from a batch's start on a process to its\n"
+        "predictions there, all processes), mean time per process waiting in the collective,\n"
+        "the ideal model (bls-semantics) on the measured work: ideal time, efficiency = ideal /\n"
+        "measured, bound = T_ideal(0) / T_ideal(L) on the first driver's work trace (the most\n"
+        "lag L can give over it); accuracy, ROC AUC, log loss, and whether the\n"
+        "predictions are bit-identical to the first driver's.\n\n"
+        "Exit status: 0 done; 1 the drivers' predictions differ; 2 a bad option, model, weights\n"
+        "or data file (reported once, every process exits 2); 3 a failure on one process during\n"
+        "the run (that process names it; the job is ended).\n",
+        BLS_MAX_LAG);
+}
+
+static int fail(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, len, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static int parse_int64(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (*s == '\0' || *end != '\0' || errno || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+enum {
+    BOT = 256,
+    TOP,
+    EMB,
+    D,
+    OP,
+    ITSELF,
+    WEIGHTS,
+    SEED,
+    DATA,
+    STRICT,
+    SAMPLES,
+    DSEED,
+    ZIPF,
+    POOL,
+    RPOOL,
+    BATCH,
+    MAXB,
+    THREADS,
+    PRED,
+    JSON,
+    QUIET,
+    HELP,
+    WCRITEO,
+    DRIVER,
+    LAG,
+    ROUNDS,
+    PLACE,
+    TIMEOUT,
+    DELAY,
+    DELAYSEED,
+    BUSY,
+    HETERO,
+    HOT,
+    TPOOL,
+    BURSTS,
+    KERNEL
+};
+
+static const struct option longopts[] = {{"arch-mlp-bot", 1, 0, BOT},
+                                         {"arch-mlp-top", 1, 0, TOP},
+                                         {"arch-embedding-size", 1, 0, EMB},
+                                         {"arch-sparse-feature-size", 1, 0, D},
+                                         {"arch-interaction-op", 1, 0, OP},
+                                         {"arch-interaction-itself", 0, 0, ITSELF},
+                                         {"weights", 1, 0, WEIGHTS},
+                                         {"seed", 1, 0, SEED},
+                                         {"data", 1, 0, DATA},
+                                         {"strict", 0, 0, STRICT},
+                                         {"synthetic-samples", 1, 0, SAMPLES},
+                                         {"data-seed", 1, 0, DSEED},
+                                         {"zipf", 1, 0, ZIPF},
+                                         {"pooling", 1, 0, POOL},
+                                         {"random-pooling", 0, 0, RPOOL},
+                                         {"batch-size", 1, 0, BATCH},
+                                         {"max-batches", 1, 0, MAXB},
+                                         {"threads", 1, 0, THREADS},
+                                         {"predictions", 1, 0, PRED},
+                                         {"json", 1, 0, JSON},
+                                         {"quiet", 0, 0, QUIET},
+                                         {"help", 0, 0, HELP},
+                                         {"write-criteo", 1, 0, WCRITEO},
+                                         {"driver", 1, 0, DRIVER},
+                                         {"drivers", 1, 0, DRIVER},
+                                         {"lag", 1, 0, LAG},
+                                         {"rounds", 1, 0, ROUNDS},
+                                         {"placement", 1, 0, PLACE},
+                                         {"timeout", 1, 0, TIMEOUT},
+                                         {"delay", 1, 0, DELAY},
+                                         {"delay-seed", 1, 0, DELAYSEED},
+                                         {"busy", 0, 0, BUSY},
+                                         {"hetero", 1, 0, HETERO},
+                                         {"hot-tables", 1, 0, HOT},
+                                         {"table-pooling", 1, 0, TPOOL},
+                                         {"bursts", 1, 0, BURSTS},
+                                         {"kernel", 1, 0, KERNEL},
+                                         {0, 0, 0, 0}};
+
+/* "--name" of an option's code. */
+static const char *option_name(int c)
+{
+    static char name[48];
+    for (const struct option *p = longopts; p->name; p++)
+        if (p->val == c) {
+            snprintf(name, sizeof(name), "--%s", p->name);
+            return name;
+        }
+    return "an option";
+}
+
+static void set_defaults(dlrm_opts_t *o)
+{
+    memset(o, 0, sizeof(*o));
+    char *p = o->default_emb;
+    for (int t = 0; t < 26; t++)
+        p += sprintf(p, "%s100000", t ? "-" : "");
+    o->bot = "13-512-256-64-16";
+    o->top = "512-256-1";
+    o->emb = o->default_emb;
+    o->op = "dot";
+    o->d = 16;
+    o->seed = 1;
+    o->samples = 65536;
+    o->batch = 128;
+    o->max_batches = -1;
+    o->threads = 1;
+    o->rounds = 1;
+    o->timeout = 60;
+    o->synth.seed = 7;
+    o->synth.pooling = 1;
+    o->scenario = (dist_scenario_t){{HARNESS_DELAY_NONE, 0, 0, 1}, 0, -1, 1};
+}
+
+/* An option whose value is an integer: which one, its bounds, where it goes. */
+static int set_integer(dlrm_opts_t *o, int c, const char *name, const char *v, int64_t *lag,
+                       char *err, size_t len)
+{
+    int64_t x;
+    int nonneg = c == POOL || c == LAG || c == DELAYSEED || c == SEED || c == DSEED;
+    int64_t max = c == BATCH ? (1 << 22) : c == LAG ? BLS_MAX_LAG : INT64_MAX / 2;
+    if (c == D || c == POOL || c == THREADS || c == ROUNDS)
+        max = 1000000;
+    if (parse_int64(v, nonneg ? 0 : 1, max, &x) != 0) {
+        char most[64] = "";
+        if (c == LAG || c == BATCH)
+            snprintf(most, sizeof(most), " up to %lld%s", (long long)max,
+                     c == LAG ? " (libbls's BLS_MAX_LAG)" : "");
+        return fail(err, len, "%s needs %s integer%s, got '%s'", name,
+                    nonneg ? "a non-negative" : "a positive", most, v);
+    }
+    switch (c) {
+    case D: o->d = (int)x; break;
+    case SEED: o->seed = (uint64_t)x; break;
+    case SAMPLES: o->samples = x; break;
+    case DSEED: o->synth.seed = (uint64_t)x; break;
+    case POOL: o->synth.pooling = (int)x; break;
+    case BATCH: o->batch = (int)x; break;
+    case MAXB: o->max_batches = x; break;
+    case LAG: *lag = x; break;
+    case ROUNDS: o->rounds = (int)x; break;
+    case DELAYSEED: o->scenario.delay.seed = (uint64_t)x; break;
+    default: o->threads = (int)x; break;
+    }
+    return 0;
+}
+
+/* Options with a value that is not a plain integer. */
+static int set_special(dlrm_opts_t *o, int c, const char *v, char *err, size_t len)
+{
+    char e[256];
+    dist_scenario_t *sc = &o->scenario;
+    switch (c) {
+    case PLACE:
+        if (strcmp(v, "contiguous") && strcmp(v, "balanced"))
+            return fail(err, len, "--placement is contiguous or balanced, got '%s'", v);
+        o->placement = v[0] == 'b' ? DIST_PLACE_BALANCED : DIST_PLACE_CONTIGUOUS;
+        return 0;
+    case DELAY:
+        if (harness_delay_parse(v, &sc->delay, e, sizeof(e)) != 0)
+            return fail(err, len, "--delay: %s", e);
+        return 0;
+    case HETERO:
+        if (sscanf(v, "%d:%lf", &sc->hetero_rank, &sc->hetero_factor) != 2 || sc->hetero_rank < 0 ||
+            !(sc->hetero_factor >= 1))
+            return fail(err, len, "--hetero takes RANK:FACTOR with FACTOR >= 1, got '%s'", v);
+        return 0;
+    default: { /* ZIPF, TIMEOUT */
+        char *end;
+        double x = strtod(v, &end);
+        if (*end || end == v || !(x >= 0) || !isfinite(x))
+            return fail(err, len, "--%s takes a number >= 0, got '%s'",
+                        c == ZIPF ? "zipf" : "timeout", v);
+        if (c == ZIPF)
+            o->synth.zipf_alpha = x;
+        else
+            o->timeout = x;
+        return 0;
+    }
+    }
+}
+
+/* One option; 1 for --help. */
+static int set_option(dlrm_opts_t *o, int c, const char *v, const char *name, int64_t *lag,
+                      const char **drivers, char *err, size_t len)
+{
+    switch (c) {
+    case BOT: o->bot = v; return 0;
+    case TOP: o->top = v; return 0;
+    case EMB: o->emb = v; return 0;
+    case OP: o->op = v; return 0;
+    case ITSELF: o->itself = 1; return 0;
+    case WEIGHTS: o->weights = v; return 0;
+    case DATA: o->data = v; return 0;
+    case STRICT: o->strict = 1; return 0;
+    case RPOOL: o->synth.random_pooling = 1; return 0;
+    case PRED: o->predictions = v; return 0;
+    case JSON: o->json = v; return 0;
+    case WCRITEO: o->write_criteo = v; return 0;
+    case QUIET: o->quiet = 1; return 0;
+    case BUSY: o->scenario.busy = 1; return 0;
+    case DRIVER: *drivers = v; return 0;
+    case HOT: o->hot_spec = v; return 0;
+    case TPOOL: o->pool_spec = v; return 0;
+    case BURSTS: o->burst_spec = v; return 0;
+    case KERNEL: o->kernel = v; return 0;
+    case HELP: return 1;
+    case PLACE:
+    case DELAY:
+    case HETERO:
+    case ZIPF:
+    case TIMEOUT: return set_special(o, c, v, err, len);
+    case D:
+    case SEED:
+    case SAMPLES:
+    case DSEED:
+    case POOL:
+    case BATCH:
+    case MAXB:
+    case THREADS:
+    case LAG:
+    case ROUNDS:
+    case DELAYSEED: return set_integer(o, c, name, v, lag, err, len);
+    default: return fail(err, len, "unknown or incomplete option '%s' (see --help)", name);
+    }
+}
+
+/* What only the whole set of options can tell. */
+static int check_options(dlrm_opts_t *o, int P, const char *drivers, int64_t lag, char *err,
+                         size_t len)
+{
+    char e[256];
+    if (o->batch < P)
+        return fail(err, len, "--batch-size %d gives some of the %d processes no samples", o->batch,
+                    P);
+    if (o->scenario.hetero_rank >= P)
+        return fail(err, len, "--hetero names process %d of %d", o->scenario.hetero_rank, P);
+    if (o->scenario.delay.kind == HARNESS_DELAY_STRAGGLER && o->scenario.delay.a >= P)
+        return fail(err, len, "--delay straggler names process %d of %d", (int)o->scenario.delay.a,
+                    P);
+    o->ndrivers =
+        harness_drivers_parse(drivers, (int)lag, o->drivers, HARNESS_MAX_DRIVERS, e, sizeof(e));
+    if (o->ndrivers < 0)
+        return fail(err, len, "--driver: %s", e);
+    if (o->data && (o->hot_spec || o->pool_spec || o->burst_spec || o->synth.zipf_alpha > 0 ||
+                    o->synth.pooling != 1 || o->synth.random_pooling))
+        return fail(err, len,
+                    "--zipf, --pooling, --random-pooling, --hot-tables, --table-pooling "
+                    "and --bursts shape synthetic data; they do not apply to --data");
+    return 0;
+}
+
+opts_result_t dlrm_options_parse(int argc, char **argv, int P, dlrm_opts_t *o, char *err,
+                                 size_t errlen)
+{
+    set_defaults(o);
+    const char *drivers = "sync";
+    int64_t lag = 4;
+    int c, help = 0;
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1 && !help) {
+        const char *name = c == '?' ? argv[optind - 1] : option_name(c);
+        int r = set_option(o, c, optarg, name, &lag, &drivers, err, errlen);
+        if (r < 0)
+            return OPTS_BAD;
+        help = r > 0;
+    }
+    if (help)
+        return OPTS_HELP;
+    if (optind < argc) {
+        fail(err, errlen, "unexpected argument '%s' (see --help)", argv[optind]);
+        return OPTS_BAD;
+    }
+    return check_options(o, P, drivers, lag, err, errlen) == 0 ? OPTS_RUN : OPTS_BAD;
+}
+
+/* "0-6,9:1.2" -> flags[t] for the listed tables, and the value after the colon. */
+static int parse_table_list(const char *spec, int T, unsigned char *flags, double *value)
+{
+    const char *colon = strrchr(spec, ':');
+    char *end;
+    if (!colon || colon == spec)
+        return -1;
+    *value = strtod(colon + 1, &end);
+    if (*end || end == colon + 1)
+        return -1;
+    memset(flags, 0, (size_t)T);
+    for (const char *p = spec; p < colon;) {
+        long a = strtol(p, &end, 10), b = a;
+        if (end == p)
+            return -1;
+        p = end;
+        if (*p == '-') {
+            b = strtol(p + 1, &end, 10);
+            if (end == p + 1)
+                return -1;
+            p = end;
+        }
+        if (a < 0 || b < a || b >= T)
+            return -1;
+        for (long t = a; t <= b; t++)
+            flags[t] = 1;
+        if (*p == ',')
+            p++;
+        else if (p != colon)
+            return -1;
+    }
+    return 0;
+}
+
+/* --hot-tables and --table-pooling: a value per table. */
+static int apply_tables(dlrm_opts_t *o, int T, unsigned char *flags, char *err, size_t len)
+{
+    double x;
+    if (o->hot_spec) {
+        if (parse_table_list(o->hot_spec, T, flags, &x) != 0 || x < 0)
+            return fail(err, len,
+                        "--hot-tables takes LIST:EXPONENT with tables in 0..%d (e.g. "
+                        "0-6,9:1.2), got '%s'",
+                        T - 1, o->hot_spec);
+        if (!(o->table_alpha = malloc(sizeof(double) * (size_t)T)))
+            return fail(err, len, "out of memory");
+        for (int t = 0; t < T; t++)
+            o->table_alpha[t] = flags[t] ? x : o->synth.zipf_alpha;
+        o->synth.table_alpha = o->table_alpha;
+    }
+    if (o->pool_spec) {
+        if (parse_table_list(o->pool_spec, T, flags, &x) != 0 || x < 0 || x != floor(x) || x > 1e6)
+            return fail(err, len,
+                        "--table-pooling takes LIST:K with tables in 0..%d and K >= 0 "
+                        "(e.g. 0-6:4), got '%s'",
+                        T - 1, o->pool_spec);
+        if (!(o->table_pooling = malloc(sizeof(int) * (size_t)T)))
+            return fail(err, len, "out of memory");
+        for (int t = 0; t < T; t++)
+            o->table_pooling[t] = flags[t] ? (int)x : o->synth.pooling;
+        o->synth.table_pooling = o->table_pooling;
+    }
+    return 0;
+}
+
+int dlrm_options_apply(dlrm_opts_t *o, const dlrm_config_t *cfg, char *err, size_t len)
+{
+    int T = cfg->n_tables;
+    unsigned char *flags = malloc((size_t)T);
+    if (!flags)
+        return fail(err, len, "out of memory");
+    int rc = apply_tables(o, T, flags, err, len);
+    free(flags);
+    if (rc != 0 || !o->burst_spec)
+        return rc;
+    char tail;
+    if (sscanf(o->burst_spec, "%lf:%d%c", &o->synth.burst_prob, &o->synth.burst_factor, &tail) !=
+            2 ||
+        o->synth.burst_prob < 0 || o->synth.burst_prob > 1 || o->synth.burst_factor < 1 ||
+        o->synth.burst_factor > 100000)
+        return fail(err, len, "--bursts takes PROB:FACTOR (0 <= PROB <= 1, FACTOR >= 1), got '%s'",
+                    o->burst_spec);
+    o->synth.burst_len = o->batch;
+    return 0;
+}
+
+void dlrm_options_free(dlrm_opts_t *o)
+{
+    free(o->table_alpha);
+    free(o->table_pooling);
+    o->table_alpha = NULL;
+    o->table_pooling = NULL;
+}
