@@ -128,7 +128,46 @@ int dlrm_set_threads(int n)
     return __atomic_load_n(&engine_threads, __ATOMIC_RELAXED);
 }
 
-/* What a batch function hands its chunks: its arguments, and the chunk size. */
+static size_t dot_tp_floats(int F, int d);
+
+/*
+ * Where the parts of a chunk's workspace lie, in floats from its start, each on a vector
+ * boundary: planned once per batch call for its chunk size C and the stages it runs, then
+ * used by every chunk.
+ */
+typedef enum { PLAN_BOTTOM, PLAN_EMBED, PLAN_TOP, PLAN_FORWARD } plan_kind_t;
+typedef struct {
+    size_t x_bot, pooled; /* FORWARD: the bottom MLP's output [C][d], pooled rows [C][T][d] */
+    size_t r, tp;         /* TOP, FORWARD: the top MLP's input [C][R], dot_sample's tiles */
+    size_t mlp;           /* all but EMBED: mlp()'s scratch, shared by both MLPs in turn */
+    size_t total;
+} ws_plan_t;
+
+static ws_plan_t plan_workspace(const dlrm_config_t *c, int C, plan_kind_t kind)
+{
+    ws_plan_t p = {0};
+    size_t at = 0;
+    if (kind == PLAN_FORWARD) {
+        p.x_bot = at;
+        at += whole_vectors((size_t)C * c->d);
+        p.pooled = at;
+        at += whole_vectors((size_t)C * c->n_tables * c->d);
+    }
+    if (kind == PLAN_TOP || kind == PLAN_FORWARD) {
+        p.r = at;
+        at += whole_vectors((size_t)C * c->top[0]);
+        p.tp = at;
+        at += whole_vectors(dot_tp_floats(c->n_tables + 1, c->d));
+    }
+    if (kind != PLAN_EMBED) {
+        p.mlp = at;
+        at += mlp_scratch_floats(c, C);
+    }
+    p.total = at;
+    return p;
+}
+
+/* What a batch function hands its chunks: its arguments, and the workspace plan. */
 typedef struct {
     const dlrm_model_t *m;
     const dlrm_batch_t *batch;
@@ -136,31 +175,30 @@ typedef struct {
     int nt;
     const float *in0, *in1; /* dense, or x_bot and pooled */
     float *out;
-    int C; /* samples per chunk: the workspace's size */
+    ws_plan_t plan;
 } job_t;
 
 typedef void (*chunk_fn)(const job_t *job, int b0, int nb, float *ws);
 
 /*
- * Runs fn over the batch's samples in chunks of up to CHUNK, each with a workspace of
- * ws_floats(C) floats on a vector boundary.  With several engine threads (dlrm_set_threads)
- * the chunks are shared out, and a batch smaller than threads x CHUNK is cut into one chunk
- * per thread.  A sample's result does not depend on its chunk, so neither does it on the
- * thread count.
+ * Runs fn over the batch's samples in chunks of up to CHUNK, each with a workspace planned
+ * for the stages `kind` (plan_workspace), on a vector boundary.  With several engine threads
+ * (dlrm_set_threads) the chunks are shared out, and a batch smaller than threads x CHUNK is cut
+ * into one chunk per thread.  A sample's result does not depend on its chunk, so neither does it on
+ * the thread count.
  */
-static dlrm_status_t run_chunks(job_t *job, int B, size_t (*ws_floats)(const dlrm_config_t *, int),
-                                chunk_fn fn, const char *who)
+static dlrm_status_t run_chunks(job_t *job, int B, plan_kind_t kind, chunk_fn fn, const char *who)
 {
     int T = __atomic_load_n(&engine_threads, __ATOMIC_RELAXED), C = B < CHUNK ? B : CHUNK;
     if (T > 1 && (B + T - 1) / T < C)
         C = (B + T - 1) / T;
     int chunks = (B + C - 1) / C;
     T = T < chunks ? T : chunks;
-    size_t per = whole_vectors(ws_floats(&job->m->cfg, C) + 1);
+    job->plan = plan_workspace(&job->m->cfg, C, kind);
+    size_t per = whole_vectors(job->plan.total + 1);
     float *ws = aligned_alloc(sizeof(vf), per * (size_t)T * sizeof(float));
     if (!ws)
         return dlrm_error(DLRM_ERR_NOMEM, "%s: out of memory for batch %d", who, B);
-    job->C = C;
 #ifdef DLRM_OPENMP
 #pragma omp parallel for num_threads(T) schedule(static) if (T > 1)
 #endif
@@ -181,7 +219,7 @@ static void bottom_chunk(const job_t *j, int b0, int nb, float *ws)
 {
     const dlrm_config_t *c = &j->m->cfg;
     mlp(nb, c->bot, c->n_bot - 1, j->m->bot_lin, j->m->bot_w, j->m->bot_b,
-        j->in0 + (size_t)b0 * c->bot[0], j->out + (size_t)b0 * c->d, ws, 0);
+        j->in0 + (size_t)b0 * c->bot[0], j->out + (size_t)b0 * c->d, ws + j->plan.mlp, 0);
 }
 
 dlrm_status_t dlrm_bottom(const dlrm_model_t *m, int B, const float *dense, float *out)
@@ -191,7 +229,7 @@ dlrm_status_t dlrm_bottom(const dlrm_model_t *m, int B, const float *dense, floa
     if (B == 0)
         return DLRM_OK;
     job_t job = {.m = m, .in0 = dense, .out = out};
-    return run_chunks(&job, B, mlp_scratch_floats, bottom_chunk, "dlrm_bottom");
+    return run_chunks(&job, B, PLAN_BOTTOM, bottom_chunk, "dlrm_bottom");
 }
 
 #ifndef EMBED_PREFETCH /* lookups ahead (0: none; -DEMBED_PREFETCH=0 builds the A/B baseline) */
@@ -308,13 +346,6 @@ DLRM_HOT static void embed_rows(const dlrm_model_t *m, const dlrm_batch_t *batch
     }
 }
 
-static size_t no_ws(const dlrm_config_t *c, int chunk)
-{
-    (void)c;
-    (void)chunk;
-    return 0;
-}
-
 static void embed_chunk(const job_t *j, int b0, int nb, float *ws)
 {
     (void)ws;
@@ -334,7 +365,7 @@ dlrm_status_t dlrm_embed(const dlrm_model_t *m, const dlrm_batch_t *batch, const
     if (st != DLRM_OK || batch->B == 0)
         return st;
     job_t job = {.m = m, .batch = batch, .tables = tables, .nt = nt, .out = out};
-    return run_chunks(&job, batch->B, no_ws, embed_chunk, "dlrm_embed");
+    return run_chunks(&job, batch->B, PLAN_EMBED, embed_chunk, "dlrm_embed");
 }
 
 /* One round of transpose_tile: for each row i without bit h, rows i and i + h become LO and
@@ -449,31 +480,13 @@ DLRM_HOT static void dot_sample(int F, int d, int itself, const float *x_bot, co
     }
 }
 
-/* The workspace of up to `chunk` samples: chunk * top[0] floats for the top MLP's input, the
- * dot interaction's tp (dot_sample), then the MLP scratch (top_ws_floats in all).  These give
- * the offsets of the second and third parts, whole vectors from the workspace's start. */
-static size_t ws_dot_scratch(const dlrm_config_t *c, int chunk)
-{
-    return whole_vectors((size_t)chunk * c->top[0]);
-}
-
-static size_t ws_mlp_scratch(const dlrm_config_t *c, int chunk)
-{
-    return ws_dot_scratch(c, chunk) + whole_vectors(dot_tp_floats(c->n_tables + 1, c->d));
-}
-
-static size_t top_ws_floats(const dlrm_config_t *c, int chunk)
-{
-    return ws_mlp_scratch(c, chunk) + mlp_scratch_floats(c, chunk);
-}
-
-/* Interaction and top MLP for nb <= C samples in a workspace ws of C samples. */
+/* Interaction and top MLP for nb samples (at most the plan's chunk) in workspace ws. */
 static void interact_top(const dlrm_model_t *m, int nb, const float *x_bot, const float *pooled,
-                         float *out, float *ws, int C)
+                         float *out, float *ws, const ws_plan_t *plan)
 {
     const dlrm_config_t *c = &m->cfg;
     int d = c->d, n = c->n_tables, F = n + 1, R = c->top[0];
-    float *r = ws, *tp = ws + ws_dot_scratch(c, C), *scratch = ws + ws_mlp_scratch(c, C);
+    float *r = ws + plan->r, *tp = ws + plan->tp, *scratch = ws + plan->mlp;
     for (int s = 0; s < nb; s++) {
         float *rs = r + (size_t)s * R;
         const float *es = pooled + (size_t)s * n * d;
@@ -490,7 +503,7 @@ static void top_chunk(const job_t *j, int b0, int nb, float *ws)
 {
     const dlrm_config_t *c = &j->m->cfg;
     interact_top(j->m, nb, j->in0 + (size_t)b0 * c->d, j->in1 + (size_t)b0 * c->n_tables * c->d,
-                 j->out + b0, ws, j->C);
+                 j->out + b0, ws, &j->plan);
 }
 
 dlrm_status_t dlrm_interact_top(const dlrm_model_t *m, int B, const float *x_bot,
@@ -501,26 +514,19 @@ dlrm_status_t dlrm_interact_top(const dlrm_model_t *m, int B, const float *x_bot
     if (B == 0)
         return DLRM_OK;
     job_t job = {.m = m, .in0 = x_bot, .in1 = pooled, .out = out};
-    return run_chunks(&job, B, top_ws_floats, top_chunk, "dlrm_interact_top");
+    return run_chunks(&job, B, PLAN_TOP, top_chunk, "dlrm_interact_top");
 }
 
 /* The whole pass a chunk at a time: its bottom output and pooled rows are still in cache when
- * the interaction reads them.  Workspace: x_bot, pooled, then interact_top's. */
-static size_t forward_ws_floats(const dlrm_config_t *c, int chunk)
-{
-    return whole_vectors((size_t)chunk * c->d) + whole_vectors((size_t)chunk * c->d * c->n_tables) +
-           top_ws_floats(c, chunk);
-}
-
+ * the interaction reads them. */
 static void forward_chunk(const job_t *j, int b0, int nb, float *ws)
 {
     const dlrm_config_t *c = &j->m->cfg;
-    float *x = ws, *pooled = x + whole_vectors((size_t)j->C * c->d);
-    float *top = pooled + whole_vectors((size_t)j->C * c->n_tables * c->d);
+    float *x = ws + j->plan.x_bot, *pooled = ws + j->plan.pooled;
     mlp(nb, c->bot, c->n_bot - 1, j->m->bot_lin, j->m->bot_w, j->m->bot_b,
-        j->batch->dense + (size_t)b0 * c->bot[0], x, top + ws_mlp_scratch(c, j->C), 0);
+        j->batch->dense + (size_t)b0 * c->bot[0], x, ws + j->plan.mlp, 0);
     embed_rows(j->m, j->batch, NULL, c->n_tables, b0, b0 + nb, pooled);
-    interact_top(j->m, nb, x, pooled, j->out + b0, top, j->C);
+    interact_top(j->m, nb, x, pooled, j->out + b0, ws, &j->plan);
 }
 
 dlrm_status_t dlrm_forward(const dlrm_model_t *m, const dlrm_batch_t *batch, float *out)
@@ -533,5 +539,5 @@ dlrm_status_t dlrm_forward(const dlrm_model_t *m, const dlrm_batch_t *batch, flo
     if (st != DLRM_OK || batch->B == 0)
         return st;
     job_t job = {.m = m, .batch = batch, .out = out};
-    return run_chunks(&job, batch->B, forward_ws_floats, forward_chunk, "dlrm_forward");
+    return run_chunks(&job, batch->B, PLAN_FORWARD, forward_chunk, "dlrm_forward");
 }

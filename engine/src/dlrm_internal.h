@@ -64,6 +64,25 @@ struct dlrm_model {
 dlrm_status_t dlrm_error(dlrm_status_t status, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/*
+ * The two MLPs seen alike, so initialisation, loading and saving handle both with one loop:
+ * the state_dict prefix, the widths (input first), the number of Linear layers, where their
+ * tensors live (layer l: weight [w[l+1], w[l]], bias [w[l+1]]) and their random stream.
+ */
+typedef struct {
+    const char *prefix;
+    const int *w;
+    int layers;
+    const float **W, **b;
+    uint64_t stream;
+    dlrm_linear_t *lin; /* the packed layers (dlrm_model_prepare) */
+} mlp_view_t;
+
+/* The two views of a model's MLPs (m may be NULL: sizes only). */
+void dlrm_mlp_views(const dlrm_config_t *cfg, const dlrm_model_t *m, mlp_view_t v[2]);
+/* Expands a table list (NULL: every table) into want[n_tables] flags, checking every entry. */
+dlrm_status_t dlrm_table_set(const dlrm_config_t *cfg, const int *tables, int n,
+                             unsigned char *want);
 
 /* Shared by init and load: copies cfg, allocates the tables array. */
 dlrm_status_t dlrm_model_alloc(const dlrm_config_t *cfg, dlrm_model_t **model_p);
