@@ -118,45 +118,10 @@ static bls_status_t agree_on_config(MPI_Comm comm, int rank, int size, bls_statu
     return st;
 }
 
-bls_status_t bls_comm_create(MPI_Comm comm, const bls_config_t *cfg, bls_comm_t **comm_p)
+/* The state every mode shares: settings, maxima, the ring; all allocated now, never later. */
+static bls_status_t alloc_common(bls_comm_t *c, const bls_config_t *cfg)
 {
-    if (!cfg || !comm_p)
-        return bls_error(BLS_ERR_ARG, "bls_comm_create: cfg and comm_p must not be NULL");
-    *comm_p = NULL;
-    int initialized = 0;
-    MPI_Initialized(&initialized);
-    if (!initialized || comm == MPI_COMM_NULL)
-        return bls_error(BLS_ERR_ARG, "bls_comm_create: MPI is not initialised or comm is "
-                                      "MPI_COMM_NULL");
-    int rank, size;
-    MPI_Comm_rank(comm, &rank);
-    MPI_Comm_size(comm, &size);
-
-    size_t elem = 1;
-    char local_msg[BLS_MSG_LEN];
-    bls_status_t st = check_local_config(cfg, size, &elem);
-    snprintf(local_msg, sizeof(local_msg), "%s", bls_last_error());
-    bls_status_t agreed = agree_on_config(comm, rank, size, st, cfg, elem);
-    if (st != BLS_OK) /* our own reason is the most useful message */
-        return bls_error(st, "%s", local_msg);
-    if (agreed != BLS_OK)
-        return agreed;
-
-    bls_comm_t *c = calloc(1, sizeof(*c));
-    if (!c)
-        return bls_error(BLS_ERR_NOMEM, "bls_comm_create: out of memory");
-    c->ops = mode_ops(cfg->mode);
-    c->mpi = MPI_COMM_NULL;
-    c->elem_type = MPI_BYTE;
-    c->rank = rank;
-    c->size = size;
-    c->lag = cfg->lag;
-    c->nslots = cfg->lag + 2;
-    c->elem = elem;
-    c->timeout = cfg->timeout;
-    c->poll_max_us = cfg->poll_max_us;
-
-    size_t P = (size_t)size, S = (size_t)c->nslots;
+    size_t P = (size_t)c->size, S = (size_t)c->nslots;
     c->max_send = calloc(P, sizeof(size_t));
     c->max_recv = calloc(P, sizeof(size_t));
     c->ring = calloc(S, sizeof(bls_iter_rec_t));
@@ -167,8 +132,7 @@ bls_status_t bls_comm_create(MPI_Comm comm, const bls_config_t *cfg, bls_comm_t 
     if (!c->max_send || !c->max_recv || !c->ring || !c->ranges || !rec_arrays || !have) {
         free(rec_arrays);
         free(have);
-        st = bls_error(BLS_ERR_NOMEM, "bls_comm_create: out of memory");
-        goto err_free;
+        return bls_error(BLS_ERR_NOMEM, "bls_comm_create: out of memory");
     }
     for (size_t s = 0; s < S; s++) {
         bls_iter_rec_t *rec = &c->ring[s];
@@ -182,49 +146,96 @@ bls_status_t bls_comm_create(MPI_Comm comm, const bls_config_t *cfg, bls_comm_t 
     }
     for (size_t q = 0; q < P; q++)
         c->max_send[q] = cfg->max_send ? cfg->max_send[q] : cfg->max_block;
+    c->buffer_bytes = S * (sizeof(bls_iter_rec_t) + REC_ARRAYS * P * sizeof(size_t) + P);
+    return BLS_OK;
+}
 
+/* The private duplicate of the communicator, errors returned, and the element datatype. */
+static bls_status_t dup_comm(bls_comm_t *c, MPI_Comm comm)
+{
     int rc = MPI_Comm_dup(comm, &c->mpi);
     if (rc != MPI_SUCCESS) {
         c->mpi = MPI_COMM_NULL;
-        st = bls_mpi_error(rc, "bls_comm_create: MPI_Comm_dup");
-        goto err_free;
+        return bls_mpi_error(rc, "bls_comm_create: MPI_Comm_dup");
     }
     MPI_Comm_set_errhandler(c->mpi, MPI_ERRORS_RETURN);
-    if (elem > 1) { /* counts stay in elements: one contiguous element of the declared size */
-        if (MPI_Type_contiguous((int)elem, MPI_BYTE, &c->elem_type) != MPI_SUCCESS ||
+    if (c->elem > 1) { /* counts stay in elements: one contiguous element of the declared size */
+        if (MPI_Type_contiguous((int)c->elem, MPI_BYTE, &c->elem_type) != MPI_SUCCESS ||
             MPI_Type_commit(&c->elem_type) != MPI_SUCCESS) {
             c->elem_type = MPI_BYTE;
-            st = bls_error(BLS_ERR_MPI, "bls_comm_create: cannot build the element datatype");
-            goto err_free;
+            return bls_error(BLS_ERR_MPI, "bls_comm_create: cannot build the element datatype");
         }
     }
-    /* Receivers size their slots from what each sender declared. */
+    return BLS_OK;
+}
+
+/* Receivers size their slots from what each sender declared. */
+static bls_status_t exchange_maxima(bls_comm_t *c)
+{
+    size_t P = (size_t)c->size;
     uint64_t *out = malloc(2 * P * sizeof(uint64_t));
-    if (!out) {
-        st = bls_error(BLS_ERR_NOMEM, "bls_comm_create: out of memory");
-        goto err_free;
-    }
+    if (!out)
+        return bls_error(BLS_ERR_NOMEM, "bls_comm_create: out of memory");
     for (size_t q = 0; q < P; q++)
         out[q] = c->max_send[q];
-    rc = MPI_Alltoall(out, 1, MPI_UINT64_T, out + P, 1, MPI_UINT64_T, c->mpi);
+    int rc = MPI_Alltoall(out, 1, MPI_UINT64_T, out + P, 1, MPI_UINT64_T, c->mpi);
     for (size_t p = 0; p < P && rc == MPI_SUCCESS; p++)
         c->max_recv[p] = (size_t)out[P + p];
     free(out);
-    if (rc != MPI_SUCCESS) {
-        st = bls_mpi_error(rc, "bls_comm_create: MPI_Alltoall of the block maxima");
-        goto err_free;
-    }
+    return rc == MPI_SUCCESS
+               ? BLS_OK
+               : bls_mpi_error(rc, "bls_comm_create: MPI_Alltoall of the block maxima");
+}
 
-    c->buffer_bytes = S * (sizeof(bls_iter_rec_t) + REC_ARRAYS * P * sizeof(size_t) + P);
-    st = c->ops->start(c);
-    if (st != BLS_OK)
-        goto err_free;
+bls_status_t bls_comm_create(MPI_Comm comm, const bls_config_t *cfg, bls_comm_t **comm_p)
+{
+    if (!cfg || !comm_p)
+        return bls_error(BLS_ERR_ARG, "bls_comm_create: cfg and comm_p must not be NULL");
+    *comm_p = NULL;
+    int initialized = 0;
+    MPI_Initialized(&initialized);
+    if (!initialized || comm == MPI_COMM_NULL)
+        return bls_error(BLS_ERR_ARG, "bls_comm_create: MPI is not initialised or comm is "
+                                      "MPI_COMM_NULL");
+    int rank, size;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &size);
+    size_t elem = 1;
+    char local_msg[BLS_MSG_LEN];
+    bls_status_t st = check_local_config(cfg, size, &elem);
+    snprintf(local_msg, sizeof(local_msg), "%s", bls_last_error());
+    bls_status_t agreed = agree_on_config(comm, rank, size, st, cfg, elem);
+    if (st != BLS_OK) /* our own reason is the most useful message */
+        return bls_error(st, "%s", local_msg);
+    if (agreed != BLS_OK)
+        return agreed;
+
+    bls_comm_t *c = calloc(1, sizeof(*c));
+    if (!c)
+        return bls_error(BLS_ERR_NOMEM, "bls_comm_create: out of memory");
+    *c = (bls_comm_t){.ops = mode_ops(cfg->mode),
+                      .mpi = MPI_COMM_NULL,
+                      .rank = rank,
+                      .size = size,
+                      .lag = cfg->lag,
+                      .nslots = cfg->lag + 2,
+                      .elem = elem,
+                      .elem_type = MPI_BYTE,
+                      .timeout = cfg->timeout,
+                      .poll_max_us = cfg->poll_max_us};
+    st = alloc_common(c, cfg);
+    if (st == BLS_OK)
+        st = dup_comm(c, comm);
+    if (st == BLS_OK)
+        st = exchange_maxima(c);
+    if (st == BLS_OK)
+        st = c->ops->start(c);
+    if (st != BLS_OK) {
+        bls_comm_destroy(c);
+        return st;
+    }
     *comm_p = c;
     return BLS_OK;
-
-err_free:
-    bls_comm_destroy(c);
-    return st;
 }
 
 void bls_comm_destroy(bls_comm_t *c)
