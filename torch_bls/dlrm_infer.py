@@ -47,16 +47,13 @@ except ImportError:
 import torch
 import torch.distributed as dist
 
-from torch_bls.dlrm import Model, criteo_batches, ideal_time, parse_dims, synthetic_batch, table_split
+sys.path.insert(0, _here)  # the model code beside this script, out of the backend package
+from dlrm_model import (Model, criteo_batches, exchange_splits, parse_dims, slice_lo,  # noqa: E402
+                        slice_rows, synthetic_batch, table_split)
 
 
 class PeerFailed(Exception):
     """Another process reported the error; this one ends quietly with a failure status."""
-
-
-def split_rows(n, P):
-    k, m = divmod(n, P)
-    return [k + 1 if q < m else k for q in range(P)]
 
 
 def parse_args(argv):
@@ -122,9 +119,11 @@ def batches(a, mine, log):
 
 
 def metrics(pred, labels):
+    """Accuracy (rounded at 0.5), ROC AUC and log loss, as the C engine's dlrm_metrics defines
+    them (engine/include/dlrm.h): predictions clipped to [1e-15, 1 - 1e-15] for the log loss."""
     n = len(pred)
     acc = sum((p >= 0.5) == (y >= 0.5) for p, y in zip(pred, labels)) / n
-    eps = 1e-7
+    eps = 1e-15
     ll = -sum(y * math.log(min(max(p, eps), 1 - eps)) + (1 - y) * math.log(1 - min(max(p, eps), 1 - eps))
               for p, y in zip(pred, labels)) / n
     try:
@@ -135,19 +134,19 @@ def metrics(pred, labels):
     return acc, auc, ll
 
 
-def run(a):
+def setup(a):
+    """The process group and this process's part of the model; every process agrees on whether
+    the model loaded before going on."""
     torch.set_num_threads(a.threads)
     if a.dist_backend == "bls":
         torch_bls.set_lag(a.lag)
     dist.init_process_group(a.dist_backend, timeout=datetime.timedelta(seconds=a.timeout))
     r, P = dist.get_rank(), dist.get_world_size()
-    L = a.lag if a.dist_backend == "bls" else 0
     if len(a.rows) < P:
         raise ValueError(f"{len(a.rows)} tables for {P} processes: every process needs a table")
     owners = table_split(len(a.rows), P)
-    mine = owners[r]
     model = Model(a.bot, a.top, a.rows, a.arch_sparse_feature_size, a.arch_interaction_op,
-                  a.arch_interaction_itself, tables=mine)
+                  a.arch_interaction_itself, tables=owners[r])
     # Every process reads only its own tables, so only some may fail: agree before going on
     # (one that went ahead alone would wait in the first collective until the timeout).
     error = None
@@ -164,106 +163,138 @@ def run(a):
         raise ValueError(error)
     if failed.item():
         raise PeerFailed("another process could not load the model (its message is above)")
-    d = a.arch_sparse_feature_size
-    rng = random.Random(a.delay_seed * 7919 + r)
+    return r, P, owners, model
+
+
+class Pipeline:
+    """The loop of one process: produce batch k (pool its tables, bottom MLP of its rows, the
+    injected delay), start its all_to_all_single, and consume batches whose exchange completed
+    (interaction, top MLP), oldest first; at most L+1 exchanges in flight."""
+
+    def __init__(self, a, r, P, owners, model, L):
+        self.a, self.r, self.P, self.owners, self.model, self.L = a, r, P, owners, model, L
+        self.d = a.arch_sparse_feature_size
+        self.rng = random.Random(a.delay_seed * 7919 + r)
+        self.preds, self.labels, self.work, self.pending = {}, {}, {}, collections.deque()
+        self.waited, self.samples = 0.0, 0
+
+    def produce(self, k, batch):
+        t0 = time.perf_counter()
+        B, r, P, mine = batch.size, self.r, self.P, self.owners[self.r]
+        lo, lN = slice_lo(r, P, B), slice_rows(r, P, B)
+        self.labels[k] = batch.labels[lo:lo + lN]
+        ly_local = torch.cat([self.model.pool(t, *batch.bags[t]) for t in mine], dim=1)
+        x = self.model.bottom(batch.dense[lo:lo + lN])
+        if self.a.delay_mean_s > 0:
+            time.sleep(self.rng.expovariate(1.0 / self.a.delay_mean_s))
+        send = ly_local.reshape(-1)
+        in_splits, out_splits = exchange_splits(self.owners, r, P, B, self.d)
+        out = send.new_empty(sum(out_splits))
+        self.work[k] = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        w = dist.all_to_all_single(out, send, out_splits, in_splits, async_op=True)
+        self.waited += time.perf_counter() - t1
+        self.pending.append((k, w, out, x, out_splits, lN))
+        self.samples += B
+
+    def consume(self, entry):
+        k, w, out, x, out_splits, lN = entry
+        t0 = time.perf_counter()
+        w.wait()
+        t1 = time.perf_counter()
+        self.waited += t1 - t0
+        ly = torch.cat([o.view(lN, -1) for o in out.split(out_splits)], dim=1)
+        self.preds[k] = self.model.interact_top(x, ly)  # called inside run()'s no_grad
+        self.work[k] += time.perf_counter() - t1
+
+    def gather_predictions(self, k, B):
+        """The reference's pattern (gloo): every batch's predictions to every process."""
+        t0 = time.perf_counter()
+        m = max(slice_rows(q, self.P, B) for q in range(self.P))  # pad to the largest slice
+        mine = self.preds[k]
+        mine = mine if len(mine) == m else torch.cat([mine, torch.zeros(m - len(mine))])
+        full = torch.empty(self.P * m)
+        dist.all_gather(list(full.split(m)), mine)
+        self.waited += time.perf_counter() - t0
+
+    def run(self, batches, log):
+        t_start = time.perf_counter()
+        with torch.no_grad():
+            for k, batch in enumerate(batches):
+                self.produce(k, batch)
+                while self.pending and (len(self.pending) > self.L or self.pending[0][1].is_completed()):
+                    self.consume(self.pending.popleft())
+                if self.a.dist_backend == "gloo":
+                    self.gather_predictions(k, batch.size)
+                if not self.a.quiet and self.r == 0 and (k + 1) % 100 == 0:
+                    log(f"{k + 1} batches, {self.samples} samples, "
+                        f"{self.samples / (time.perf_counter() - t_start):.0f} samples/s")
+            while self.pending:
+                self.consume(self.pending.popleft())
+        return time.perf_counter() - t_start
+
+
+def results(a, P, L, everyone):
+    """Rank 0: predictions in input order, the ideal model on the work trace, the metrics."""
+    K = len(everyone[0]["work"])
+    pred, lab = [], []
+    for k in range(K):
+        for p in range(P):
+            pred.extend(everyone[p]["pred"][k].tolist())
+            lab.extend(everyone[p]["labels"][k].tolist())
+    trace = [everyone[p]["work"] for p in range(P)]
+    t_meas = max(e["elapsed"] for e in everyone)
+    t_l, t_0 = torch_bls.ideal_time(trace, L), torch_bls.ideal_time(trace, 0)
+    acc, auc, ll = metrics(pred, lab)
+    result = {
+        "backend": a.dist_backend, "lag": L, "processes": P, "batches": K, "samples": len(pred),
+        "batch_size": a.batch_size, "seconds": t_meas, "ms_per_batch": 1e3 * t_meas / max(K, 1),
+        "samples_per_s": len(pred) / t_meas, "wait_s_mean": sum(e["waited"] for e in everyone) / P,
+        "work_ms_mean": 1e3 * sum(map(sum, trace)) / max(P * K, 1),
+        "ideal_s": t_l, "ideal0_s": t_0, "efficiency": t_l / t_meas, "bound": t_0 / t_l if t_l else None,
+        "accuracy": acc, "auc": auc, "logloss": ll,
+        "config": {k: v for k, v in vars(a).items() if isinstance(v, (int, float, str, type(None)))},
+    }
+    return result, pred, lab
+
+
+def report(a, L, result, pred, lab):
+    t_l, t_0 = result["ideal_s"], result["ideal0_s"]
+    auc = result["auc"]
+    print(f"{a.dist_backend}{':' + str(L) if a.dist_backend == 'bls' else ''} P={result['processes']}: "
+          f"{result['ms_per_batch']:.2f} ms/batch, {result['samples_per_s']:.0f} samples/s, "
+          f"wait {result['wait_s_mean']:.3f} s, ideal {t_l:.3f} s (efficiency {result['efficiency']:.3f}, "
+          f"bound {t_0 / t_l if t_l else float('nan'):.2f}x), accuracy {result['accuracy']:.4f}, "
+          f"auc {auc if auc is None else round(auc, 4)}, logloss {result['logloss']:.4f}", flush=True)
+    if a.predictions:
+        with open(a.predictions, "w") as f:
+            for p_, y in zip(pred, lab):
+                f.write(f"{p_:.9g} {int(y)}\n")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(result, f, indent=1)
+
+
+def run(a):
+    r, P, owners, model = setup(a)
+    L = a.lag if a.dist_backend == "bls" else 0
 
     def log(msg):
         if r == 0:
             print(f"dlrm_infer: {msg}", file=sys.stderr, flush=True)
 
+    pipe = Pipeline(a, r, P, owners, model, L)
     dist.barrier()
-    t_start = time.perf_counter()
-    preds, labels, work, pending = {}, {}, {}, collections.deque()
-    waited = 0.0
-    total_samples = 0
-
-    def consume(entry):
-        nonlocal waited
-        k, w, out, x, out_splits, lN = entry
-        t0 = time.perf_counter()
-        w.wait()
-        t1 = time.perf_counter()
-        waited += t1 - t0
-        ly = torch.cat([o.view(lN, -1) for o in out.split(out_splits)], dim=1)
-        preds[k] = model.interact_top(x, ly)  # called inside the loop's no_grad
-        work[k] += time.perf_counter() - t1
-
-    with torch.no_grad():
-        for k, batch in enumerate(batches(a, mine, log)):
-            t0 = time.perf_counter()
-            B = batch.size
-            rows = split_rows(B, P)
-            lo = sum(rows[:r])
-            lN = rows[r]
-            labels[k] = batch.labels[lo:lo + lN]
-            # every process owns a table (checked above)
-            ly_local = torch.cat([model.pool(t, *batch.bags[t]) for t in mine], dim=1)
-            x = model.bottom(batch.dense[lo:lo + lN])
-            if a.delay_mean_s > 0:
-                time.sleep(rng.expovariate(1.0 / a.delay_mean_s))
-            send = ly_local.reshape(-1)
-            in_splits = [n * len(mine) * d for n in rows]
-            out_splits = [lN * len(owners[p]) * d for p in range(P)]
-            out = send.new_empty(sum(out_splits))
-            work[k] = time.perf_counter() - t0
-            t1 = time.perf_counter()
-            w = dist.all_to_all_single(out, send, out_splits, in_splits, async_op=True)
-            waited += time.perf_counter() - t1
-            pending.append((k, w, out, x, out_splits, lN))
-            total_samples += B
-            while pending and (len(pending) > L or pending[0][1].is_completed()):
-                consume(pending.popleft())
-            if a.dist_backend == "gloo":  # the reference gathers every batch's predictions
-                t2 = time.perf_counter()
-                m = max(rows)  # a short last batch splits unevenly: pad to the largest slice
-                mine_pred = preds[k] if lN == m else torch.cat([preds[k], torch.zeros(m - lN)])
-                full = torch.empty(P * m)
-                dist.all_gather(list(full.split(m)), mine_pred)
-                waited += time.perf_counter() - t2
-            if not a.quiet and r == 0 and (k + 1) % 100 == 0:
-                log(f"{k + 1} batches, {total_samples} samples, "
-                    f"{total_samples / (time.perf_counter() - t_start):.0f} samples/s")
-        while pending:
-            consume(pending.popleft())
-    elapsed = time.perf_counter() - t_start
-    K = len(work)
-
-    mine_out = {"elapsed": elapsed, "waited": waited, "work": [work[k] for k in range(K)],
-                "pred": [preds[k] for k in range(K)], "labels": [labels[k] for k in range(K)]}
+    elapsed = pipe.run(batches(a, owners[r], log), log)
+    K = len(pipe.work)
+    mine = {"elapsed": elapsed, "waited": pipe.waited, "work": [pipe.work[k] for k in range(K)],
+            "pred": [pipe.preds[k] for k in range(K)], "labels": [pipe.labels[k] for k in range(K)]}
     everyone = [None] * P
-    dist.all_gather_object(everyone, mine_out)
+    dist.all_gather_object(everyone, mine)
     result = None
     if r == 0:
-        pred, lab = [], []
-        for k in range(K):
-            for p in range(P):
-                pred.extend(everyone[p]["pred"][k].tolist())
-                lab.extend(everyone[p]["labels"][k].tolist())
-        trace = [everyone[p]["work"] for p in range(P)]
-        t_meas = max(e["elapsed"] for e in everyone)
-        t_l, t_0 = ideal_time(trace, L), ideal_time(trace, 0)
-        acc, auc, ll = metrics(pred, lab)
-        result = {
-            "backend": a.dist_backend, "lag": L, "processes": P, "batches": K, "samples": len(pred),
-            "batch_size": a.batch_size, "seconds": t_meas, "ms_per_batch": 1e3 * t_meas / max(K, 1),
-            "samples_per_s": len(pred) / t_meas, "wait_s_mean": sum(e["waited"] for e in everyone) / P,
-            "work_ms_mean": 1e3 * sum(map(sum, trace)) / max(P * K, 1),
-            "ideal_s": t_l, "ideal0_s": t_0, "efficiency": t_l / t_meas, "bound": t_0 / t_l if t_l else None,
-            "accuracy": acc, "auc": auc, "logloss": ll,
-            "config": {k: v for k, v in vars(a).items() if isinstance(v, (int, float, str, type(None)))},
-        }
-        print(f"{a.dist_backend}{':' + str(L) if a.dist_backend == 'bls' else ''} P={P}: "
-              f"{result['ms_per_batch']:.2f} ms/batch, {result['samples_per_s']:.0f} samples/s, "
-              f"wait {result['wait_s_mean']:.3f} s, ideal {t_l:.3f} s (efficiency {result['efficiency']:.3f}, "
-              f"bound {t_0 / t_l if t_l else float('nan'):.2f}x), accuracy {acc:.4f}, "
-              f"auc {auc if auc is None else round(auc, 4)}, logloss {ll:.4f}", flush=True)
-        if a.predictions:
-            with open(a.predictions, "w") as f:
-                for p_, y in zip(pred, lab):
-                    f.write(f"{p_:.9g} {int(y)}\n")
-        if a.json:
-            with open(a.json, "w") as f:
-                json.dump(result, f, indent=1)
+        result, pred, lab = results(a, P, L, everyone)
+        report(a, L, result, pred, lab)
     dist.destroy_process_group()
     return result
 

@@ -63,17 +63,5 @@ static bls_status_t ialltoallv_start(bls_comm_t *c)
     return bls_polled_start(c, &ialltoallv_alg);
 }
 
-const bls_mode_ops_t bls_ialltoallv_ops = {
-    .mode = BLS_MODE_IALLTOALLV,
-    .name = "ialltoallv",
-    .needs_thread_multiple = 0,
-    .needs_recvcounts = 1,
-    .start = ialltoallv_start,
-    .stop = bls_polled_stop,
-    .post = bls_polled_post,
-    .wait = bls_polled_wait,
-    .wait_any = bls_polled_wait_any,
-    .finish = bls_polled_finish,
-    .pending = bls_polled_pending,
-    .cpu = bls_polled_cpu,
-};
+const bls_mode_ops_t bls_ialltoallv_ops =
+    BLS_POLLED_OPS(BLS_MODE_IALLTOALLV, "ialltoallv", ialltoallv_start);

@@ -31,4 +31,13 @@ bls_status_t bls_polled_finish(bls_comm_t *c);
 void bls_polled_pending(bls_comm_t *c, bls_iter_t iter, char *buf, size_t len);
 double bls_polled_cpu(const bls_comm_t *c);
 
+/* A polled mode's operations: its own start (binding its algorithm), the shared rest. */
+#define BLS_POLLED_OPS(MODE, NAME, START)                                                          \
+    {                                                                                              \
+        .mode = (MODE), .name = (NAME), .needs_thread_multiple = 0, .needs_recvcounts = 1,         \
+        .start = (START), .stop = bls_polled_stop, .post = bls_polled_post,                        \
+        .wait = bls_polled_wait, .wait_any = bls_polled_wait_any, .finish = bls_polled_finish,     \
+        .pending = bls_polled_pending, .cpu = bls_polled_cpu,                                      \
+    }
+
 #endif

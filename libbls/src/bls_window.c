@@ -88,17 +88,4 @@ static bls_status_t window_start(bls_comm_t *c)
     return bls_polled_start(c, &window_alg);
 }
 
-const bls_mode_ops_t bls_window_ops = {
-    .mode = BLS_MODE_WINDOW,
-    .name = "window",
-    .needs_thread_multiple = 0,
-    .needs_recvcounts = 1,
-    .start = window_start,
-    .stop = bls_polled_stop,
-    .post = bls_polled_post,
-    .wait = bls_polled_wait,
-    .wait_any = bls_polled_wait_any,
-    .finish = bls_polled_finish,
-    .pending = bls_polled_pending,
-    .cpu = bls_polled_cpu,
-};
+const bls_mode_ops_t bls_window_ops = BLS_POLLED_OPS(BLS_MODE_WINDOW, "window", window_start);

@@ -1,9 +1,10 @@
 // bls_core.hpp: the PyTorch backend "bls" without the PyTorch-version-specific glue.
 //
-// Core owns one process group's MPI state: a communicator built from the group's ranks, a
-// libbls communicator (BLS mode, lag L) for all_to_all_single, and a duplicate communicator
-// on which one worker thread runs every other collective in call order with MPI's blocking
-// calls.  Every call returns a Work at once; Works complete on their own:
+// Core owns one process group's MPI state: a communicator built from the group's ranks, libbls
+// communicators (BLS mode, lag L; one per element size, counts in the tensor's elements) for
+// all_to_all_single, and a duplicate communicator on which one worker thread runs every other
+// collective in call order with MPI's blocking calls.  core.cpp: the group's life and the
+// requests; alltoall.cpp: all_to_all_single on libbls; collectives.cpp: the others.  Every call returns a Work at once; Works complete on their own:
 //  - all_to_all_single: the libbls progress thread moves the bytes straight between the
 //    tensors; its completion hook wakes the completion thread, which reports the iteration
 //    and completes the Work.  Up to L+1 calls are in flight; call L+2 waits (in the caller)
@@ -29,6 +30,7 @@
 #include <deque>
 #include <functional>
 #include <list>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -54,7 +56,11 @@ class BlsWork : public c10d::Work {
   const std::string& what() const { return what_; }
 
   // State owned by Core while the request is in flight.
-  bls_iter_t iter = -1;              // all_to_all_single: its libbls iteration
+  bls_comm_t* comm = nullptr;        // all_to_all_single: its libbls communicator,
+  bls_iter_t iter = -1;              // its iteration there,
+  std::vector<size_t> expected;      // the elements it expects from each peer,
+  int64_t elem_size = 0;             // their size in bytes
+  std::string dtype;                 // and type
   std::vector<at::Tensor> keep;      // tensors lent to MPI until completion
   std::vector<at::Tensor> outputs;   // what result() returns
   std::function<void()> finish_fn;   // copies into non-contiguous outputs, before complete()
@@ -119,7 +125,10 @@ class Core : public std::enable_shared_from_this<Core> {
   void workerLoop();
   void completionLoop();
   void reapLocked();  // a2a_mu_ held: report every complete iteration
-  std::string pendingLocked(bls_iter_t iter);  // a2a_mu_ held: the peers iter waits for
+  std::string pendingLocked(const BlsWork& work);  // a2a_mu_ held: the peers it waits for
+  bls_comm_t* commFor(int64_t elem_size);         // a2a_mu_ held
+  std::string failureMessage(const BlsWork& work, bls_status_t st,
+                             const std::vector<size_t>& arrived) const;
   static void onComplete(void* arg, bls_iter_t iter);
 
   const int rank_, size_;
@@ -127,7 +136,7 @@ class Core : public std::enable_shared_from_this<Core> {
   const int lag_;
   MPI_Comm group_comm_ = MPI_COMM_NULL;  // the group, in group-rank order
   MPI_Comm coll_comm_ = MPI_COMM_NULL;   // the worker's collectives
-  bls_comm_t* a2a_ = nullptr;            // all_to_all_single
+  std::map<int64_t, bls_comm_t*> a2a_;   // all_to_all_single, by element size (a2a_mu_)
 
   // all_to_all_single in flight, oldest first.
   std::mutex a2a_mu_;

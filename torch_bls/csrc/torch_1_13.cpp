@@ -6,6 +6,9 @@
 // passes DistributedBackendOptions to creators registered with extended_api): porting means
 // rewriting this file, with the same forwarding to Core.
 #include "bls_core.hpp"
+#include "harness.h"
+
+#include <pybind11/stl.h>
 
 #include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
 #include <torch/csrc/utils/pybind.h>
@@ -104,6 +107,23 @@ PYBIND11_MODULE(_C, m) {
         return d;
       },
       py::arg("group"), "all_to_all_single statistics of a bls process group (this process).");
+  m.def(
+      "ideal_time",
+      [](const std::vector<std::vector<double>>& work, int lag) {
+        // The harness's ideal model (bls-semantics): one implementation for C and Python.
+        size_t P = work.size(), K = P ? work[0].size() : 0;
+        std::vector<double> flat, scratch(P + K + 1);
+        for (const auto& row : work) {
+          TORCH_CHECK(row.size() == K, "ideal_time: every process needs ", K, " iterations");
+          flat.insert(flat.end(), row.begin(), row.end());
+        }
+        TORCH_CHECK(lag >= 0, "ideal_time: lag ", lag, " is negative");
+        return harness_ideal_time(flat.data(), static_cast<int>(P), static_cast<int>(K), lag,
+                                  scratch.data());
+      },
+      py::arg("work"), py::arg("lag"),
+      "T_ideal(lag) of a trace work[p][k] (seconds of process p in iteration k outside the "
+      "collective), the ideal model of bls-semantics as harness.h computes it.");
   m.def("finalize", &Core::finalizeAll, py::call_guard<py::gil_scoped_release>(),
         "Shuts every bls group down and finalizes MPI if this module initialised it.");
 }

@@ -98,6 +98,13 @@ def stats(group=None):
     return _C.stats(_group(group))
 
 
+def ideal_time(work, lag):
+    """T_ideal(lag) of a trace work[p][k] (seconds of work of process p in iteration k outside
+    the collective): the ideal model of bls-semantics, computed by the same C function the
+    project's C tools use (harness_ideal_time)."""
+    return _C.ideal_time([list(map(float, row)) for row in work], int(lag))
+
+
 def _create(store, rank, size, timeout):
     return _C.create_process_group(store, rank, size, timeout, default_lag())
 

@@ -1,4 +1,5 @@
-"""The DLRM pieces the PyTorch inference driver (torch_bls/dlrm_infer.py) needs.
+"""The DLRM pieces the PyTorch inference driver (torch_bls/dlrm_infer.py) needs.  Not part of
+the backend package: a model, data and the distributed layout, in plain PyTorch.
 
 Model: the reference DLRM's inference forward (project docs, dlrm-model): bottom MLP (Linear
 and ReLU), sum-pooled embedding bags, dot or cat interaction, top MLP (ReLU, sigmoid last).
@@ -27,12 +28,34 @@ def parse_dims(text, what):
     return dims
 
 
+# The layout of distributed inference, as dist/include/dlrm_dist.h documents it (the C engine's
+# bls-dlrm uses the same; tests/torch_bls/test_layout.py holds the two equal).
+
 def table_split(n_tables, P):
     """The reference's contiguous blocks: the first n mod P processes get one table more."""
     k, m = divmod(n_tables, P)
     counts = [k + 1 if q < m else k for q in range(P)]
     starts = [sum(counts[:q]) for q in range(P)]
     return [list(range(s, s + c)) for s, c in zip(starts, counts)]
+
+
+def slice_lo(q, P, n):
+    """The first row of process q's slice of a batch of n samples: floor(q n / P)."""
+    return q * n // P
+
+
+def slice_rows(q, P, n):
+    """How many rows of a batch of n samples process q owns."""
+    return slice_lo(q + 1, P, n) - slice_lo(q, P, n)
+
+
+def exchange_splits(owners, r, P, n, d):
+    """The exchange of a batch of n samples at process r, in floats: what it sends each q (the
+    pooled vectors of its tables for q's rows) and receives from each p (p's tables for its
+    rows), in rank order."""
+    send = [slice_rows(q, P, n) * len(owners[r]) * d for q in range(P)]
+    recv = [slice_rows(r, P, n) * len(owners[p]) * d for p in range(P)]
+    return send, recv
 
 
 class SafeTensors:
@@ -201,17 +224,3 @@ def synthetic_batch(k, batch_size, rows, pooling, seed, tables, m_den=13):
         gt = torch.Generator().manual_seed((seed * 1_000_003 + k) * 131 + t)
         bags[t] = (torch.randint(rows[t], (batch_size * pooling,), generator=gt), offsets)
     return Batch(dense, labels, bags)
-
-
-def ideal_time(work, lag):
-    """The ideal model of bls-semantics on a trace work[p][k] (seconds of work of process p
-    in iteration k, outside the collective): T_ideal(lag)."""
-    P, K = len(work), len(work[0])
-    start = [0.0] * P
-    done = []
-    for k in range(K):
-        send = [start[p] + work[p][k] for p in range(P)]
-        done.append(max(send))
-        for p in range(P):
-            start[p] = max(send[p], done[k - lag] if k - lag >= 0 else 0.0)
-    return done[-1] if done else 0.0
