@@ -160,6 +160,151 @@ static int check_kernels(const dlrm_model_t *model, const dlrm_batch_t *batch, c
     return bad;
 }
 
+/* A seeded batch: dense values like log(1+x) of small counts; per table multi-hot bags of
+ * 0..max_bag indices (so empty bags occur), optional per-index weights. */
+typedef struct {
+    int B, T, m_den;
+    float *dense;
+    int64_t **idx, **off;
+    float **wts; /* per table NULL unless weighted */
+    dlrm_batch_t batch;
+} case_batch_t;
+
+static void make_batch(const dlrm_config_t *cfg, int B, int max_bag, int weighted, case_batch_t *c)
+{
+    int T = cfg->n_tables, m_den = cfg->bot[0];
+    *c = (case_batch_t){B,
+                        T,
+                        m_den,
+                        malloc(sizeof(float) * (size_t)B * m_den + 1),
+                        calloc((size_t)T, sizeof(int64_t *)),
+                        calloc((size_t)T, sizeof(int64_t *)),
+                        calloc((size_t)T, sizeof(float *)),
+                        {0}};
+    for (size_t i = 0; i < (size_t)B * m_den; i++)
+        c->dense[i] = (float)((next() >> 40) % 1000) / 250.0f;
+    for (int t = 0; t < T; t++) {
+        c->off[t] = malloc(sizeof(int64_t) * (size_t)(B + 1));
+        c->idx[t] = malloc(sizeof(int64_t) * ((size_t)B * (size_t)max_bag + 1));
+        c->wts[t] = weighted ? malloc(sizeof(float) * ((size_t)B * (size_t)max_bag + 1)) : NULL;
+        int64_t n = 0;
+        for (int b = 0; b < B; b++) {
+            c->off[t][b] = n;
+            int bag = max_bag > 0 ? (int)(next() % (uint64_t)(max_bag + 1)) : 0;
+            for (int k = 0; k < bag; k++, n++) {
+                c->idx[t][n] = (int64_t)(next() % (uint64_t)cfg->rows[t]);
+                if (c->wts[t])
+                    c->wts[t][n] = (float)((next() >> 40) % 2000) / 1000.0f - 0.5f;
+            }
+        }
+        c->off[t][B] = n;
+    }
+    c->batch =
+        (dlrm_batch_t){B, c->dense, (const int64_t *const *)c->idx, (const int64_t *const *)c->off,
+                       weighted ? (const float *const *)c->wts : NULL};
+}
+
+/* The three stages called apart, as the distributed drivers call them, into out. */
+static int stages_apart(const dlrm_model_t *model, const case_batch_t *c, int d, float *out)
+{
+    float *x_bot = malloc(sizeof(float) * ((size_t)c->B * (size_t)d + 1));
+    float *pooled = malloc(sizeof(float) * ((size_t)c->B * (size_t)c->T * (size_t)d + 1));
+    int rc = dlrm_bottom(model, c->B, c->dense, x_bot) != DLRM_OK ||
+             dlrm_embed(model, &c->batch, NULL, c->T, pooled) != DLRM_OK ||
+             dlrm_interact_top(model, c->B, x_bot, pooled, out) != DLRM_OK;
+    free(x_bot);
+    free(pooled);
+    return rc ? fail("bottom, embed and interact_top") : 0;
+}
+
+/* A sample's bits whatever the split: the stages apart, every sample alone, the batch reversed
+ * and sliced, every kernel, and 2 or 3 engine threads. */
+static int check_bits(const dlrm_model_t *model, const case_batch_t *c, int d, const float *pred)
+{
+    size_t bytes = sizeof(float) * (size_t)c->B;
+    float *again = malloc(bytes + sizeof(float));
+    const int64_t **ob = malloc(sizeof(*ob) * (size_t)c->T);
+    int bad = stages_apart(model, c, d, again);
+    if (!bad && memcmp(pred, again, bytes) != 0)
+        bad = fprintf(stderr, "engine_case: dlrm_bottom + dlrm_embed + dlrm_interact_top differ "
+                              "from dlrm_forward\n") > 0;
+    for (int b = 0; b < c->B && !bad; b++) {
+        for (int t = 0; t < c->T; t++)
+            ob[t] = c->off[t] + b; /* offsets stay absolute */
+        dlrm_batch_t one = {1, c->dense + (size_t)b * c->m_den, c->batch.indices, ob,
+                            c->batch.weights};
+        if (dlrm_forward(model, &one, again + b) != DLRM_OK)
+            bad = fail("forward of one sample");
+    }
+    if (!bad && memcmp(pred, again, bytes) != 0)
+        bad = fprintf(stderr, "engine_case: samples computed alone differ from the batch's\n") > 0;
+    if (!bad)
+        bad = check_positions(model, &c->batch, pred, c->B, c->T, c->m_den) != 0 ||
+              check_kernels(model, &c->batch, pred) != 0;
+    for (int threads = 2; threads <= 3 && !bad; threads++) {
+        if (dlrm_set_threads(threads) != threads) {
+            printf("engine_case: built without OpenMP; thread counts not compared\n");
+            break;
+        }
+        if (dlrm_forward(model, &c->batch, again) != DLRM_OK || memcmp(pred, again, bytes) != 0)
+            bad = fprintf(stderr, "engine_case: %d engine threads differ from one\n", threads) > 0;
+        else if (stages_apart(model, c, d, again) != 0 || memcmp(pred, again, bytes) != 0)
+            bad = fprintf(stderr, "engine_case: the stages apart with %d threads differ\n",
+                          threads) > 0;
+    }
+    dlrm_set_threads(1);
+    free(again);
+    free(ob);
+    return bad;
+}
+
+/* DIR/case.txt for oracle.py (format at the top of this file). */
+static int write_case(const char *out, const case_batch_t *c, const float *pred)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/case.txt", out);
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        perror(path);
+        return 1;
+    }
+    fprintf(f, "%d %d %d\n", c->B, c->T, c->m_den);
+    for (int b = 0; b < c->B; b++)
+        for (int j = 0; j < c->m_den; j++)
+            fprintf(f, "%.9g%c", c->dense[(size_t)b * c->m_den + j],
+                    j + 1 == c->m_den ? '\n' : ' ');
+    for (int t = 0; t < c->T; t++) {
+        int64_t n = c->off[t][c->B];
+        for (int b = 0; b <= c->B; b++)
+            fprintf(f, "%lld%c", (long long)c->off[t][b], b == c->B ? '\n' : ' ');
+        for (int64_t k = 0; k < n; k++)
+            fprintf(f, "%lld ", (long long)c->idx[t][k]);
+        fprintf(f, "\n");
+        for (int64_t k = 0; c->wts[t] && k < n; k++)
+            fprintf(f, "%.9g ", c->wts[t][k]);
+        fprintf(f, c->wts[t] ? "\n" : "-\n");
+    }
+    for (int b = 0; b < c->B; b++)
+        fprintf(f, "%.9g%c", pred[b], b + 1 == c->B ? '\n' : ' ');
+    return fclose(f) == 0 ? 0 : 1;
+}
+
+/* The seeded model, saved and loaded back (so the loader is what computes). */
+static dlrm_model_t *make_model(const dlrm_config_t *cfg, uint64_t seed, const char *out)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/model.safetensors", out);
+    dlrm_model_t *gen, *model = NULL;
+    if (dlrm_model_init_random(cfg, seed, NULL, 0, &gen) != DLRM_OK)
+        return fail("init"), NULL;
+    if (dlrm_model_save(gen, path) != DLRM_OK)
+        fail("save");
+    else if (dlrm_model_load(cfg, path, NULL, 0, &model) != DLRM_OK)
+        fail("load");
+    dlrm_model_free(gen);
+    return model;
+}
+
 int main(int argc, char **argv)
 {
     const char *out = opt(argc, argv, "--out", NULL);
@@ -174,141 +319,23 @@ int main(int argc, char **argv)
                           &cfg) != DLRM_OK)
         return fail("configuration");
     uint64_t seed = strtoull(opt(argc, argv, "--seed", "1"), NULL, 10);
-    int B = atoi(opt(argc, argv, "--batch", "16")),
-        max_bag = atoi(opt(argc, argv, "--max-bag", "3"));
-    int weighted = flag(argc, argv, "--weighted");
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/model.safetensors", out);
-    dlrm_model_t *gen, *model;
-    if (dlrm_model_init_random(&cfg, seed, NULL, 0, &gen) != DLRM_OK)
-        return fail("init");
-    if (dlrm_model_save(gen, path) != DLRM_OK)
-        return fail("save");
-    dlrm_model_free(gen);
-    if (dlrm_model_load(&cfg, path, NULL, 0, &model) != DLRM_OK)
-        return fail("load");
-
+    dlrm_model_t *model = make_model(&cfg, seed, out);
+    if (!model)
+        return 1;
     state = seed * 7919 + 17;
-    int T = cfg.n_tables, m_den = cfg.bot[0];
-    float *dense = malloc(sizeof(float) * (size_t)B * m_den);
-    for (size_t i = 0; i < (size_t)B * m_den; i++)
-        dense[i] = (float)((next() >> 40) % 1000) / 250.0f; /* like log(1+x) of small counts */
-    int64_t **idx = calloc((size_t)T, sizeof(*idx)), **off = calloc((size_t)T, sizeof(*off));
-    float **wts = calloc((size_t)T, sizeof(*wts));
-    for (int t = 0; t < T; t++) {
-        off[t] = malloc(sizeof(int64_t) * (size_t)(B + 1));
-        idx[t] = malloc(sizeof(int64_t) * ((size_t)B * (size_t)max_bag + 1));
-        wts[t] = weighted ? malloc(sizeof(float) * ((size_t)B * (size_t)max_bag + 1)) : NULL;
-        int64_t n = 0;
-        for (int b = 0; b < B; b++) {
-            off[t][b] = n;
-            int bag = max_bag > 0 ? (int)(next() % (uint64_t)(max_bag + 1)) : 0;
-            for (int k = 0; k < bag; k++, n++) {
-                idx[t][n] = (int64_t)(next() % (uint64_t)cfg.rows[t]);
-                if (wts[t])
-                    wts[t][n] = (float)((next() >> 40) % 2000) / 1000.0f - 0.5f;
-            }
-        }
-        off[t][B] = n;
-    }
-    dlrm_batch_t batch = {B, dense, (const int64_t *const *)idx, (const int64_t *const *)off,
-                          weighted ? (const float *const *)wts : NULL};
-    float *pred = malloc(sizeof(float) * (size_t)(B + 1));
-    if (dlrm_forward(model, &batch, pred) != DLRM_OK)
-        return fail("forward");
-    /* The same bits whatever the split: the three stages called apart (as the distributed
-     * drivers do), every sample alone, and 2 or 3 engine threads. */
-    float *again = malloc(sizeof(float) * (size_t)(B + 1));
-    float *x_bot = malloc(sizeof(float) * ((size_t)B * (size_t)cfg.d + 1));
-    float *pooled = malloc(sizeof(float) * ((size_t)B * (size_t)T * (size_t)cfg.d + 1));
-    const int64_t **ib = malloc(sizeof(*ib) * (size_t)T), **ob = malloc(sizeof(*ob) * (size_t)T);
-    const float **wb = malloc(sizeof(*wb) * (size_t)T);
-    if (dlrm_bottom(model, B, dense, x_bot) != DLRM_OK ||
-        dlrm_embed(model, &batch, NULL, T, pooled) != DLRM_OK ||
-        dlrm_interact_top(model, B, x_bot, pooled, again) != DLRM_OK)
-        return fail("bottom, embed and interact_top");
-    if (memcmp(pred, again, sizeof(float) * (size_t)B) != 0) {
-        fprintf(
-            stderr,
-            "engine_case: dlrm_bottom + dlrm_embed + dlrm_interact_top differ from dlrm_forward\n");
-        return 1;
-    }
-    for (int b = 0; b < B; b++) {
-        for (int t = 0; t < T; t++) {
-            ib[t] = idx[t];
-            ob[t] = off[t] + b; /* offsets stay absolute */
-            wb[t] = wts[t];
-        }
-        dlrm_batch_t one = {1, dense + (size_t)b * m_den, ib, ob, weighted ? wb : NULL};
-        if (dlrm_forward(model, &one, again + b) != DLRM_OK)
-            return fail("forward of one sample");
-    }
-    if (memcmp(pred, again, sizeof(float) * (size_t)B) != 0) {
-        fprintf(stderr, "engine_case: samples computed alone differ from the batch's\n");
-        return 1;
-    }
-    if (check_positions(model, &batch, pred, B, T, m_den) != 0 ||
-        check_kernels(model, &batch, pred) != 0)
-        return 1;
-    for (int threads = 2; threads <= 3; threads++) {
-        if (dlrm_set_threads(threads) != threads) {
-            printf("engine_case: built without OpenMP; thread counts not compared\n");
-            break;
-        }
-        if (dlrm_forward(model, &batch, again) != DLRM_OK)
-            return fail("forward with threads");
-        if (memcmp(pred, again, sizeof(float) * (size_t)B) != 0) {
-            fprintf(stderr, "engine_case: %d engine threads differ from one\n", threads);
-            return 1;
-        }
-        if (dlrm_bottom(model, B, dense, x_bot) != DLRM_OK ||
-            dlrm_embed(model, &batch, NULL, T, pooled) != DLRM_OK ||
-            dlrm_interact_top(model, B, x_bot, pooled, again) != DLRM_OK)
-            return fail("bottom, embed and interact_top with threads");
-        if (memcmp(pred, again, sizeof(float) * (size_t)B) != 0) {
-            fprintf(stderr, "engine_case: the stages apart with %d threads differ\n", threads);
-            return 1;
-        }
-    }
-    dlrm_set_threads(1);
-    free(again);
-    free(x_bot);
-    free(pooled);
-    free(ib);
-    free(ob);
-    free(wb);
-
-    snprintf(path, sizeof(path), "%s/case.txt", out);
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        perror(path);
-        return 1;
-    }
-    fprintf(f, "%d %d %d\n", B, T, m_den);
-    for (int b = 0; b < B; b++)
-        for (int j = 0; j < m_den; j++)
-            fprintf(f, "%.9g%c", dense[(size_t)b * m_den + j], j + 1 == m_den ? '\n' : ' ');
-    for (int t = 0; t < T; t++) {
-        for (int b = 0; b <= B; b++)
-            fprintf(f, "%lld%c", (long long)off[t][b], b == B ? '\n' : ' ');
-        for (int64_t k = 0; k < off[t][B]; k++)
-            fprintf(f, "%lld ", (long long)idx[t][k]);
-        fprintf(f, "\n");
-        if (wts[t]) {
-            for (int64_t k = 0; k < off[t][B]; k++)
-                fprintf(f, "%.9g ", wts[t][k]);
-            fprintf(f, "\n");
-        } else {
-            fprintf(f, "-\n");
-        }
-    }
-    for (int b = 0; b < B; b++)
-        fprintf(f, "%.9g%c", pred[b], b + 1 == B ? '\n' : ' ');
-    fclose(f);
-    free_bags(T, idx, off, wts);
-    free(dense);
+    case_batch_t c;
+    make_batch(&cfg, atoi(opt(argc, argv, "--batch", "16")),
+               atoi(opt(argc, argv, "--max-bag", "3")), flag(argc, argv, "--weighted"), &c);
+    float *pred = malloc(sizeof(float) * (size_t)(c.B + 1));
+    int rc = dlrm_forward(model, &c.batch, pred) != DLRM_OK ? fail("forward") : 0;
+    if (!rc)
+        rc = check_bits(model, &c, cfg.d, pred);
+    if (!rc)
+        rc = write_case(out, &c, pred);
+    free_bags(c.T, c.idx, c.off, c.wts);
+    free(c.dense);
     free(pred);
     dlrm_model_free(model);
     dlrm_config_free(&cfg);
-    return 0;
+    return rc;
 }

@@ -6,13 +6,13 @@
  */
 #include "testutil.h"
 
-#define EXPECT(expr, code, needle)                                                               \
-    do {                                                                                         \
-        bls_status_t s_ = (expr);                                                                \
-        CHECK(s_ == (code), "%s returned %s, expected %s (%s)", #expr, bls_strerror(s_),        \
-              bls_strerror(code), bls_last_error());                                            \
-        CHECK(strstr(bls_last_error(), (needle)) != NULL, "%s: message '%s' lacks '%s'", #expr, \
-              bls_last_error(), (needle));                                                      \
+#define EXPECT(expr, code, needle)                                                                 \
+    do {                                                                                           \
+        bls_status_t s_ = (expr);                                                                  \
+        CHECK(s_ == (code), "%s returned %s, expected %s (%s)", #expr, bls_strerror(s_),           \
+              bls_strerror(code), bls_last_error());                                               \
+        CHECK(strstr(bls_last_error(), (needle)) != NULL, "%s: message '%s' lacks '%s'", #expr,    \
+              bls_last_error(), (needle));                                                         \
     } while (0)
 
 static int rank, P;
@@ -46,8 +46,8 @@ static void test_create_errors(void)
         /* One process rejecting its own settings fails the others too. */
         bls_config_init(&cfg);
         cfg.lag = rank == P - 1 ? -3 : 1;
-        EXPECT(bls_comm_create(MPI_COMM_WORLD, &cfg, &comm), rank == P - 1 ? BLS_ERR_ARG
-                                                                           : BLS_ERR_CONFIG,
+        EXPECT(bls_comm_create(MPI_COMM_WORLD, &cfg, &comm),
+               rank == P - 1 ? BLS_ERR_ARG : BLS_ERR_CONFIG,
                rank == P - 1 ? "lag -3" : "rejected its settings");
     }
     EXPECT(bls_comm_create(MPI_COMM_WORLD, NULL, &comm), BLS_ERR_ARG, "NULL");
@@ -57,7 +57,8 @@ static void test_create_errors(void)
 static void good_iterations(bls_comm_t *comm, int64_t *next, int n)
 {
     int count = 4; /* elements per peer */
-    int *sendbuf = malloc(sizeof(int) * (size_t)(count * P)), *recv = malloc(sizeof(int) * (size_t)(count * P));
+    int *sendbuf = malloc(sizeof(int) * (size_t)(count * P)),
+        *recv = malloc(sizeof(int) * (size_t)(count * P));
     size_t *c = calloc((size_t)P, sizeof(size_t)), *d = calloc((size_t)P, sizeof(size_t));
     for (int q = 0; q < P; q++) {
         c[q] = (size_t)count;
@@ -84,35 +85,21 @@ static void good_iterations(bls_comm_t *comm, int64_t *next, int n)
     free(d);
 }
 
-static void test_post_errors(bls_mode_t mode)
+/* Posts refused before anything moves: arguments and declared maxima.  Nothing is posted. */
+static void refused_posts(bls_comm_t *comm, bls_mode_t mode, size_t *c, size_t *d)
 {
     int needs_counts = mode == BLS_MODE_IALLTOALLV || mode == BLS_MODE_WINDOW;
-    bls_config_t cfg;
-    bls_config_init(&cfg);
-    cfg.mode = mode;
-    cfg.lag = 1;
-    cfg.datatype = MPI_INT;
-    cfg.max_block = 4;
-    cfg.timeout = 60;
-    bls_comm_t *comm;
-    REQUIRE_OK(bls_comm_create(MPI_COMM_WORLD, &cfg, &comm));
-    size_t *c = calloc((size_t)P, sizeof(size_t)), *d = calloc((size_t)P, sizeof(size_t));
-    int buf[64 * 4 + 8], rbuf[64 * 4 + 8];
-    for (int q = 0; q < P; q++) {
-        c[q] = 4;
-        d[q] = (size_t)q * 4;
-    }
+    int buf[64 * 4 + 8] = {0}, rbuf[64 * 4 + 8] = {0};
     bls_iter_t id;
-    int64_t next = 0;
-    good_iterations(comm, &next, 2);
-
     EXPECT(bls_post(comm, buf, NULL, d, rbuf, c, d, &id), BLS_ERR_ARG, "must not be NULL");
     EXPECT(bls_post(comm, NULL, c, d, rbuf, c, d, &id), BLS_ERR_ARG, "sendbuf is NULL");
     EXPECT(bls_post(comm, buf, c, d, NULL, c, d, &id), BLS_ERR_ARG, "recvbuf is NULL");
     c[P - 1] = 5;
     char want[96];
-    snprintf(want, sizeof(want), "block for peer %d has 5 elements, more than the declared "
-                                 "maximum 4", P - 1);
+    snprintf(want, sizeof(want),
+             "block for peer %d has 5 elements, more than the declared "
+             "maximum 4",
+             P - 1);
     EXPECT(bls_post(comm, buf, c, d, rbuf, NULL, d, &id), BLS_ERR_TOO_LARGE, want);
     c[P - 1] = (size_t)-1; /* a negative count cast by a careless caller */
     EXPECT(bls_post(comm, buf, c, d, rbuf, NULL, d, &id), BLS_ERR_TOO_LARGE, "declared maximum");
@@ -141,13 +128,14 @@ static void test_post_errors(bls_mode_t mode)
     }
     EXPECT(bls_wait(comm, 99, NULL), BLS_ERR_STATE, "iteration 99 was never posted");
     EXPECT(bls_wait(comm, 0, NULL), BLS_ERR_STATE, "iteration 0 was already reported");
-    bls_stats_t st;
-    CHECK_OK(bls_comm_stats(comm, &st));
-    CHECK(st.posted == 2, "refused posts changed the count: %lld", (long long)st.posted);
+}
 
-    /* Still usable after all that. */
-    good_iterations(comm, &next, 3);
-
+/* Calls out of order: waiting for nothing, posting too far without reporting. */
+static void state_errors(bls_comm_t *comm, size_t *c, size_t *d, int64_t *next_p)
+{
+    int buf[64 * 4 + 8] = {0}, rbuf[64 * 4 + 8] = {0};
+    bls_iter_t id;
+    int64_t next = *next_p;
     /* Waiting for nothing, then posting too far without reporting: iteration k needs k-L-2
      * reported (lag 1: the 4th unreported post is refused). */
     EXPECT(bls_wait_any(comm, &id, NULL), BLS_ERR_STATE, "no posted iteration is unreported");
@@ -163,9 +151,19 @@ static void test_post_errors(bls_mode_t mode)
     next += 3;
     good_iterations(comm, &next, 1);
 
-    /* Count mismatch: in iteration `next`, rank 0 sends 3 elements to rank 1, which expects 4;
-     * the other iterations are unaffected.  BLS and WINDOW modes: an MPI collective cannot
-     * tell.  Unknown counts (BLS mode only) report what arrived instead. */
+    *next_p = next;
+}
+
+/* Count mismatch: in iteration `next`, rank 0 sends 3 elements to rank 1, which expects 4;
+ * the other iterations are unaffected.  BLS and WINDOW modes: an MPI collective cannot tell.
+ * Unknown counts (BLS mode only) report what arrived instead. */
+static void count_mismatch(bls_comm_t *comm, bls_mode_t mode, size_t *c, size_t *d, int64_t *next_p)
+{
+    int buf[64 * 4 + 8] = {0}, rbuf[64 * 4 + 8] = {0};
+    size_t rc[64];
+    char want[96];
+    bls_iter_t id;
+    int64_t next = *next_p;
     if (P > 1 && (mode == BLS_MODE_BLS || mode == BLS_MODE_WINDOW)) {
         for (int p = 0; p < P; p++)
             rc[p] = 4;
@@ -200,6 +198,36 @@ static void test_post_errors(bls_mode_t mode)
         good_iterations(comm, &next, 2);
     }
 
+    *next_p = next;
+}
+
+static void test_post_errors(bls_mode_t mode)
+{
+    bls_config_t cfg;
+    bls_config_init(&cfg);
+    cfg.mode = mode;
+    cfg.lag = 1;
+    cfg.datatype = MPI_INT;
+    cfg.max_block = 4;
+    cfg.timeout = 60;
+    bls_comm_t *comm;
+    REQUIRE_OK(bls_comm_create(MPI_COMM_WORLD, &cfg, &comm));
+    size_t *c = calloc((size_t)P, sizeof(size_t)), *d = calloc((size_t)P, sizeof(size_t));
+    for (int q = 0; q < P; q++) {
+        c[q] = 4;
+        d[q] = (size_t)q * 4;
+    }
+    int64_t next = 0;
+    good_iterations(comm, &next, 2);
+    refused_posts(comm, mode, c, d);
+    bls_stats_t st;
+    CHECK_OK(bls_comm_stats(comm, &st));
+    CHECK(st.posted == 2, "refused posts changed the count: %lld", (long long)st.posted);
+    good_iterations(comm, &next, 3); /* still usable after all that */
+    state_errors(comm, c, d, &next);
+    count_mismatch(comm, mode, c, d, &next);
+    int buf[64 * 4 + 8] = {0}, rbuf[64 * 4 + 8] = {0};
+    bls_iter_t id;
     CHECK_OK(bls_finish(comm));
     EXPECT(bls_finish(comm), BLS_ERR_STATE, "already called");
     EXPECT(bls_post(comm, buf, c, d, rbuf, c, d, &id), BLS_ERR_STATE, "bls_finish() was called");
@@ -218,7 +246,8 @@ static void test_mode_names(void)
     CHECK(bls_mode_parse("window", 2, &m, &lag) == BLS_OK && m == BLS_MODE_WINDOW && lag == 2,
           "window");
     CHECK(bls_mode_parse("ialltoallv", 9, &m, &lag) == BLS_OK && m == BLS_MODE_IALLTOALLV &&
-              lag == 0, "ialltoallv");
+              lag == 0,
+          "ialltoallv");
     CHECK(bls_mode_parse("sync", 9, &m, &lag) == BLS_OK && m == BLS_MODE_SYNC && lag == 0, "sync");
     CHECK(!strcmp(bls_mode_name(BLS_MODE_WINDOW), "window"), "name of WINDOW");
     char want[64];
