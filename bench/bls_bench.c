@@ -97,7 +97,8 @@ static void usage(void)
         "  --work-us W        work per iteration in microseconds (default 1000)\n"
         "  --busy             the work spins instead of sleeping (competes for the CPU)\n"
         "  --delay SPEC       injected per-iteration delay, same trace for every mode:\n"
-        "                       none | exp:MEAN_US | hiccup:PROB:US | straggler:RANK:US\n"
+        "                       none | exp:MEAN_US | hiccup:PROB:US | straggler:RANK:US |\n"
+        "                       spike:RANK:ITER:US (once, in iteration ITER)\n"
         "                     (default exp:1000)\n"
         "  --seed S           seed of the delay trace (default 1)\n"
         "  --timeout SEC      libbls timeout (default 60)\n"
@@ -172,7 +173,7 @@ static int parse(int argc, char **argv, opts_t *o)
                   .skew_rank = -1,
                   .skew_factor = 1,
                   .work_us = 1000,
-                  .delay = {HARNESS_DELAY_EXP, 1000, 0, 1},
+                  .delay = {.kind = HARNESS_DELAY_EXP, .a = 1000, .seed = 1},
                   .timeout = 60};
     const char *modes = "sync,bls:1,bls:4";
     double lag = 4;

@@ -2,7 +2,7 @@
  * splitmix64.h: the project's one pseudo-random generator, SplitMix64 (Steele, Lea and Flood,
  * "Fast splittable pseudorandom number generators", 2014), header-only so that the engine
  * (weights, synthetic data) and the harness (delays, arrival schedules) share one definition
- * without depending on each other.  torch_bls/dlrm_schedule.py carries the Python copy; a test
+ * without depending on each other.  torch_bls/dlrm_serving.py carries the Python copy; a test
  * holds the two equal.
  *
  * Counter-based use: splitmix64_mix(f(seed, stream, i)) makes value i of a stream a function of

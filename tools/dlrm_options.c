@@ -225,7 +225,7 @@ static void set_defaults(dlrm_opts_t *o)
     o->timeout = 60;
     o->synth.seed = 7;
     o->synth.pooling = 1;
-    o->scenario = (dist_scenario_t){{HARNESS_DELAY_NONE, 0, 0, 1}, 0, -1, 1};
+    o->scenario = (dist_scenario_t){{.kind = HARNESS_DELAY_NONE, .seed = 1}, 0, -1, 1};
 }
 
 /* An option whose value is an integer: which one, its bounds, where it goes. */

@@ -39,13 +39,21 @@ char *harness_table_sizes(long n, long rows);
  *   exp:MEAN_US          exponential, mean MEAN_US, independent per process and iteration
  *   hiccup:PROB:US       US with probability PROB, else nothing
  *   straggler:RANK:US    process RANK is late by US every iteration (a persistently slower one)
+ *   spike:RANK:ITER:US   process RANK is late by US in iteration ITER only (one hiccup, placed)
  */
-enum { HARNESS_DELAY_NONE, HARNESS_DELAY_EXP, HARNESS_DELAY_HICCUP, HARNESS_DELAY_STRAGGLER };
+enum {
+    HARNESS_DELAY_NONE,
+    HARNESS_DELAY_EXP,
+    HARNESS_DELAY_HICCUP,
+    HARNESS_DELAY_STRAGGLER,
+    HARNESS_DELAY_SPIKE
+};
 
 typedef struct {
     int kind;
-    double a, b; /* exp: mean; hiccup: probability, us; straggler: rank, us */
+    double a, b; /* exp: mean; hiccup: probability, us; straggler: rank, us; spike: rank, us */
     uint64_t seed;
+    long at; /* spike: the iteration */
 } harness_delay_t;
 
 /* Parses SPEC (above) into *d, keeping d->seed. */
@@ -72,6 +80,57 @@ double harness_ideal_time(const double *work, int P, int K, int lag, double *scr
  * balanced batch by batch, or one process is persistently slower (max of sums = sum of
  * maxima).  Tools then say so. */
 #define HARNESS_NOTHING_TO_MASK 1.05
+
+/* ---- the ideal model for an open loop (serving) ----
+ * Queries arrive at arrival[k] (seconds from the start).  With the same measured work w[p][k]
+ * (everything process p did for query k: producing it and consuming its predictions) and zero
+ * communication, a process starts query k when it has arrived, its own query k-1 is sent, and
+ * query k-L-1 is done everywhere:
+ *   start(p,k) = max(arrival(k), send(p,k-1), done(k-L-1));  send(p,k) = start(p,k) + w(p,k)
+ *   done(k)    = max_p send(p,k)
+ * done(k) - arrival(k) is the query's ideal latency: what no schedule of this work can beat.
+ * With all arrivals at 0 this is the closed-loop model above.
+ */
+/* done: [K] out; scratch: P doubles.  Returns done(K-1). */
+double harness_ideal_open(const double *work, const double *arrival, int P, int K, int lag,
+                          double *done, double *scratch);
+
+/* ---- query schedules (serving) ----
+ * Query sizes: fixed:N, uniform:A:B (integers A..B, each equally likely), or
+ * lognormal:MEAN:SIGMA (exp(mu + SIGMA z), z standard normal, mu chosen so the mean is MEAN;
+ * rounded, at least 1).  MLPerf's DLRM-v2 queries aggregate roughly 100 to 700 samples.
+ */
+enum { HARNESS_SIZE_FIXED, HARNESS_SIZE_UNIFORM, HARNESS_SIZE_LOGNORMAL };
+typedef struct {
+    int kind;
+    double a, b; /* fixed: N; uniform: A, B; lognormal: MEAN, SIGMA */
+} harness_size_t;
+
+int harness_size_parse(const char *spec, harness_size_t *s, char *err, size_t errlen);
+void harness_size_format(const harness_size_t *s, char *buf, size_t len);
+double harness_size_mean(const harness_size_t *s); /* before clamping */
+
+/*
+ * A serving schedule: query k arrives at at[k] seconds after the start and asks for size[k]
+ * samples (clamped to [min_size, max_size]).  Arrivals are a Poisson process of rate qps: at[k] =
+ * base[k] / qps, base the sums of unit-mean exponential gaps from SplitMix64 counters of
+ * (seed, k), so every process and every driver of a run, and schedules of any rate from one
+ * seed, share one trace (a rate only stretches it).  The PyTorch driver carries a copy
+ * (torch_bls/dlrm_serving.py); tests/torch_bls/test_schedule.sh holds the two equal.
+ */
+typedef struct {
+    int64_t n;
+    double qps;
+    double *at;
+    int *size;
+} harness_schedule_t;
+
+int harness_schedule_make(uint64_t seed, double qps, int64_t n, const harness_size_t *sizes,
+                          int min_size, int max_size, harness_schedule_t *s, char *err,
+                          size_t errlen);
+void harness_schedule_free(harness_schedule_t *s);
+/* Writes "k arrival_seconds size" per query (%.17g), to compare or inspect. */
+int harness_schedule_write(const harness_schedule_t *s, const char *path, char *err, size_t errlen);
 
 /* ---- drivers: libbls modes by name, in lists ---- */
 

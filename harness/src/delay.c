@@ -23,13 +23,14 @@ double harness_delay_us(const harness_delay_t *d, int p, long k)
     case HARNESS_DELAY_EXP: return -d->a * log(uniform(d, p, k, 1));
     case HARNESS_DELAY_HICCUP: return uniform(d, p, k, 2) < d->a ? d->b : 0.0;
     case HARNESS_DELAY_STRAGGLER: return p == (int)d->a ? d->b : 0.0;
+    case HARNESS_DELAY_SPIKE: return p == (int)d->a && k == d->at ? d->b : 0.0;
     default: return 0.0;
     }
 }
 
 int harness_delay_parse(const char *v, harness_delay_t *d, char *err, size_t errlen)
 {
-    double a = 0, b = 0;
+    double a = 0, b = 0, at = 0;
     char tail;
     if (!strcmp(v, "none")) {
         d->kind = HARNESS_DELAY_NONE;
@@ -40,10 +41,14 @@ int harness_delay_parse(const char *v, harness_delay_t *d, char *err, size_t err
     } else if (sscanf(v, "straggler:%lf:%lf%c", &a, &b, &tail) == 2 && a >= 0 && b >= 0 &&
                a == floor(a)) {
         d->kind = HARNESS_DELAY_STRAGGLER;
+    } else if (sscanf(v, "spike:%lf:%lf:%lf%c", &a, &at, &b, &tail) == 3 && a >= 0 &&
+               a == floor(a) && at >= 0 && at == floor(at) && b >= 0) {
+        d->kind = HARNESS_DELAY_SPIKE;
+        d->at = (long)at;
     } else {
         snprintf(err, errlen,
-                 "a delay is none, exp:MEAN_US, hiccup:PROB:US (0 <= PROB <= 1) or "
-                 "straggler:RANK:US; got '%s'",
+                 "a delay is none, exp:MEAN_US, hiccup:PROB:US (0 <= PROB <= 1), "
+                 "straggler:RANK:US or spike:RANK:ITER:US; got '%s'",
                  v);
         return -1;
     }
@@ -58,6 +63,7 @@ void harness_delay_format(const harness_delay_t *d, char *buf, size_t len)
     case HARNESS_DELAY_EXP: snprintf(buf, len, "exp:%g", d->a); break;
     case HARNESS_DELAY_HICCUP: snprintf(buf, len, "hiccup:%g:%g", d->a, d->b); break;
     case HARNESS_DELAY_STRAGGLER: snprintf(buf, len, "straggler:%g:%g", d->a, d->b); break;
+    case HARNESS_DELAY_SPIKE: snprintf(buf, len, "spike:%g:%ld:%g", d->a, d->at, d->b); break;
     default: snprintf(buf, len, "none");
     }
 }

@@ -25,3 +25,26 @@ double harness_ideal_time(const double *work, int P, int K, int lag, double *scr
     }
     return K > 0 ? done[K - 1] : 0.0;
 }
+
+double harness_ideal_open(const double *work, const double *arrival, int P, int K, int lag,
+                          double *done, double *scratch)
+{
+    double *sent = scratch; /* [P] send(p, k-1) */
+    for (int p = 0; p < P; p++)
+        sent[p] = 0.0;
+    for (int k = 0; k < K; k++) {
+        double gate = arrival[k]; /* max(arrival(k), done(k-L-1)) */
+        int j = k - lag - 1;
+        if (j >= 0 && done[j] > gate)
+            gate = done[j];
+        double dk = 0.0;
+        for (int p = 0; p < P; p++) {
+            double start = sent[p] > gate ? sent[p] : gate;
+            sent[p] = start + work[(size_t)p * K + k];
+            if (sent[p] > dk)
+                dk = sent[p];
+        }
+        done[k] = dk;
+    }
+    return K > 0 ? done[K - 1] : 0.0;
+}

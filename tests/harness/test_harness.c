@@ -50,10 +50,11 @@ static void check_json(const char *dir)
     CHECK(strstr(text, "\"nums\": [0.1, 1e+300, 5,") != NULL, "arrays of numbers on one line:\n%s",
           text);
     cJSON_Delete(back);
-    CHECK(harness_json_write(cJSON_CreateNull(), "/nonexistent/dir/x.json", err, sizeof(err)) ==
-                  -1 &&
+    cJSON *null = cJSON_CreateNull();
+    CHECK(harness_json_write(null, "/nonexistent/dir/x.json", err, sizeof(err)) == -1 &&
               strstr(err, "/nonexistent/dir/x.json"),
           "an unwritable path: %s", err);
+    cJSON_Delete(null);
 }
 
 static void check_drivers(void)
@@ -89,7 +90,7 @@ static void check_drivers(void)
 
 static void check_delays(void)
 {
-    harness_delay_t d = {0, 0, 0, 42};
+    harness_delay_t d = {.seed = 42};
     char err[256], text[64];
     CHECK(harness_delay_parse("exp:2000", &d, err, sizeof(err)) == 0 && d.seed == 42, "exp");
     harness_delay_format(&d, text, sizeof(text));
@@ -108,6 +109,95 @@ static void check_delays(void)
               strstr(err, "got 'hiccup:1.5:10'"),
           "a probability above 1: %s", err);
     CHECK(harness_delay_parse("exp:", &d, err, sizeof(err)) == -1, "exp without a mean");
+    CHECK(harness_delay_parse("spike:2:17:30000", &d, err, sizeof(err)) == 0 &&
+              harness_delay_us(&d, 2, 17) == 30000 && harness_delay_us(&d, 2, 16) == 0 &&
+              harness_delay_us(&d, 1, 17) == 0,
+          "spike: once, on one process");
+    harness_delay_format(&d, text, sizeof(text));
+    CHECK(!strcmp(text, "spike:2:17:30000"), "spike format: %s", text);
+    CHECK(harness_delay_parse("spike:2:1.5:30", &d, err, sizeof(err)) == -1 &&
+              strstr(err, "spike:RANK:ITER:US"),
+          "a fractional iteration: %s", err);
+}
+
+static void check_schedules(void)
+{
+    harness_size_t fixed, uni, logn;
+    char err[256];
+    CHECK(harness_size_parse("fixed:256", &fixed, err, sizeof(err)) == 0, "fixed: %s", err);
+    CHECK(harness_size_parse("uniform:100:700", &uni, err, sizeof(err)) == 0, "uniform: %s", err);
+    CHECK(harness_size_parse("lognormal:300:0.5", &logn, err, sizeof(err)) == 0, "lognormal: %s",
+          err);
+    const char *bad[] = {"fixed:0",       "uniform:5:3", "lognormal:x",
+                         "lognormal:100", "poisson:3",   "fixed:2.5"};
+    for (int i = 0; i < 6; i++)
+        CHECK(harness_size_parse(bad[i], &fixed, err, sizeof(err)) == -1 && strstr(err, bad[i]),
+              "'%s' accepted (%s)", bad[i], err);
+    harness_size_parse("fixed:256", &fixed, err, sizeof(err));
+    harness_schedule_t a, b, c;
+    int n = 20000;
+    CHECK(harness_schedule_make(7, 100.0, n, &uni, 1, 4096, &a, err, sizeof(err)) == 0, "%s", err);
+    CHECK(harness_schedule_make(7, 100.0, n, &uni, 1, 4096, &b, err, sizeof(err)) == 0, "%s", err);
+    CHECK(memcmp(a.at, b.at, sizeof(double) * (size_t)n) == 0 &&
+              memcmp(a.size, b.size, sizeof(int) * (size_t)n) == 0,
+          "one seed, two schedules");
+    harness_schedule_free(&b);
+    CHECK(harness_schedule_make(7, 400.0, n, &uni, 1, 4096, &b, err, sizeof(err)) == 0, "%s", err);
+    int stretched = 1, in_range = 1;
+    double sum = 0;
+    for (int k = 0; k < n; k++) {
+        stretched &= fabs(b.at[k] * 4 - a.at[k]) <= 1e-12 * a.at[k] && b.size[k] == a.size[k];
+        in_range &= a.size[k] >= 100 && a.size[k] <= 700 && (k == 0 || a.at[k] > a.at[k - 1]);
+        sum += a.size[k];
+    }
+    CHECK(stretched, "a rate 4 times higher is not the same trace 4 times faster");
+    CHECK(in_range, "uniform:100:700 sizes out of range, or arrivals not increasing");
+    CHECK(fabs(a.at[n - 1] / n - 0.01) < 0.0003, "mean gap %.5f s at 100 queries/s",
+          a.at[n - 1] / n);
+    CHECK(fabs(sum / n - 400) < 4, "uniform:100:700 has mean %.1f", sum / n);
+    harness_schedule_free(&b);
+    CHECK(harness_schedule_make(3, 50.0, n, &logn, 1, 600, &b, err, sizeof(err)) == 0, "%s", err);
+    int clamped = 0, most = 0;
+    sum = 0;
+    for (int k = 0; k < n; k++) {
+        clamped += b.size[k] == 600;
+        most = b.size[k] > most ? b.size[k] : most;
+        sum += b.size[k];
+    }
+    /* P(exp(mu + 0.5 z) > 600), mu = ln 300 - 0.125: P(z > 1.636) = 5.1% */
+    CHECK(most == 600 && clamped > n * 0.04 && clamped < n * 0.062,
+          "lognormal clamped at 600: %d of %d queries, expected about 5.1%%", clamped, n);
+    CHECK(fabs(sum / n - 300) < 15, "lognormal:300:0.5 has mean %.1f", sum / n);
+    CHECK(harness_schedule_make(7, 0, 10, &fixed, 1, 10, &c, err, sizeof(err)) == -1 &&
+              strstr(err, "rate > 0"),
+          "a zero rate: %s", err);
+    harness_schedule_free(&a);
+    harness_schedule_free(&b);
+}
+
+static void check_ideal_open(void)
+{
+    /* P=2, K=3: p0 works 1,1,1, p1 2,2,2; arrivals 0, 0.5, 10; lag 0.  done(0) = 2; query 1
+     * waits for done(0): starts 2, done 2+2 = 4; query 2 arrives after: 10 + 2 = 12. */
+    const double work[] = {1, 1, 1, 2, 2, 2}, arrival[] = {0, 0.5, 10};
+    double done[3], scratch[8];
+    harness_ideal_open(work, arrival, 2, 3, 0, done, scratch);
+    CHECK(done[0] == 2 && done[1] == 4 && done[2] == 12, "lag 0: done %g %g %g", done[0], done[1],
+          done[2]);
+    /* Lag 1: query 1 need not wait for query 0's end: p0 sends it at 2, p1 at 4. */
+    harness_ideal_open(work, arrival, 2, 3, 1, done, scratch);
+    CHECK(done[1] == 4, "lag 1: done(1) = %g", done[1]);
+    /* Everything at 0: the closed-loop model, for random traces and lags. */
+    uint64_t s = 99;
+    double w[4 * 50], at0[50] = {0}, d50[50], sc[64];
+    for (int i = 0; i < 200; i++) {
+        s = s * 6364136223846793005ULL + 1;
+        w[i] = (double)(s >> 40) / 16777216.0;
+    }
+    for (int lag = 0; lag <= 5; lag++)
+        CHECK(harness_ideal_open(w, at0, 4, 50, lag, d50, sc) ==
+                  harness_ideal_time(w, 4, 50, lag, sc),
+              "lag %d: the open model at arrival 0 differs from the closed one", lag);
 }
 
 int main(int argc, char **argv)
@@ -115,6 +205,8 @@ int main(int argc, char **argv)
     check_json(argc > 1 ? argv[1] : ".");
     check_drivers();
     check_delays();
+    check_schedules();
+    check_ideal_open();
     printf("test_harness: %d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }
