@@ -155,6 +155,11 @@ typedef struct {
     size_t buffer_bytes;      /* libbls's bookkeeping */
     float *pred, *labels;     /* this process's rows, in batch order */
     int64_t n_local;
+    /* Server runs only (dist_session_serve): */
+    double *done;      /* [batches] when the query's predictions were ready here,
+                          seconds after the schedule's start, on process 0's clock */
+    double *begun;     /* [batches] when this process began the query, likewise */
+    int stopped_early; /* the run stopped at a divergence checkpoint */
 } dist_run_t;
 
 typedef struct dist_session dist_session_t;
@@ -178,6 +183,120 @@ dist_status_t dist_session_run(dist_session_t *s, const harness_driver_t *drv, d
                                int batch, const dist_scenario_t *sc, const dist_run_opts_t *opts,
                                dist_run_t *out);
 void dist_run_free(dist_run_t *r);
+
+/* ---- serving: queries arriving on a schedule ---------------------------------------------
+ *
+ * A server run is an open loop: query k of the schedule (harness.h) is one batch of size[k]
+ * samples, and no process starts it before its arrival time.  Between queries a process
+ * consumes whatever completed.  The latency of a query, as a client sees it, runs from its
+ * arrival to the moment its last prediction is ready, on the slowest process.
+ *
+ * Clocks: processes on process 0's host share its CLOCK_MONOTONIC; a process elsewhere has its
+ * offset from process 0 estimated when the session is made, by ping-pong (the exchange with
+ * the shortest round trip of 32), with half that round trip as the uncertainty.  The schedule
+ * starts at one moment of process 0's clock, broadcast, so all processes see the same
+ * arrivals.
+ */
+
+typedef struct {
+    int shared;            /* on process 0's host: its clock, offset 0 */
+    double offset;         /* this process's clock minus process 0's, seconds */
+    double uncertainty;    /* half the best round trip (0 when shared) */
+    double estimated;      /* the ping-pong's estimate, also when shared (a check: on one host
+                              |estimated| <= estimate_bound, the true offset being 0) */
+    double estimate_bound; /* half the best round trip, also when shared */
+} dist_clock_t;
+
+dist_clock_t dist_session_clock(const dist_session_t *s);
+
+/*
+ * The schedule of a server run (harness_schedule_make's arguments), made by process 0 and
+ * broadcast: every process serves the same arrivals and sizes bit for bit, even on hosts whose
+ * C libraries round log() differently.  Collective; DIST_ERR_ARG on every process for bad
+ * arguments.
+ */
+dist_status_t dist_schedule_make(dist_session_t *s, uint64_t seed, double qps, int64_t n,
+                                 const harness_size_t *sizes, int min_size, int max_size,
+                                 harness_schedule_t *out);
+
+/* Queries between divergence checkpoints of a server run that may stop early. */
+#define DIST_CHECKPOINT 200
+
+/*
+ * Runs the schedule (the source rewound first) through the driver; collective.  stop_wait > 0:
+ * at every DIST_CHECKPOINT-th query the processes agree (a nonblocking allreduce, completed at
+ * the next checkpoint, so the run does not synchronise) whether some query waited longer than
+ * stop_wait seconds to start; if so the run ends at the next checkpoint (stopped_early).  The
+ * figures are in *out as dist_session_run's, with work[k] the time this process spent on
+ * query k (producing and consuming it) and lat[k] its latency here.
+ */
+dist_status_t dist_session_serve(dist_session_t *s, const harness_driver_t *drv, dist_source_t *src,
+                                 const harness_schedule_t *sched, const dist_scenario_t *sc,
+                                 const dist_run_opts_t *opts, double stop_wait, dist_run_t *out);
+
+/* A server run's figures, on rank 0 (and its verdict's inputs broadcast to every process). */
+typedef struct {
+    int64_t queries, samples; /* completed */
+    int stopped_early;
+    double scheduled_qps; /* queries / the last arrival */
+    double completed_qps; /* queries / the last completion */
+    double samples_per_s; /* completed samples / the last completion */
+    /* rank 0, [queries] in query order, seconds: */
+    double *latency;            /* from arrival to the last process's predictions */
+    double *queue;              /* from arrival until the last process began it */
+    double *ideal;              /* the open-loop ideal model's latency */
+    double p50, p99, ideal_p99; /* every process */
+    double wait, progress_cpu;  /* per process, mean */
+    float *pred, *labels;       /* rank 0: input order */
+} dist_serve_t;
+
+dist_status_t dist_gather_serve(dist_session_t *s, const dist_run_t *r,
+                                const harness_schedule_t *sched, int lag, dist_serve_t *out);
+void dist_serve_free(dist_serve_t *v);
+
+/* ---- the peak: the highest rate served with p99 latency within a bound -------------------
+ *
+ * For each driver, probes of `queries` queries: the rate doubles from start_qps until a probe
+ * fails, then `refine` bisections between the last rate that passed and the first that
+ * failed.  A probe passes when its p99 is within the bound and its completed rate keeps up
+ * with the scheduled one (at least DIST_KEEP_UP of it).  Every probe at rate q is the same
+ * trace (one seed) stretched to q, for every driver; the drivers' probes interleave, the
+ * order rotating.  A probe stops early once a query waits 10 bounds to start.
+ */
+#define DIST_KEEP_UP 0.95
+
+typedef struct {
+    double qps;
+    int valid;
+    double p50, p99, ideal_p99, completed_qps;
+    int64_t queries;
+    int stopped_early;
+} dist_probe_t;
+
+typedef struct {
+    uint64_t seed;
+    const harness_size_t *sizes;
+    int min_size, max_size;
+    int64_t queries; /* per probe */
+    double bound;    /* p99 bound, seconds */
+    double start_qps;
+    int refine;
+    int max_probes; /* per driver */
+    void (*progress)(void *arg, const harness_driver_t *drv, const dist_probe_t *probe);
+    void *progress_arg;
+} dist_peak_opts_t;
+
+typedef struct {
+    double peak_qps; /* the highest rate that passed; 0 if none */
+    dist_probe_t *probes;
+    int n_probes;
+} dist_peak_t;
+
+dist_status_t dist_find_peak(dist_session_t *s, const harness_driver_t *drivers, int n,
+                             dist_source_t *src, const dist_scenario_t *sc,
+                             const dist_run_opts_t *opts, const dist_peak_opts_t *peak,
+                             dist_peak_t *out);
+void dist_peak_free(dist_peak_t *p, int n);
 
 /* ---- results, gathered to rank 0 --------------------------------------------------------- */
 

@@ -5,6 +5,7 @@
  */
 #include "dist_internal.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -117,4 +118,101 @@ void dist_summary_free(dist_summary_t *sum)
     free(sum->pred);
     free(sum->labels);
     memset(sum, 0, sizeof(*sum));
+}
+
+/* The server run's per-query figures on rank 0 from every process's done, begun and work
+ * ([P][K], times on process 0's clock since the schedule's start), and their percentiles. */
+static dist_status_t serve_latencies(const double *const per[3], const harness_schedule_t *sched,
+                                     int P, int K, int lag, dist_serve_t *out)
+{
+    const double *done = per[0], *begun = per[1], *work = per[2];
+    size_t n = (size_t)K + 1;
+    out->latency = malloc(sizeof(double) * n);
+    out->queue = malloc(sizeof(double) * n);
+    out->ideal = malloc(sizeof(double) * n);
+    double *scratch = malloc(sizeof(double) * (n > (size_t)P ? n : (size_t)P + 1)), last = 0;
+    if (!out->latency || !out->queue || !out->ideal || !scratch) {
+        free(scratch);
+        return dist_error(DIST_ERR_NOMEM, "gather: out of memory on rank 0");
+    }
+    for (int k = 0; k < K; k++) {
+        double slowest = 0, latest = 0;
+        for (int p = 0; p < P; p++) {
+            slowest = fmax(slowest, done[(size_t)p * K + k]);
+            latest = fmax(latest, begun[(size_t)p * K + k]);
+        }
+        out->latency[k] = slowest - sched->at[k];
+        out->queue[k] = latest - sched->at[k];
+        last = fmax(last, slowest);
+    }
+    harness_ideal_open(work, sched->at, P, K, lag, out->ideal, scratch);
+    for (int k = 0; k < K; k++)
+        out->ideal[k] -= sched->at[k];
+    memcpy(scratch, out->latency, sizeof(double) * (size_t)K);
+    harness_sort(scratch, (size_t)K);
+    out->p50 = harness_percentile(scratch, (size_t)K, 0.5);
+    out->p99 = harness_percentile(scratch, (size_t)K, 0.99);
+    memcpy(scratch, out->ideal, sizeof(double) * (size_t)K);
+    harness_sort(scratch, (size_t)K);
+    out->ideal_p99 = harness_percentile(scratch, (size_t)K, 0.99);
+    free(scratch);
+    out->scheduled_qps = K > 0 ? K / sched->at[K - 1] : 0;
+    out->completed_qps = last > 0 ? K / last : 0;
+    out->samples_per_s = last > 0 ? (double)out->samples / last : 0;
+    return DIST_OK;
+}
+
+dist_status_t dist_gather_serve(dist_session_t *s, const dist_run_t *r,
+                                const harness_schedule_t *sched, int lag, dist_serve_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    MPI_Comm comm = dist_session_comm(s);
+    int rank, P, K = (int)r->batches;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &P);
+    MPI_Reduce(&r->wait, &out->wait, 1, MPI_DOUBLE, MPI_SUM, 0, comm);
+    MPI_Reduce(&r->progress_cpu, &out->progress_cpu, 1, MPI_DOUBLE, MPI_SUM, 0, comm);
+    size_t PK = (size_t)P * (size_t)K;
+    double *per[3] = {NULL, NULL, NULL}; /* done, begun, work: [P][K] */
+    const double *mine[3] = {r->done, r->begun, r->work};
+    int have = 1;
+    for (int i = 0; i < 3; i++) {
+        per[i] = rank == 0 ? malloc(sizeof(double) * (PK + 1)) : NULL;
+        have &= rank != 0 || per[i] != NULL;
+        MPI_Gather(mine[i], K, MPI_DOUBLE, per[i], K, MPI_DOUBLE, 0, comm);
+    }
+    dist_summary_t rows = {0};
+    dist_status_t st = gather_rows(s, comm, rank, P, r, &rows);
+    out->queries = K;
+    out->samples = r->samples;
+    out->stopped_early = r->stopped_early;
+    out->pred = rows.pred;
+    out->labels = rows.labels;
+    out->wait /= P;
+    out->progress_cpu /= P;
+    if (rank == 0 && st == DIST_OK)
+        st = have ? serve_latencies((const double *const *)per, sched, P, K, lag, out)
+                  : dist_error(DIST_ERR_NOMEM, "gather: out of memory on rank 0");
+    for (int i = 0; i < 3; i++)
+        free(per[i]);
+    double figures[6] = {out->p50,           out->p99,           out->ideal_p99,
+                         out->scheduled_qps, out->completed_qps, out->samples_per_s};
+    MPI_Bcast(figures, 6, MPI_DOUBLE, 0, comm); /* every process follows the same verdicts */
+    out->p50 = figures[0];
+    out->p99 = figures[1];
+    out->ideal_p99 = figures[2];
+    out->scheduled_qps = figures[3];
+    out->completed_qps = figures[4];
+    out->samples_per_s = figures[5];
+    return st;
+}
+
+void dist_serve_free(dist_serve_t *v)
+{
+    free(v->latency);
+    free(v->queue);
+    free(v->ideal);
+    free(v->pred);
+    free(v->labels);
+    memset(v, 0, sizeof(*v));
 }

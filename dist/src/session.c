@@ -18,42 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct dist_session {
-    MPI_Comm comm;
-    int rank, P;
-    const dlrm_model_t *model;
-    const dist_layout_t *L;
-    int batch_max;
-    const int *mine; /* this process's tables */
-    int n_mine;
-    bls_comm_t *failed; /* the communicator of a run that failed here, released at free */
-};
-
-/* One batch in flight: its buffers and what consuming it needs. */
-typedef struct {
-    float *send, *recv, *xbot, *labels;
-    int n; /* samples in the batch */
-    int64_t k;
-    int64_t local_off; /* where its rows' predictions go in this process's record */
-    double start;
-} slot_t;
-
-/* A run's working state. */
-typedef struct {
-    dist_session_t *s;
-    const harness_driver_t *drv;
-    const dist_scenario_t *sc;
-    bls_comm_t *comm;
-    int S; /* slots: L + 1 */
-    slot_t *slots;
-    float *pooled;              /* [rows][T][d]: one batch, unpacked */
-    size_t *sc_, *sd, *rc, *rd; /* the exchange's counts and displacements */
-    dist_run_t *r;
-    int64_t cap_b, cap_l; /* capacity of r's per-batch and per-row records */
-    int64_t consumed;     /* batches < consumed are consumed, in order */
-    double in_lib;        /* time inside libbls */
-} run_t;
-
 dist_status_t dist_session_create(MPI_Comm comm, const dlrm_model_t *model, const dist_layout_t *L,
                                   int batch_max, dist_session_t **s_p)
 {
@@ -69,17 +33,17 @@ dist_status_t dist_session_create(MPI_Comm comm, const dlrm_model_t *model, cons
     dist_session_t *s = calloc(1, sizeof(*s));
     if (!s)
         return dist_error(DIST_ERR_NOMEM, "session: out of memory");
-    *s = (dist_session_t){comm,
-                          rank,
-                          P,
-                          model,
-                          L,
-                          batch_max,
-                          L->tables + L->first[rank],
-                          L->first[rank + 1] - L->first[rank],
-                          NULL};
+    *s = (dist_session_t){.comm = comm,
+                          .rank = rank,
+                          .P = P,
+                          .model = model,
+                          .L = L,
+                          .batch_max = batch_max,
+                          .mine = L->tables + L->first[rank],
+                          .n_mine = L->first[rank + 1] - L->first[rank],
+                          .clock = {.shared = 1}};
     *s_p = s;
-    return DIST_OK;
+    return dist_clock_sync(s);
 }
 
 MPI_Comm dist_session_comm(const dist_session_t *s)
@@ -159,7 +123,7 @@ static dist_status_t run_comm(run_t *x, double timeout)
 }
 
 /* Room in r's records for batch k and rows up to need. */
-static dist_status_t grow(run_t *x, int64_t k, int64_t need)
+dist_status_t run_grow(run_t *x, int64_t k, int64_t need)
 {
     dist_run_t *r = x->r;
     if (k >= x->cap_b) {
@@ -167,6 +131,10 @@ static dist_status_t grow(run_t *x, int64_t k, int64_t need)
         r->batch_n = realloc(r->batch_n, sizeof(int64_t) * (size_t)x->cap_b);
         r->lat = realloc(r->lat, sizeof(double) * (size_t)x->cap_b);
         r->work = realloc(r->work, sizeof(double) * (size_t)x->cap_b);
+        if (x->serving) {
+            r->done = realloc(r->done, sizeof(double) * (size_t)x->cap_b);
+            r->begun = realloc(r->begun, sizeof(double) * (size_t)x->cap_b);
+        }
     }
     if (need > x->cap_l) {
         while (x->cap_l < need)
@@ -174,7 +142,8 @@ static dist_status_t grow(run_t *x, int64_t k, int64_t need)
         r->pred = realloc(r->pred, sizeof(float) * (size_t)x->cap_l);
         r->labels = realloc(r->labels, sizeof(float) * (size_t)x->cap_l);
     }
-    if (!r->batch_n || !r->lat || !r->work || !r->pred || !r->labels)
+    if (!r->batch_n || !r->lat || !r->work || !r->pred || !r->labels ||
+        (x->serving && (!r->done || !r->begun)))
         return dist_error(DIST_ERR_NOMEM, "session: out of memory for the per-batch records");
     return DIST_OK;
 }
@@ -199,12 +168,16 @@ static dist_status_t consume(run_t *x, slot_t *sl)
     double t1 = harness_now();
     x->r->compute += t1 - t0;
     x->r->lat[sl->k] = t1 - sl->start;
+    if (x->serving) { /* the query's own work, and when it was ready on process 0's clock */
+        x->r->work[sl->k] += t1 - t0;
+        x->r->done[sl->k] = t1 - x->t0;
+    }
     return DIST_OK;
 }
 
 /* Consumes batches in order up to `upto` (exclusive), waiting for them if wait, else only
  * those already complete. */
-static dist_status_t consume_upto(run_t *x, int64_t upto, int wait)
+dist_status_t run_consume_upto(run_t *x, int64_t upto, int wait)
 {
     while (x->consumed < upto) {
         int64_t j = x->consumed;
@@ -261,12 +234,27 @@ static dist_status_t post(run_t *x, int64_t k, slot_t *sl)
     return st == BLS_OK ? DIST_OK : comm_error(st, "posting the exchange", k);
 }
 
+dist_status_t run_produce_post(run_t *x, int64_t k, const dist_batch_t *b, slot_t *sl)
+{
+    dist_status_t st = run_grow(x, k, x->r->n_local + dist_slice_rows(x->s->rank, x->s->P, b->n));
+    if (st == DIST_OK)
+        st = produce(x, k, b, sl);
+    if (st == DIST_OK)
+        st = post(x, k, sl);
+    if (st == DIST_OK) {
+        x->r->batch_n[k] = b->n;
+        x->r->batches = k + 1;
+        x->r->samples += b->n;
+    }
+    return st;
+}
+
 /* One batch: the bound, produce, post, consume what completed.  *ended once the data ends. */
 static dist_status_t step(run_t *x, dist_source_t *src, int batch, int64_t k, int *ended)
 {
     dist_run_t *r = x->r;
     double it0 = harness_now(), lib0 = x->in_lib;
-    dist_status_t st = consume_upto(x, k - x->S + 1, 1); /* batch k-S's slot is k's */
+    dist_status_t st = run_consume_upto(x, k - x->S + 1, 1); /* batch k-S's slot is k's */
     slot_t *sl = &x->slots[k % x->S];
     sl->start = harness_now();
     dist_batch_t b;
@@ -276,27 +264,32 @@ static dist_status_t step(run_t *x, dist_source_t *src, int batch, int64_t k, in
         *ended = 1;
         return st;
     }
-    st = grow(x, k, r->n_local + dist_slice_rows(x->s->rank, x->s->P, b.n));
+    st = run_produce_post(x, k, &b, sl);
     if (st == DIST_OK)
-        st = produce(x, k, &b, sl);
-    if (st == DIST_OK)
-        st = post(x, k, sl);
-    if (st == DIST_OK)
-        st = consume_upto(x, k + 1, 0);
+        st = run_consume_upto(x, k + 1, 0);
     if (st != DIST_OK)
         return st;
-    r->batch_n[k] = b.n;
     r->work[k] = (harness_now() - it0) - (x->in_lib - lib0);
-    r->batches = k + 1;
-    r->samples += b.n;
     *ended = b.n < batch;
     return DIST_OK;
 }
 
-/* After the loop: every batch in flight consumed, the communicator finished, the figures. */
-static dist_status_t run_end(run_t *x, double t0)
+dist_status_t run_begin(run_t *x, dist_source_t *src, double timeout)
 {
-    dist_status_t st = consume_upto(x, x->r->batches, 1);
+    dist_status_t st = run_alloc(x);
+    if (st == DIST_OK)
+        st = run_comm(x, timeout);
+    if (st == DIST_OK)
+        st = dist_source_rewind(src); /* opened when made: cannot fail here alone */
+    if (st == DIST_OK)
+        MPI_Barrier(x->s->comm);
+    return st;
+}
+
+/* Every batch consumed, the communicator finished, the figures. */
+static dist_status_t finish(run_t *x, double t0)
+{
+    dist_status_t st = run_consume_upto(x, x->r->batches, 1);
     bls_status_t bs = st == DIST_OK ? bls_finish(x->comm) : BLS_OK;
     if (bs != BLS_OK)
         st = dist_error(DIST_ERR_COMM, "ending the %s run: %s", x->drv->name, bls_last_error());
@@ -306,6 +299,25 @@ static dist_status_t run_end(run_t *x, double t0)
     x->r->wait = stats.wait_seconds + stats.post_wait_seconds;
     x->r->progress_cpu = stats.progress_cpu_seconds;
     x->r->buffer_bytes = stats.buffer_bytes;
+    return st;
+}
+
+dist_status_t run_end(run_t *x, double t0, dist_status_t st)
+{
+    dist_status_t input = st == DIST_ERR_INPUT ? st : DIST_OK; /* every process, same batch */
+    char input_msg[1024] = "";
+    if (input != DIST_OK)
+        snprintf(input_msg, sizeof(input_msg), "%s", dist_last_error());
+    if (x->comm && (st == DIST_OK || input != DIST_OK))
+        st = finish(x, t0);
+    if (st != DIST_OK && x->comm) /* the others may wait in the exchange: keep it for free */
+        x->s->failed = x->comm;
+    else
+        bls_comm_destroy(x->comm);
+    x->comm = NULL;
+    run_free_buffers(x);
+    if (st == DIST_OK && input != DIST_OK)
+        return dist_error(input, "%s", input_msg);
     return st;
 }
 
@@ -320,13 +332,7 @@ dist_status_t dist_session_run(dist_session_t *s, const harness_driver_t *drv, d
                           "%d]",
                           batch, s ? s->P : 0, s ? s->batch_max : 0);
     run_t x = {.s = s, .drv = drv, .sc = sc, .r = out};
-    dist_status_t st = run_alloc(&x);
-    if (st == DIST_OK)
-        st = run_comm(&x, opts->timeout);
-    if (st == DIST_OK)
-        st = dist_source_rewind(src); /* opened when made: cannot fail here alone */
-    if (st == DIST_OK)
-        MPI_Barrier(s->comm);
+    dist_status_t st = run_begin(&x, src, opts->timeout);
     double t0 = harness_now();
     int ended = 0;
     for (int64_t k = 0; st == DIST_OK && !ended; k++) {
@@ -336,24 +342,13 @@ dist_status_t dist_session_run(dist_session_t *s, const harness_driver_t *drv, d
         if (st == DIST_OK && opts->progress)
             opts->progress(opts->progress_arg, out->batches, out->samples, harness_now() - t0);
     }
-    dist_status_t input = st == DIST_ERR_INPUT ? st : DIST_OK; /* every process, same batch */
-    char input_msg[1024] = "";
-    if (input != DIST_OK)
-        snprintf(input_msg, sizeof(input_msg), "%s", dist_last_error());
-    if (st == DIST_OK || input != DIST_OK)
-        st = run_end(&x, t0);
-    if (st != DIST_OK && x.comm) /* the others may wait in the exchange: keep it for free */
-        s->failed = x.comm;
-    else
-        bls_comm_destroy(x.comm);
-    run_free_buffers(&x);
-    if (st == DIST_OK && input != DIST_OK)
-        return dist_error(input, "%s", input_msg);
-    return st;
+    return run_end(&x, t0, st);
 }
 
 void dist_run_free(dist_run_t *r)
 {
+    free(r->done);
+    free(r->begun);
     free(r->batch_n);
     free(r->lat);
     free(r->work);
