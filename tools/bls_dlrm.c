@@ -16,6 +16,7 @@
 #include "dlrm_report.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -180,6 +181,7 @@ typedef struct {
     const char *driver;
     int round;
     double last;
+    int64_t queries; /* a server run's length (0: offline) */
 } progress_t;
 
 static void progress(void *arg, int64_t batches, int64_t samples, double seconds)
@@ -188,9 +190,13 @@ static void progress(void *arg, int64_t batches, int64_t samples, double seconds
     if (p->t->o.quiet || p->t->rank != 0 || seconds - p->last < 2.0)
         return;
     p->last = seconds;
-    fprintf(stderr, "bls-dlrm: %s round %d: %lld batches, %lld samples, %.0f samples/s\n",
-            p->driver, p->round + 1, (long long)batches, (long long)samples,
-            (double)samples / seconds);
+    if (p->queries > 0)
+        fprintf(stderr, "bls-dlrm: server %s round %d: %lld of %lld queries, %.1f s\n", p->driver,
+                p->round + 1, (long long)batches, (long long)p->queries, seconds);
+    else
+        fprintf(stderr, "bls-dlrm: %s round %d: %lld batches, %lld samples, %.0f samples/s\n",
+                p->driver, p->round + 1, (long long)batches, (long long)samples,
+                (double)samples / seconds);
 }
 
 /* Every round of every driver, gathered; 0, or 2 after bad input met by every process. */
@@ -202,7 +208,7 @@ static int run_all(tool_t *t, driver_result_t *res)
     for (int round = 0; round < t->o.rounds; round++)
         for (int i = 0; i < t->o.ndrivers; i++) {
             int di = harness_round_driver(round, i, t->o.ndrivers);
-            progress_t pr = {t, t->o.drivers[di].name, round, 0};
+            progress_t pr = {t, t->o.drivers[di].name, round, 0, 0};
             dist_run_opts_t ro = {t->o.max_batches, t->o.timeout, progress, &pr};
             dist_run_t run;
             dist_status_t st = dist_session_run(t->session, &t->o.drivers[di], t->src, t->o.batch,
@@ -223,8 +229,259 @@ static int run_all(tool_t *t, driver_result_t *res)
     return 0;
 }
 
+/* The offline rate a --load multiplies, in queries of the mean size per second: the first
+ * driver's offline run, or a closed-loop calibration run of it. */
+static double reference_rate(tool_t *t, const driver_result_t *res, const char **from)
+{
+    double mean = harness_size_mean(&t->o.sizes), samples_per_s = 0;
+    if (t->o.offline) {
+        const dist_summary_t *s0 = &res[0].s;
+        samples_per_s = t->rank == 0 ? (double)s0->samples * s0->rounds / s0->loop : 0;
+        *from = "the first driver's offline rate";
+    } else {
+        int B = (int)fmin(fmax(round(mean), t->P), t->o.batch);
+        int64_t n = t->o.probe_queries / 2 > 20 ? t->o.probe_queries / 2 : 20;
+        dist_run_opts_t ro = {n, t->o.timeout, NULL, NULL};
+        dist_run_t run;
+        if (dist_session_run(t->session, &t->o.drivers[0], t->src, B, &t->o.scenario, &ro, &run) !=
+            DIST_OK)
+            abort_here(t, dist_last_error());
+        double loop = 0;
+        MPI_Reduce(&run.loop, &loop, 1, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
+        samples_per_s = loop > 0 ? (double)run.samples / loop : 0;
+        dist_run_free(&run);
+        *from = "a closed-loop calibration of the first driver";
+    }
+    MPI_Bcast(&samples_per_s, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+    return samples_per_s / mean;
+}
+
+/* Adds one gathered server run to a driver's pooled results (rank 0). */
+static void pool_serve(const tool_t *t, serve_result_t *v, dist_serve_t *g,
+                       const harness_schedule_t *sch)
+{
+    size_t K = (size_t)g->queries;
+    v->lat = realloc(v->lat, sizeof(double) * (v->n + K + 1));
+    v->ideal = realloc(v->ideal, sizeof(double) * (v->n + K + 1));
+    v->queue = realloc(v->queue, sizeof(double) * (v->n + K + 1));
+    if (!v->lat || !v->ideal || !v->queue)
+        abort_here(t, "out of memory for the latencies");
+    memcpy(v->lat + v->n, g->latency, sizeof(double) * K);
+    memcpy(v->ideal + v->n, g->ideal, sizeof(double) * K);
+    memcpy(v->queue + v->n, g->queue, sizeof(double) * K);
+    v->n += K;
+    v->queries += g->queries;
+    v->samples += g->samples;
+    v->last_done += g->completed_qps > 0 ? (double)K / g->completed_qps : 0;
+    v->last_arrival += K > 0 ? sch->at[K - 1] : 0;
+    v->wait += g->wait;
+    v->stopped_early |= g->stopped_early;
+    free(v->pred);
+    free(v->labels);
+    v->pred = g->pred, v->labels = g->labels, v->n_pred = g->samples;
+    g->pred = g->labels = NULL;
+}
+
+/* One run's queries, a line each (--latency-out), on rank 0. */
+static void write_latencies(FILE *f, const char *driver, int round, const dist_serve_t *g,
+                            const harness_schedule_t *sch)
+{
+    for (int64_t k = 0; f && k < g->queries; k++)
+        fprintf(f, "%s %d %lld %.6f %d %.6f %.6f %.6f\n", driver, round, (long long)k,
+                1e3 * sch->at[k], sch->size[k], 1e3 * g->latency[k], 1e3 * g->queue[k],
+                1e3 * g->ideal[k]);
+}
+
+/* Every round of every driver on the schedule; 0, or 2 after bad input. */
+static int serve_all(tool_t *t, const harness_schedule_t *sch, FILE *lat_out, serving_t *sv)
+{
+    sv->res = calloc((size_t)t->o.ndrivers, sizeof(serve_result_t));
+    if (!sv->res)
+        abort_here(t, "out of memory");
+    for (int round = 0; round < t->o.rounds; round++)
+        for (int i = 0; i < t->o.ndrivers; i++) {
+            int di = harness_round_driver(round, i, t->o.ndrivers);
+            progress_t pr = {t, t->o.drivers[di].name, round, 0, sch->n};
+            dist_run_opts_t ro = {-1, t->o.timeout, progress, &pr};
+            dist_run_t run;
+            dist_serve_t g;
+            memset(&g, 0, sizeof(g));
+            dist_status_t st = dist_session_serve(t->session, &t->o.drivers[di], t->src, sch,
+                                                  &t->o.scenario, &ro, 0, &run);
+            if (st == DIST_ERR_INPUT) {
+                char msg[1100];
+                snprintf(msg, sizeof(msg), "bad input: %s", dist_last_error());
+                return bad_input(t, msg);
+            }
+            if (st == DIST_OK)
+                st = dist_gather_serve(t->session, &run, sch, t->o.drivers[di].lag, &g);
+            if (st != DIST_OK)
+                abort_here(t, dist_last_error());
+            if (t->rank == 0) {
+                write_latencies(lat_out, t->o.drivers[di].name, round, &g, sch);
+                pool_serve(t, &sv->res[di], &g, sch);
+            }
+            dist_serve_free(&g);
+            dist_run_free(&run);
+        }
+    return 0;
+}
+
+/* Progress of the peak search, on rank 0. */
+static void peak_progress(void *arg, const harness_driver_t *drv, const dist_probe_t *p)
+{
+    const tool_t *t = arg;
+    if (t->rank == 0 && !t->o.quiet)
+        fprintf(stderr,
+                "bls-dlrm: peak %s at %.1f queries/s: p99 %.2f ms (ideal %.2f), completed "
+                "%.1f/s, %s%s\n",
+                drv->name, p->qps, 1e3 * p->p99, 1e3 * p->ideal_p99, p->completed_qps,
+                p->valid ? "within the bound" : "NOT within the bound",
+                p->stopped_early ? " (stopped early: the queue diverged)" : "");
+}
+
+static int find_peak(tool_t *t, serving_t *sv)
+{
+    sv->peak = calloc((size_t)t->o.ndrivers, sizeof(dist_peak_t));
+    if (!sv->peak)
+        abort_here(t, "out of memory");
+    dist_peak_opts_t po = {t->o.schedule_seed,
+                           &t->o.sizes,
+                           t->P,
+                           t->o.batch,
+                           t->o.probe_queries,
+                           t->o.bound,
+                           sv->qps,
+                           t->o.refine,
+                           16,
+                           peak_progress,
+                           t};
+    dist_run_opts_t ro = {-1, t->o.timeout, NULL, NULL};
+    dist_status_t st = dist_find_peak(t->session, t->o.drivers, t->o.ndrivers, t->src,
+                                      &t->o.scenario, &ro, &po, sv->peak);
+    if (st == DIST_ERR_INPUT) {
+        char msg[1100];
+        snprintf(msg, sizeof(msg), "bad input: %s", dist_last_error());
+        return bad_input(t, msg);
+    }
+    if (st != DIST_OK)
+        abort_here(t, dist_last_error());
+    return 0;
+}
+
+/* The server scenario: the rate, the clocks, the runs or the peak search. */
+static int serve(tool_t *t, const driver_result_t *res, serving_t *sv)
+{
+    const char *from = NULL;
+    sv->qps = t->o.qps;
+    sv->offline_identical = -1;
+    if (sv->qps == 0) {
+        sv->reference_qps = reference_rate(t, res, &from);
+        sv->reference = from;
+        sv->qps = t->o.load * sv->reference_qps;
+    }
+    dist_clock_t c = dist_session_clock(t->session);
+    int shared = c.shared;
+    MPI_Allreduce(&shared, &sv->all_shared, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    MPI_Allreduce(&c.uncertainty, &sv->worst_uncertainty, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+    double est[2] = {c.estimated, c.estimate_bound};
+    sv->clock_estimates = t->rank == 0 ? calloc(2 * (size_t)t->P, sizeof(double)) : NULL;
+    if (t->rank == 0 && !sv->clock_estimates)
+        abort_here(t, "out of memory");
+    MPI_Gather(est, 2, MPI_DOUBLE, sv->clock_estimates, 2, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+    if (t->o.find_peak)
+        return find_peak(t, sv);
+    harness_schedule_t sch;
+    char err[300];
+    dist_status_t st = dist_schedule_make(t->session, t->o.schedule_seed, sv->qps, t->o.queries,
+                                          &t->o.sizes, t->P, t->o.batch, &sch);
+    if (st == DIST_ERR_ARG)
+        return bad_input(t, dist_last_error());
+    if (st != DIST_OK)
+        abort_here(t, dist_last_error());
+    int rc = 0;
+    FILE *lat_out = NULL;
+    if (t->rank == 0 && t->o.schedule_out &&
+        harness_schedule_write(&sch, t->o.schedule_out, err, sizeof(err)) != 0)
+        rc = bad_input(t, err);
+    if (rc == 0 && t->rank == 0 && t->o.latency_out && !(lat_out = fopen(t->o.latency_out, "w"))) {
+        snprintf(err, sizeof(err), "cannot write --latency-out %s: %s", t->o.latency_out,
+                 strerror(errno));
+        rc = bad_input(t, err);
+    }
+    MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    if (rc == 0)
+        rc = serve_all(t, &sch, lat_out, sv);
+    if (lat_out && fclose(lat_out) != 0 && rc == 0) {
+        snprintf(err, sizeof(err), "writing --latency-out %s failed: %s", t->o.latency_out,
+                 strerror(errno));
+        rc = bad_input(t, err);
+    }
+    MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    if (rc == 0 && t->rank == 0 && t->o.offline && t->o.sizes.kind == HARNESS_SIZE_FIXED &&
+        t->o.sizes.a == t->o.batch) { /* the same batches as the offline run: the same bits */
+        int64_t n = sv->res[0].n_pred < res[0].s.samples ? sv->res[0].n_pred : res[0].s.samples;
+        sv->offline_identical =
+            n > 0 && memcmp(sv->res[0].pred, res[0].s.pred, sizeof(float) * (size_t)n) == 0;
+    }
+    harness_schedule_free(&sch);
+    return rc;
+}
+
+static void serving_free(serving_t *sv, int n)
+{
+    for (int i = 0; sv->res && i < n; i++) {
+        free(sv->res[i].lat);
+        free(sv->res[i].ideal);
+        free(sv->res[i].queue);
+        free(sv->res[i].pred);
+        free(sv->res[i].labels);
+    }
+    free(sv->res);
+    free(sv->clock_estimates);
+    dist_peak_free(sv->peak, n);
+    free(sv->peak);
+}
+
+/* Rank 0: checks, prints and writes what the runs gave; the exit status. */
+static int write_report(tool_t *t, report_t *r, driver_result_t *res)
+{
+    int rc = 0;
+    char err[600];
+    if (t->o.offline)
+        rc = dlrm_report_check(r, res);
+    if (r->serving && r->serving->res) {
+        int src = dlrm_report_serve_check(r);
+        rc = rc ? rc : src;
+    }
+    const float *pred = NULL, *labels = NULL;
+    int64_t n = 0;
+    if (t->o.offline) {
+        pred = res[0].s.pred, labels = res[0].s.labels, n = res[0].s.samples;
+    } else if (r->serving && r->serving->res) {
+        pred = r->serving->res[0].pred, labels = r->serving->res[0].labels;
+        n = r->serving->res[0].n_pred;
+    }
+    if (t->pf && dlrm_report_predictions(r, pred, labels, n, t->pf, err, sizeof(err)) != 0) {
+        fprintf(stderr, "bls-dlrm: %s\n", err);
+        rc = 2;
+    }
+    t->pf = NULL;
+    if (t->o.offline)
+        dlrm_report_print(r, res);
+    if (r->serving)
+        dlrm_report_serve_print(r);
+    if (r->serving && r->serving->peak)
+        dlrm_report_peak_print(r);
+    if (t->o.json && dlrm_report_json(r, res, err, sizeof(err)) != 0) {
+        fprintf(stderr, "bls-dlrm: %s\n", err);
+        rc = 2;
+    }
+    return rc;
+}
+
 /* Gathers what the report shows about every process; rank 0 prints and writes it. */
-static int report(tool_t *t, driver_result_t *res)
+static int report(tool_t *t, driver_result_t *res, serving_t *sv)
 {
     int P = t->P, rc = 0;
     long rss = harness_peak_rss_kib(), *rss_all = calloc((size_t)P, sizeof(long));
@@ -234,7 +491,7 @@ static int report(tool_t *t, driver_result_t *res)
     MPI_Gather(&rss, 1, MPI_LONG, rss_all, 1, MPI_LONG, 0, MPI_COMM_WORLD);
     MPI_Gather(&t->table_bytes, 1, MPI_DOUBLE, tb_all, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
     MPI_Gather(kern, sizeof(kern), MPI_CHAR, kern_all, sizeof(kern), MPI_CHAR, 0, MPI_COMM_WORLD);
-    if (t->rank == 0 && res[0].s.samples == 0) {
+    if (t->rank == 0 && t->o.offline && res[0].s.samples == 0) {
         const char *why = dist_source_last_skip(t->src);
         fprintf(stderr, "bls-dlrm: no samples were read%s%s\n", why ? ": " : "", why ? why : "");
         rc = 2;
@@ -248,19 +505,9 @@ static int report(tool_t *t, driver_result_t *res)
                       (const char(*)[16])kern_all,
                       dist_source_lines(t->src),
                       dist_source_skipped(t->src),
-                      dist_source_last_skip(t->src)};
-        char err[600];
-        rc = dlrm_report_check(&r, res);
-        if (t->pf && dlrm_report_predictions(&r, res, t->pf, err, sizeof(err)) != 0) {
-            fprintf(stderr, "bls-dlrm: %s\n", err);
-            rc = 2;
-        }
-        t->pf = NULL;
-        dlrm_report_print(&r, res);
-        if (t->o.json && dlrm_report_json(&r, res, err, sizeof(err)) != 0) {
-            fprintf(stderr, "bls-dlrm: %s\n", err);
-            rc = 2;
-        }
+                      dist_source_last_skip(t->src),
+                      t->o.server ? sv : NULL};
+        rc = write_report(t, &r, res);
     }
     MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);
     free(rss_all);
@@ -296,13 +543,18 @@ int main(int argc, char **argv)
     driver_result_t *res = calloc((size_t)t.o.ndrivers + 1, sizeof(driver_result_t));
     if (rc == 0 && !res)
         abort_here(&t, "out of memory");
-    if (rc == 0)
+    if (rc == 0 && t.o.offline)
         rc = run_all(&t, res);
+    serving_t sv;
+    memset(&sv, 0, sizeof(sv));
+    if (rc == 0 && t.o.server)
+        rc = serve(&t, res, &sv);
     if (rc == 0)
-        rc = report(&t, res);
+        rc = report(&t, res, &sv);
     for (int i = 0; res && i < t.o.ndrivers; i++)
         dist_summary_free(&res[i].s);
     free(res);
+    serving_free(&sv, t.o.ndrivers);
     tool_free(&t);
     MPI_Finalize();
     return rc < 0 ? 0 : rc;

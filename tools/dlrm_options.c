@@ -61,15 +61,48 @@ void dlrm_options_usage(FILE *f)
         "                               processes (bls driver; default 60)\n\n"
         "Scenarios (the same trace for every driver):\n"
         "  --delay SPEC                 per-process, per-batch delay: none | exp:MEAN_US |\n"
-        "                               hiccup:PROB:US | straggler:RANK:US (default none)\n"
+        "                               hiccup:PROB:US | straggler:RANK:US |\n"
+        "                               spike:RANK:ITER:US (once, in batch/query ITER) (default "
+        "none)\n"
         "  --delay-seed N               seed of the delay trace (default 1)\n"
         "  --busy                       delays spin on the CPU instead of sleeping\n"
         "  --hetero RANK:F              process RANK computes F times slower (it idles F-1 times\n"
         "                               its compute time after each batch)\n\n"
+        "Serving (--scenario server: queries arrive on a schedule, as a service sees them):\n"
+        "  --scenario S                 offline (closed loop: each process starts the next batch\n"
+        "                               as soon as the lag allows; the default), server (an open\n"
+        "                               loop of queries), or offline,server (both in turn)\n"
+        "  --qps Q                      server: Poisson arrivals at Q queries per second\n"
+        "  --load F                     server: the rate as F times the first driver's offline\n"
+        "                               queries/s (measured by the offline scenario when it runs,\n"
+        "                               else by a closed-loop calibration of --probe-queries / 2\n"
+        "                               queries of the mean size)\n"
+        "  --queries N                  server: queries per run (default 1000)\n"
+        "  --query-size SPEC            server: samples per query, one batch: fixed:N,\n"
+        "                               uniform:A:B or lognormal:MEAN:SIGMA, clamped to\n"
+        "                               [processes, --batch-size] (default fixed:--batch-size)\n"
+        "  --schedule-seed N            seed of the arrivals and sizes (default 1): the same\n"
+        "                               schedule on every process, for every driver, and in\n"
+        "                               torch_bls/dlrm_infer.py\n"
+        "  --schedule-out FILE          write the schedule ('query arrival_s size' per line)\n"
+        "  --latency-out FILE           write every server query's figures: 'driver round\n"
+        "                               query arrival_ms size latency_ms queue_ms ideal_ms'\n"
+        "                               (queue: until the last process began it)\n"
+        "  --latency-bound MS           a run is VALID when its p99 latency is within MS and it\n"
+        "                               completes at least 0.95 of the scheduled rate\n"
+        "                               (default 60, MLPerf's dlrm-v2 bound)\n"
+        "  --find-peak                  per driver, the highest rate whose p99 is within the\n"
+        "                               bound: probes of --probe-queries queries, the rate\n"
+        "                               doubling from --qps (default: half the first driver's\n"
+        "                               offline rate) until a probe fails, then --refine\n"
+        "                               bisections; a probe stops once a query waits 10 bounds\n"
+        "  --probe-queries N            queries per probe (default 600)\n"
+        "  --refine N                   bisections after the first failed probe (default 4)\n\n"
         "Run:\n"
         "  --batch-size B               global samples per batch (default 128); process q gets\n"
-        "                               samples [q*B/P, (q+1)*B/P) of each\n"
-        "  --max-batches N              stop after N batches (default: all data)\n"
+        "                               samples [q*B/P, (q+1)*B/P) of each; with server, the\n"
+        "                               largest query\n"
+        "  --max-batches N              offline: stop after N batches (default: all data)\n"
         "  --threads N                  threads per process (default 1): the engine's OpenMP\n"
         "                               threads share out each batch's chunks (an engine\n"
         "                               built without OpenMP runs one and says so)\n"
@@ -115,6 +148,7 @@ static int parse_int64(const char *s, int64_t min, int64_t max, int64_t *out)
     return 0;
 }
 
+/* clang-format off: one option per entry, many to a line */
 enum {
     BOT = 256,
     TOP,
@@ -151,7 +185,19 @@ enum {
     HOT,
     TPOOL,
     BURSTS,
-    KERNEL
+    KERNEL,
+    SCENARIO,
+    QPS,
+    LOAD,
+    QUERIES,
+    QSIZE,
+    SSEED,
+    SOUT,
+    LOUT,
+    BOUND,
+    PEAK,
+    PROBEQ,
+    REFINE
 };
 
 static const struct option longopts[] = {{"arch-mlp-bot", 1, 0, BOT},
@@ -191,7 +237,20 @@ static const struct option longopts[] = {{"arch-mlp-bot", 1, 0, BOT},
                                          {"table-pooling", 1, 0, TPOOL},
                                          {"bursts", 1, 0, BURSTS},
                                          {"kernel", 1, 0, KERNEL},
+                                         {"scenario", 1, 0, SCENARIO},
+                                         {"qps", 1, 0, QPS},
+                                         {"load", 1, 0, LOAD},
+                                         {"queries", 1, 0, QUERIES},
+                                         {"query-size", 1, 0, QSIZE},
+                                         {"schedule-seed", 1, 0, SSEED},
+                                         {"schedule-out", 1, 0, SOUT},
+                                         {"latency-out", 1, 0, LOUT},
+                                         {"latency-bound", 1, 0, BOUND},
+                                         {"find-peak", 0, 0, PEAK},
+                                         {"probe-queries", 1, 0, PROBEQ},
+                                         {"refine", 1, 0, REFINE},
                                          {0, 0, 0, 0}};
+/* clang-format on */
 
 /* "--name" of an option's code. */
 static const char *option_name(int c)
@@ -226,6 +285,11 @@ static void set_defaults(dlrm_opts_t *o)
     o->synth.seed = 7;
     o->synth.pooling = 1;
     o->scenario = (dist_scenario_t){{.kind = HARNESS_DELAY_NONE, .seed = 1}, 0, -1, 1};
+    o->offline = 1;
+    o->queries = 1000;
+    o->schedule_seed = 1;
+    o->probe_queries = 600;
+    o->refine = 4;
 }
 
 /* An option whose value is an integer: which one, its bounds, where it goes. */
@@ -233,10 +297,13 @@ static int set_integer(dlrm_opts_t *o, int c, const char *name, const char *v, i
                        char *err, size_t len)
 {
     int64_t x;
-    int nonneg = c == POOL || c == LAG || c == DELAYSEED || c == SEED || c == DSEED;
+    int nonneg = c == POOL || c == LAG || c == DELAYSEED || c == SEED || c == DSEED || c == SSEED ||
+                 c == REFINE;
     int64_t max = c == BATCH ? (1 << 22) : c == LAG ? BLS_MAX_LAG : INT64_MAX / 2;
-    if (c == D || c == POOL || c == THREADS || c == ROUNDS)
+    if (c == D || c == POOL || c == THREADS || c == ROUNDS || c == REFINE)
         max = 1000000;
+    if (c == QUERIES || c == PROBEQ)
+        max = 100000000;
     if (parse_int64(v, nonneg ? 0 : 1, max, &x) != 0) {
         char most[64] = "";
         if (c == LAG || c == BATCH)
@@ -256,6 +323,10 @@ static int set_integer(dlrm_opts_t *o, int c, const char *name, const char *v, i
     case LAG: *lag = x; break;
     case ROUNDS: o->rounds = (int)x; break;
     case DELAYSEED: o->scenario.delay.seed = (uint64_t)x; break;
+    case QUERIES: o->queries = x; break;
+    case SSEED: o->schedule_seed = (uint64_t)x; break;
+    case PROBEQ: o->probe_queries = x; break;
+    case REFINE: o->refine = (int)x; break;
     default: o->threads = (int)x; break;
     }
     return 0;
@@ -276,21 +347,40 @@ static int set_special(dlrm_opts_t *o, int c, const char *v, char *err, size_t l
         if (harness_delay_parse(v, &sc->delay, e, sizeof(e)) != 0)
             return fail(err, len, "--delay: %s", e);
         return 0;
+    case SCENARIO:
+        o->scenario_given = 1;
+        o->offline = !strcmp(v, "offline") || !strcmp(v, "offline,server");
+        o->server = !strcmp(v, "server") || !strcmp(v, "offline,server");
+        if (!o->offline && !o->server)
+            return fail(err, len, "--scenario is offline, server or offline,server, got '%s'", v);
+        return 0;
+    case QSIZE:
+        o->size_spec = v;
+        if (harness_size_parse(v, &o->sizes, e, sizeof(e)) != 0)
+            return fail(err, len, "--query-size: %s", e);
+        return 0;
     case HETERO:
         if (sscanf(v, "%d:%lf", &sc->hetero_rank, &sc->hetero_factor) != 2 || sc->hetero_rank < 0 ||
             !(sc->hetero_factor >= 1))
             return fail(err, len, "--hetero takes RANK:FACTOR with FACTOR >= 1, got '%s'", v);
         return 0;
-    default: { /* ZIPF, TIMEOUT */
+    default: { /* ZIPF, TIMEOUT: >= 0; QPS, LOAD, BOUND: > 0 */
         char *end;
         double x = strtod(v, &end);
-        if (*end || end == v || !(x >= 0) || !isfinite(x))
-            return fail(err, len, "--%s takes a number >= 0, got '%s'",
-                        c == ZIPF ? "zipf" : "timeout", v);
+        int positive = c == QPS || c == LOAD || c == BOUND;
+        if (*end || end == v || !(positive ? x > 0 : x >= 0) || !isfinite(x))
+            return fail(err, len, "%s takes a number %s 0, got '%s'", option_name(c),
+                        positive ? ">" : ">=", v);
         if (c == ZIPF)
             o->synth.zipf_alpha = x;
-        else
+        else if (c == TIMEOUT)
             o->timeout = x;
+        else if (c == QPS)
+            o->qps = x;
+        else if (c == LOAD)
+            o->load = x;
+        else
+            o->bound = x / 1000;
         return 0;
     }
     }
@@ -320,32 +410,72 @@ static int set_option(dlrm_opts_t *o, int c, const char *v, const char *name, in
     case TPOOL: o->pool_spec = v; return 0;
     case BURSTS: o->burst_spec = v; return 0;
     case KERNEL: o->kernel = v; return 0;
+    case SOUT: o->schedule_out = v; return 0;
+    case LOUT: o->latency_out = v; return 0;
+    case PEAK: o->find_peak = 1; return 0;
     case HELP: return 1;
-    case PLACE:
-    case DELAY:
-    case HETERO:
-    case ZIPF:
-    case TIMEOUT: return set_special(o, c, v, err, len);
-    case D:
-    case SEED:
-    case SAMPLES:
-    case DSEED:
-    case POOL:
-    case BATCH:
-    case MAXB:
-    case THREADS:
-    case LAG:
-    case ROUNDS:
-    case DELAYSEED: return set_integer(o, c, name, v, lag, err, len);
+    /* clang-format off */
+    case PLACE: case DELAY: case HETERO: case ZIPF: case TIMEOUT: case SCENARIO: case QSIZE:
+    case QPS: case LOAD: case BOUND:
+        return set_special(o, c, v, err, len);
+    case D: case SEED: case SAMPLES: case DSEED: case POOL: case BATCH: case MAXB: case THREADS:
+    case LAG: case ROUNDS: case DELAYSEED: case QUERIES: case SSEED: case PROBEQ: case REFINE:
+        return set_integer(o, c, name, v, lag, err, len);
+    /* clang-format on */
     default: return fail(err, len, "unknown or incomplete option '%s' (see --help)", name);
     }
 }
 
+/* The serving options together: the scenario they need, a rate, sizes within the batch. */
+static int check_serving(dlrm_opts_t *o, int P, int explicit_samples, char *err, size_t len)
+{
+    if (o->find_peak && !o->scenario_given) /* a peak search serves; offline only if asked */
+        o->offline = 0;
+    o->server |= o->find_peak;
+    if (!o->server) {
+        if (o->bound > 0)
+            return fail(err, len, "--latency-bound applies to --scenario server or --find-peak");
+        if (o->qps > 0 || o->load > 0 || o->size_spec || o->schedule_out || o->latency_out)
+            return fail(err, len,
+                        "--qps, --load, --query-size, --schedule-out and --latency-out "
+                        "apply to --scenario server or --find-peak");
+        return 0;
+    }
+    if (o->latency_out && o->find_peak)
+        return fail(err, len,
+                    "--latency-out writes the queries of --scenario server's runs, not "
+                    "of --find-peak's probes");
+    if (o->qps > 0 && o->load > 0)
+        return fail(err, len, "--qps and --load both set the rate: give one");
+    if (o->qps == 0 && o->load == 0 && !o->find_peak)
+        return fail(err, len,
+                    "--scenario server needs a rate: --qps Q, or --load F (a fraction "
+                    "of the first driver's offline rate)");
+    if (o->qps == 0 && o->load == 0)
+        o->load = 0.5; /* the peak search's first probe */
+    if (!o->size_spec)
+        o->sizes = (harness_size_t){HARNESS_SIZE_FIXED, o->batch, 0};
+    if ((o->sizes.kind == HARNESS_SIZE_FIXED ? o->sizes.a : o->sizes.b) > o->batch &&
+        o->sizes.kind != HARNESS_SIZE_LOGNORMAL)
+        return fail(err, len, "--query-size %s asks for more than --batch-size %d samples",
+                    o->size_spec, o->batch);
+    if ((o->sizes.kind != HARNESS_SIZE_LOGNORMAL && o->sizes.a < P))
+        return fail(err, len, "--query-size %s gives some of the %d processes no samples",
+                    o->size_spec ? o->size_spec : "", P);
+    if (o->bound == 0)
+        o->bound = 0.060;
+    if (!explicit_samples && !o->data) /* enough synthetic samples for the whole schedule */
+        o->samples = (int64_t)(o->find_peak ? o->probe_queries : o->queries) * o->batch;
+    return 0;
+}
+
 /* What only the whole set of options can tell. */
-static int check_options(dlrm_opts_t *o, int P, const char *drivers, int64_t lag, char *err,
-                         size_t len)
+static int check_options(dlrm_opts_t *o, int P, const char *drivers, int64_t lag,
+                         int explicit_samples, char *err, size_t len)
 {
     char e[256];
+    if (check_serving(o, P, explicit_samples, err, len) != 0)
+        return -1;
     if (o->batch < P)
         return fail(err, len, "--batch-size %d gives some of the %d processes no samples", o->batch,
                     P);
@@ -372,11 +502,12 @@ opts_result_t dlrm_options_parse(int argc, char **argv, int P, dlrm_opts_t *o, c
     set_defaults(o);
     const char *drivers = "sync";
     int64_t lag = 4;
-    int c, help = 0;
+    int c, help = 0, explicit_samples = 0;
     opterr = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1 && !help) {
         const char *name = c == '?' ? argv[optind - 1] : option_name(c);
+        explicit_samples |= c == SAMPLES;
         int r = set_option(o, c, optarg, name, &lag, &drivers, err, errlen);
         if (r < 0)
             return OPTS_BAD;
@@ -388,7 +519,8 @@ opts_result_t dlrm_options_parse(int argc, char **argv, int P, dlrm_opts_t *o, c
         fail(err, errlen, "unexpected argument '%s' (see --help)", argv[optind]);
         return OPTS_BAD;
     }
-    return check_options(o, P, drivers, lag, err, errlen) == 0 ? OPTS_RUN : OPTS_BAD;
+    return check_options(o, P, drivers, lag, explicit_samples, err, errlen) == 0 ? OPTS_RUN
+                                                                                 : OPTS_BAD;
 }
 
 /* "0-6,9:1.2" -> flags[t] for the listed tables, and the value after the colon. */

@@ -28,6 +28,21 @@ typedef struct {
     dist_placement_t placement;
     double timeout;
     dist_scenario_t scenario;
+    /* Scenario: offline (closed loop), server (queries on a schedule), or both in turn */
+    int offline, server, scenario_given;
+    double qps;  /* server: the arrival rate; 0: from --load */
+    double load; /* server: the rate as a fraction of the first driver's offline rate
+                    (measured by the offline scenario, or a short calibration run) */
+    int64_t queries;
+    harness_size_t sizes;
+    const char *size_spec;
+    uint64_t schedule_seed;
+    const char *schedule_out;
+    const char *latency_out; /* every server query's figures */
+    double bound;            /* p99 latency bound, seconds (0: none given) */
+    int find_peak;
+    int64_t probe_queries;
+    int refine;
     /* Run */
     int batch;
     int64_t max_batches;

@@ -52,7 +52,9 @@ static void print_head(const report_t *r, const driver_result_t *res)
         snprintf(auc, sizeof(auc), "%.6f", res[0].m.auc);
     printf("accuracy     %.6f\nroc auc      %s\nlog loss     %.6f\n", res[0].m.accuracy, auc,
            res[0].m.logloss);
-    printf("latency      p50 %.3f ms, p99 %.3f ms per batch (%s)\n",
+    printf("in flight    p50 %.3f ms, p99 %.3f ms per batch (%s): from a batch's production on a "
+           "process to its predictions there, in a closed loop; a client's latency is "
+           "--scenario server's\n",
            1e3 * harness_percentile(s0->lat, s0->nlat, 0.5),
            1e3 * harness_percentile(s0->lat, s0->nlat, 0.99), o->drivers[0].name);
     printf("throughput   %.0f samples/s (%s); %.0f samples/s in the engine alone (forward pass of "
@@ -81,8 +83,8 @@ void dlrm_report_print(const report_t *r, const driver_result_t *res)
     const dist_summary_t *s0 = &res[0].s;
     print_head(r, res);
     printf("%-12s %9s %10s %8s %8s %8s %8s %8s %6s %6s %10s %9s\n", "driver", "ms/batch",
-           "samples/s", "speedup", "p50 ms", "p99 ms", "wait s", "ideal s", "eff", "bound", "auc",
-           "identical");
+           "samples/s", "speedup", "flt50 ms", "flt99 ms", "wait s", "ideal s", "eff", "bound",
+           "auc", "identical");
     for (int i = 0; i < o->ndrivers; i++) {
         const dist_summary_t *s = &res[i].s;
         int R = s->rounds;
@@ -94,6 +96,8 @@ void dlrm_report_print(const report_t *r, const driver_result_t *res)
                s->ideal / s->loop, s0->ideal0 / res[0].ideal_at[i], res[i].m.auc,
                res[i].identical ? "yes" : "NO");
     }
+    printf("(flt50, flt99: a batch's time in flight on a process, closed loop; not a client's "
+           "latency)\n");
     double bound_inf = s0->ideal0 / s0->ideal_inf;
     printf("\nideal model: unlimited lag could give at most %.3fx over synchronous on this "
            "trace.\n",
@@ -157,8 +161,8 @@ static cJSON *json_driver(const report_t *r, const driver_result_t *res, int i)
     cJSON_AddNumberToObject(d, "ms_per_batch", 1e3 * s->loop / ((double)s->batches * R));
     cJSON_AddNumberToObject(d, "samples_per_s", (double)s->samples * R / s->loop);
     cJSON_AddNumberToObject(d, "speedup", s0->loop / s->loop);
-    cJSON_AddNumberToObject(d, "latency_ms_p50", 1e3 * harness_percentile(s->lat, s->nlat, 0.5));
-    cJSON_AddNumberToObject(d, "latency_ms_p99", 1e3 * harness_percentile(s->lat, s->nlat, 0.99));
+    cJSON_AddNumberToObject(d, "in_flight_ms_p50", 1e3 * harness_percentile(s->lat, s->nlat, 0.5));
+    cJSON_AddNumberToObject(d, "in_flight_ms_p99", 1e3 * harness_percentile(s->lat, s->nlat, 0.99));
     cJSON_AddNumberToObject(d, "wait_s_mean", s->wait / R);
     cJSON_AddNumberToObject(d, "progress_cpu_s_mean", s->progress_cpu / R);
     cJSON_AddNumberToObject(d, "ideal_s", s->ideal / R);
@@ -192,14 +196,10 @@ static void add_per_process(const report_t *r, cJSON *root)
     }
 }
 
-int dlrm_report_json(const report_t *r, const driver_result_t *res, char *err, size_t len)
+/* The offline run's top-level members: samples, metrics, rates, "drivers". */
+static void json_offline(const report_t *r, const driver_result_t *res, cJSON *root)
 {
     const dist_summary_t *s0 = &res[0].s;
-    cJSON *root = cJSON_CreateObject();
-    cJSON_AddStringToObject(root, "tool", "bls-dlrm");
-    cJSON_AddNumberToObject(root, "processes", r->P);
-    cJSON_AddItemToObject(root, "config", json_config(r));
-    add_per_process(r, root);
     cJSON_AddNumberToObject(root, "samples", (double)s0->samples);
     cJSON_AddNumberToObject(root, "batches", (double)s0->batches);
     cJSON_AddNumberToObject(root, "lines", (double)r->lines);
@@ -213,17 +213,34 @@ int dlrm_report_json(const report_t *r, const driver_result_t *res, char *err, s
     cJSON *drivers = cJSON_AddArrayToObject(root, "drivers");
     for (int i = 0; i < r->o->ndrivers; i++)
         cJSON_AddItemToArray(drivers, json_driver(r, res, i));
+}
+
+int dlrm_report_json(const report_t *r, const driver_result_t *res, char *err, size_t len)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "tool", "bls-dlrm");
+    cJSON_AddNumberToObject(root, "processes", r->P);
+    cJSON *scen = cJSON_AddArrayToObject(root, "scenarios");
+    if (r->o->offline)
+        cJSON_AddItemToArray(scen, cJSON_CreateString("offline"));
+    if (r->o->server)
+        cJSON_AddItemToArray(scen, cJSON_CreateString("server"));
+    cJSON_AddItemToObject(root, "config", json_config(r));
+    add_per_process(r, root);
+    if (r->o->offline)
+        json_offline(r, res, root);
+    if (r->serving)
+        cJSON_AddItemToObject(root, "server", dlrm_report_serve_json(r));
     int rc = harness_json_write(root, r->o->json, err, len);
     cJSON_Delete(root);
     return rc;
 }
 
-int dlrm_report_predictions(const report_t *r, const driver_result_t *res, FILE *f, char *err,
-                            size_t len)
+int dlrm_report_predictions(const report_t *r, const float *pred, const float *labels, int64_t n,
+                            FILE *f, char *err, size_t len)
 {
-    const dist_summary_t *s0 = &res[0].s;
-    for (int64_t g = 0; g < s0->samples; g++)
-        fprintf(f, "%.9g %d\n", s0->pred[g], (int)s0->labels[g]);
+    for (int64_t g = 0; g < n; g++)
+        fprintf(f, "%.9g %d\n", pred[g], (int)labels[g]);
     if (fclose(f) != 0) {
         snprintf(err, len, "cannot write the predictions file %s", r->o->predictions);
         return -1;

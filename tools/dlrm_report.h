@@ -12,6 +12,34 @@ typedef struct {
     int identical; /* predictions bit for bit the first driver's */
 } driver_result_t;
 
+/* One driver's server runs, pooled over rounds. */
+typedef struct {
+    double *lat, *ideal; /* every query's client and ideal latency, seconds */
+    double *queue;       /* every query's wait until the last process began it */
+    size_t n;
+    int64_t queries, samples;
+    double last_done, last_arrival; /* summed over rounds: completed and scheduled spans */
+    double wait;
+    int stopped_early;
+    float *pred, *labels; /* input order, the last round */
+    int64_t n_pred;
+    int identical; /* predictions bit for bit the first driver's */
+    int valid;
+} serve_result_t;
+
+/* The serving part of a run: the rate, the schedule, the clock, the results. */
+typedef struct {
+    double qps;
+    double reference_qps;  /* the offline rate a --load multiplied (0: --qps) */
+    const char *reference; /* where it came from */
+    double worst_uncertainty;
+    double *clock_estimates; /* [P][2] each process's ping-pong offset estimate and its bound */
+    int all_shared;
+    serve_result_t *res;   /* [drivers], NULL when no server run */
+    dist_peak_t *peak;     /* [drivers], NULL without --find-peak */
+    int offline_identical; /* -1: not compared; server predictions equal the offline's */
+} serving_t;
+
 /* Everything else the report shows. */
 typedef struct {
     const dlrm_opts_t *o;
@@ -23,6 +51,7 @@ typedef struct {
     const char (*kernels)[16]; /* [P] the engine's kernel per process */
     int64_t lines, skipped;    /* Criteo input */
     const char *last_skip;
+    serving_t *serving; /* NULL without --scenario server or --find-peak */
 } report_t;
 
 /* Metrics of every driver and whether its predictions equal the first's.  Returns the exit
@@ -31,8 +60,15 @@ int dlrm_report_check(const report_t *r, driver_result_t *res);
 void dlrm_report_print(const report_t *r, const driver_result_t *res);
 /* 0, or -1 with err. */
 int dlrm_report_json(const report_t *r, const driver_result_t *res, char *err, size_t len);
+/* Server runs: latencies sorted, validity and identity decided; the exit status so far. */
+int dlrm_report_serve_check(const report_t *r);
+void dlrm_report_serve_print(const report_t *r);
+void dlrm_report_peak_print(const report_t *r);
+/* The "server" object of the JSON. */
+cJSON *dlrm_report_serve_json(const report_t *r);
+
 /* One "probability label" line per sample, in input order; 0, or -1 with err. */
-int dlrm_report_predictions(const report_t *r, const driver_result_t *res, FILE *f, char *err,
-                            size_t len);
+int dlrm_report_predictions(const report_t *r, const float *pred, const float *labels, int64_t n,
+                            FILE *f, char *err, size_t len);
 
 #endif

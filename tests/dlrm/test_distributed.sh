@@ -19,9 +19,7 @@ set -uo pipefail
 tool=$1 out=$2 mpiexec=$3
 shift 3
 flags=("$@")
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+source "$(dirname "$0")/../checks.sh"
 rm -rf "$out"; mkdir -p "$out"
 run() { local np=$1; shift; timeout --kill-after=5 240 "$mpiexec" -n "$np" "${flags[@]}" "$tool" "$@"; }
 exact_only=${BLS_TEST_EXACT_ONLY:-0}
@@ -143,5 +141,4 @@ fault() { # signal, expected regex, limit
 fault STOP "TIMEOUT.*peers 2([^0-9]|$)" 60
 fault KILL "BAD TERMINATION|exited on signal 9|killed|rank 2|process 2" 60
 
-echo "test_distributed: $pass passed, $fail failed"
-[ $fail -eq 0 ]
+verdict test_distributed

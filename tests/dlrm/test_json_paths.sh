@@ -7,9 +7,7 @@ set -uo pipefail
 tool=$1 bench=$2 out=$3 mpiexec=$4
 shift 4
 flags=("$@")
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+source "$(dirname "$0")/../checks.sh"
 rm -rf "$out"; mkdir -p "$out"
 dir="$out/we\"ird\\ di	r"
 mkdir -p "$dir"
@@ -32,5 +30,4 @@ timeout 120 "$mpiexec" -n 2 "${flags[@]}" "$bench" --modes sync,bls:1 --iters 20
   || bad "bls-bench: $(tail -3 "$out/bench.out")"
 /usr/bin/python3 -c "import json,sys; r = json.load(open(sys.argv[1])); assert [m['mode'] for m in r['modes']] == ['sync', 'bls:1']" \
   "$dir/bench.json" && ok || bad "bls-bench's JSON"
-echo "test_json_paths: $pass passed, $fail failed"
-[ $fail -eq 0 ]
+verdict test_json_paths

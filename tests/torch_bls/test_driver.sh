@@ -17,9 +17,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$here/../..
 /usr/bin/python3 -c 'import torch' 2>/dev/null || { echo "SKIP: /usr/bin/python3 has no torch"; exit 77; }
 rm -rf "$out"; mkdir -p "$out"
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+source "$(dirname "$0")/../checks.sh"
 driver() {  # through run.sh: a free port, PYTHONPATH, the sanitizer preload if any
   local np=$1; shift
   "$here/run.sh" "$pydir" "$np" "$mpiexec" "${flags[@]}" -- "$root/torch_bls/dlrm_infer.py" --quiet "$@"
@@ -104,5 +102,4 @@ grep -q "tensor emb_l.0.weight is missing" "$out/missing.out" && ok || bad "no m
 /usr/bin/python3 "$root/torch_bls/dlrm_infer.py" --lag -1 > "$out/badopt.out" 2>&1 && bad "--lag -1 accepted" || ok
 grep -q "lag -1" "$out/badopt.out" && ok || bad "no message for --lag -1"
 
-echo "test_driver: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+verdict test_driver
