@@ -12,16 +12,25 @@ as in the reference's distributed forward.
                         the latest when L+1 are in flight; predictions are gathered once, at
                         the end.  Results are bit-identical for every L.
 
+Scenarios, as bls-dlrm's (README, "Serving"):
+  --scenario offline    a closed loop: each process starts the next batch as soon as it may.
+  --scenario server     an open loop: query k of a seeded Poisson schedule (--qps, --queries,
+                        --query-size, --schedule-seed: bit for bit bls-dlrm's schedule) is one
+                        batch, and no process starts it before its arrival; its latency runs
+                        from its arrival to its last prediction on the slowest process.
+
 Launch with mpirun (Open MPI: add --allow-run-as-root --oversubscribe as root):
   mpirun -np 4 /usr/bin/python3 torch_bls/dlrm_infer.py --dist-backend bls --lag 4 --delay exp:5000
 Runs under Debian's /usr/bin/python3 (python3-torch).  Finds the torch_bls package in
 build/python when PYTHONPATH does not name it.
 
-Output: one line per process count with ms/batch, samples/s, time waiting in the collective,
-and the ideal model (project docs, bls-semantics) on the measured work trace: T_ideal(L),
-efficiency = T_ideal(L) / measured, bound = T_ideal(0) / T_ideal(L); accuracy, ROC AUC and log
-loss.  --json writes all of it; --predictions writes 'probability label' per sample (the C
-engine's format).
+Output: offline, one line with ms/batch, samples/s, time waiting in the collective, and the
+ideal model (project docs, bls-semantics) on the measured work trace: T_ideal(L), efficiency =
+T_ideal(L) / measured, bound = T_ideal(0) / T_ideal(L); accuracy, ROC AUC and log loss.
+Server: scheduled and completed queries/s, latency percentiles, the open-loop ideal model's
+p99, VALID (p99 within --latency-bound and the completed rate at least 0.95 of the scheduled).
+--json writes all of it; --predictions writes 'probability label' per sample (the C engine's
+format; the offline run's when both scenarios run).
 """
 import argparse
 import collections
@@ -50,6 +59,9 @@ import torch.distributed as dist
 sys.path.insert(0, _here)  # the model code beside this script, out of the backend package
 from dlrm_model import (Model, criteo_batches, exchange_splits, parse_dims, slice_lo,  # noqa: E402
                         slice_rows, synthetic_batch, table_split)
+from dlrm_serving import QuerySizes, Schedule, agree_start, clock_sync, server_figures, share_schedule  # noqa: E402
+
+KEEP_UP = 0.95  # a valid server run completes at least this share of the scheduled rate
 
 
 class PeerFailed(Exception):
@@ -84,6 +96,20 @@ def parse_args(argv):
     r.add_argument("--predictions", help="write 'probability label' per sample, in input order")
     r.add_argument("--json", help="write the figures and the configuration as JSON")
     r.add_argument("--quiet", action="store_true", help="no progress lines")
+    s = ap.add_argument_group("serving (bls-dlrm's options and schedule)")
+    s.add_argument("--scenario", default="offline", choices=["offline", "server", "offline,server"],
+                   help="offline (closed loop, the default), server (queries on a schedule), or both in turn")
+    s.add_argument("--qps", type=float, help="server: Poisson arrivals at QPS queries per second")
+    s.add_argument("--load", type=float, help="server: the rate as F times the offline queries/s (measured by "
+                   "the offline scenario when it runs, else by a closed-loop calibration of 50 batches)")
+    s.add_argument("--queries", type=int, default=1000, help="server: queries per run (default 1000)")
+    s.add_argument("--query-size", help="server: samples per query, one batch: fixed:N, uniform:A:B or "
+                   "lognormal:MEAN:SIGMA, clamped to [processes, --batch-size] (default fixed:--batch-size)")
+    s.add_argument("--schedule-seed", type=int, default=1, help="seed of arrivals and sizes (default 1)")
+    s.add_argument("--schedule-out", help="write the schedule ('query arrival_s size' per line)")
+    s.add_argument("--latency-bound", type=float, help="server: VALID needs p99 within MS (default 60)")
+    s.add_argument("--latency-out", help="write every query's 'driver round query arrival_ms size "
+                   "latency_ms queue_ms ideal_ms' (bls-dlrm's format)")
     a = ap.parse_args(argv)
     if a.lag < 0:
         ap.error(f"--lag {a.lag}: must be >= 0")
@@ -99,9 +125,40 @@ def parse_args(argv):
     try:
         a.bot, a.top = parse_dims(a.arch_mlp_bot, "--arch-mlp-bot"), parse_dims(a.arch_mlp_top, "--arch-mlp-top")
         a.rows = parse_dims(a.arch_embedding_size, "--arch-embedding-size")
+        check_serving(a)
     except ValueError as e:
         ap.error(str(e))
     return a
+
+
+def check_serving(a):
+    """The serving options together, with bls-dlrm's rules and messages."""
+    a.offline, a.server = "offline" in a.scenario, "server" in a.scenario
+    if a.qps is not None and not (a.qps > 0 and math.isfinite(a.qps)):
+        raise ValueError(f"--qps {a.qps:g}: expected a rate > 0")
+    if a.load is not None and not (a.load > 0 and math.isfinite(a.load)):
+        raise ValueError(f"--load {a.load:g}: expected a fraction > 0")
+    if a.latency_bound is not None and not (a.latency_bound > 0 and math.isfinite(a.latency_bound)):
+        raise ValueError(f"--latency-bound {a.latency_bound:g}: expected milliseconds > 0")
+    if a.queries < 1:
+        raise ValueError(f"--queries {a.queries}: expected at least 1")
+    if not a.server:
+        if a.latency_bound is not None:
+            raise ValueError("--latency-bound applies to --scenario server")
+        if any(x is not None for x in (a.qps, a.load, a.query_size, a.schedule_out, a.latency_out)):
+            raise ValueError("--qps, --load, --query-size, --schedule-out and --latency-out apply to "
+                             "--scenario server")
+        return
+    if a.qps is not None and a.load is not None:
+        raise ValueError("--qps and --load both set the rate: give one")
+    if a.qps is None and a.load is None:
+        raise ValueError("--scenario server needs a rate: --qps Q, or --load F (a fraction of the "
+                         "offline rate)")
+    a.sizes = QuerySizes(a.query_size or f"fixed:{a.batch_size}")
+    largest = a.sizes.largest()
+    if largest is not None and largest > a.batch_size:
+        raise ValueError(f"--query-size {a.query_size} asks for more than --batch-size {a.batch_size} samples")
+    a.bound_s = 1e-3 * (a.latency_bound or 60.0)
 
 
 def batches(a, mine, log):
@@ -177,6 +234,8 @@ class Pipeline:
         self.rng = random.Random(a.delay_seed * 7919 + r)
         self.preds, self.labels, self.work, self.pending = {}, {}, {}, collections.deque()
         self.waited, self.samples = 0.0, 0
+        self.t0 = None  # server runs: the schedule's start on this process's clock
+        self.begun, self.done = {}, {}  # server runs: seconds since the start, process 0's clock
 
     def produce(self, k, batch):
         t0 = time.perf_counter()
@@ -206,6 +265,8 @@ class Pipeline:
         ly = torch.cat([o.view(lN, -1) for o in out.split(out_splits)], dim=1)
         self.preds[k] = self.model.interact_top(x, ly)  # called inside run()'s no_grad
         self.work[k] += time.perf_counter() - t1
+        if self.t0 is not None:
+            self.done[k] = time.monotonic() - self.t0
 
     def gather_predictions(self, k, B):
         """The reference's pattern (gloo): every batch's predictions to every process."""
@@ -222,8 +283,7 @@ class Pipeline:
         with torch.no_grad():
             for k, batch in enumerate(batches):
                 self.produce(k, batch)
-                while self.pending and (len(self.pending) > self.L or self.pending[0][1].is_completed()):
-                    self.consume(self.pending.popleft())
+                self.settle()
                 if self.a.dist_backend == "gloo":
                     self.gather_predictions(k, batch.size)
                 if not self.a.quiet and self.r == 0 and (k + 1) % 100 == 0:
@@ -233,15 +293,59 @@ class Pipeline:
                 self.consume(self.pending.popleft())
         return time.perf_counter() - t_start
 
+    def settle(self):
+        """Consumes the oldest exchanges: while more than L are in flight, or they completed."""
+        while self.pending and (len(self.pending) > self.L or self.pending[0][1].is_completed()):
+            self.consume(self.pending.popleft())
 
-def results(a, P, L, everyone):
-    """Rank 0: predictions in input order, the ideal model on the work trace, the metrics."""
-    K = len(everyone[0]["work"])
+    def serve(self, sched, queries, t0, log):
+        """The open loop: query k (its data read first: a request carries it) starts at its
+        arrival, with at most L+1 in flight; completed queries are consumed while waiting."""
+        self.t0 = t0
+        with torch.no_grad():
+            for k, batch in enumerate(queries):
+                due = t0 + sched.at[k]
+                now = time.monotonic()
+                while now < due:
+                    if self.pending and self.pending[0][1].is_completed():
+                        self.consume(self.pending.popleft())
+                    else:
+                        time.sleep(min(1e-4, due - now))
+                    now = time.monotonic()
+                self.begun[k] = now - t0
+                self.produce(k, batch)
+                self.settle()
+                if self.a.dist_backend == "gloo":
+                    self.gather_predictions(k, batch.size)
+                if not self.a.quiet and self.r == 0 and (k + 1) % 200 == 0:
+                    log(f"{k + 1} of {sched.n} queries, {now - t0:.1f} s")
+            while self.pending:
+                self.consume(self.pending.popleft())
+
+
+def gather(mine, P):
+    everyone = [None] * P
+    dist.all_gather_object(everyone, mine)
+    return everyone
+
+
+def predictions_in_order(everyone, P, K):
     pred, lab = [], []
     for k in range(K):
         for p in range(P):
             pred.extend(everyone[p]["pred"][k].tolist())
             lab.extend(everyone[p]["labels"][k].tolist())
+    return pred, lab
+
+
+def driver_name(a, L):
+    return f"bls:{L}" if a.dist_backend == "bls" else a.dist_backend
+
+
+def results(a, P, L, everyone):
+    """Rank 0: predictions in input order, the ideal model on the work trace, the metrics."""
+    K = len(everyone[0]["work"])
+    pred, lab = predictions_in_order(everyone, P, K)
     trace = [everyone[p]["work"] for p in range(P)]
     t_meas = max(e["elapsed"] for e in everyone)
     t_l, t_0 = torch_bls.ideal_time(trace, L), torch_bls.ideal_time(trace, 0)
@@ -253,19 +357,31 @@ def results(a, P, L, everyone):
         "work_ms_mean": 1e3 * sum(map(sum, trace)) / max(P * K, 1),
         "ideal_s": t_l, "ideal0_s": t_0, "efficiency": t_l / t_meas, "bound": t_0 / t_l if t_l else None,
         "accuracy": acc, "auc": auc, "logloss": ll,
-        "config": {k: v for k, v in vars(a).items() if isinstance(v, (int, float, str, type(None)))},
     }
     return result, pred, lab
 
 
-def report(a, L, result, pred, lab):
+def report_offline(a, L, result):
     t_l, t_0 = result["ideal_s"], result["ideal0_s"]
     auc = result["auc"]
-    print(f"{a.dist_backend}{':' + str(L) if a.dist_backend == 'bls' else ''} P={result['processes']}: "
+    print(f"{driver_name(a, L)} P={result['processes']}: "
           f"{result['ms_per_batch']:.2f} ms/batch, {result['samples_per_s']:.0f} samples/s, "
           f"wait {result['wait_s_mean']:.3f} s, ideal {t_l:.3f} s (efficiency {result['efficiency']:.3f}, "
           f"bound {t_0 / t_l if t_l else float('nan'):.2f}x), accuracy {result['accuracy']:.4f}, "
           f"auc {auc if auc is None else round(auc, 4)}, logloss {result['logloss']:.4f}", flush=True)
+
+
+def report_server(a, L, P, v):
+    lat = v["latency_ms"]
+    print(f"server {driver_name(a, L)} P={P}: {v['queries']} queries, {v['scheduled_qps']:.1f}/s scheduled, "
+          f"{v['completed_qps']:.1f}/s completed, {v['samples_per_s']:.0f} samples/s; latency ms "
+          + " ".join(f"{k} {lat[k]:.2f}" for k in ("min", "mean", "p50", "p90", "p95", "p99", "p99.9", "max"))
+          + f"; ideal p99 {v['ideal_latency_ms']['p99']:.2f}; "
+          f"{'VALID' if v['valid'] else 'not valid'} (p99 <= {1e3 * a.bound_s:.0f} ms, completed >= "
+          f"{KEEP_UP} of scheduled)", flush=True)
+
+
+def write_outputs(a, result, pred, lab):
     if a.predictions:
         with open(a.predictions, "w") as f:
             for p_, y in zip(pred, lab):
@@ -273,6 +389,80 @@ def report(a, L, result, pred, lab):
     if a.json:
         with open(a.json, "w") as f:
             json.dump(result, f, indent=1)
+
+
+def run_offline(a, r, P, owners, model, L, log, max_batches=None, size=None):
+    """The closed loop over the data (or a calibration of max_batches of size samples);
+    rank 0 gets (result, pred, labels), the others None.  Every process gets samples/s."""
+    pipe = Pipeline(a, r, P, owners, model, L)
+    dist.barrier()
+    if max_batches is None:
+        elapsed = pipe.run(batches(a, owners[r], log), log)
+    else:
+        elapsed = pipe.run((synthetic_batch(k, size, a.rows, a.pooling, a.data_seed, owners[r])
+                            for k in range(max_batches)), log)
+    K = len(pipe.work)
+    everyone = gather({"elapsed": elapsed, "waited": pipe.waited, "work": [pipe.work[k] for k in range(K)],
+                       "pred": [pipe.preds[k] for k in range(K)],
+                       "labels": [pipe.labels[k] for k in range(K)]}, P)
+    rate = pipe.samples / max(e["elapsed"] for e in everyone)
+    return (results(a, P, L, everyone) if r == 0 else None), rate
+
+
+def queries(a, sched, mine, log):
+    """Query k's batch of sched.size[k] samples: the synthetic stream (unlimited) or the file."""
+    if not a.data:
+        for k in range(sched.n):
+            yield synthetic_batch(k, sched.size[k], a.rows, a.pooling, a.data_seed, mine)
+        return
+    n = 0
+    for b in criteo_batches(a.data, a.rows, sched.size, log):
+        if b.size < sched.size[n]:
+            break
+        yield b
+        n += 1
+    if n < sched.n:
+        raise ValueError(f"{a.data}: the data ended at query {n} of {sched.n}")
+
+
+def run_server(a, r, P, owners, model, L, log, offline_rate):
+    """The open loop on the schedule; rank 0 gets (figures, pred, labels, per-query rows)."""
+    if a.sizes.smallest() is not None and a.sizes.smallest() < P:
+        raise ValueError(f"--query-size {a.query_size} gives some of the {P} processes no samples")
+    shared, offset, uncertainty, estimate, bound = clock_sync(r, P)
+    qps = a.qps
+    if qps is None:  # --load: of the offline rate, measured now if the offline run did not
+        if offline_rate is None:
+            B = min(max(round(a.sizes.mean()), P), a.batch_size)
+            _, rate = run_offline(a, r, P, owners, model, L, log, max_batches=50, size=B)
+            offline_rate = rate
+        qps = a.load * offline_rate / a.sizes.mean()
+    sched = share_schedule(Schedule(a.schedule_seed, qps, a.queries, a.sizes, P, a.batch_size), r)
+    if r == 0 and a.schedule_out:
+        sched.write(a.schedule_out)
+    pipe = Pipeline(a, r, P, owners, model, L)
+    dist.barrier()
+    t0 = agree_start(offset)
+    pipe.serve(sched, queries(a, sched, owners[r], log), t0, log)
+    K = len(pipe.done)
+    everyone = gather({"done": [pipe.done[k] for k in range(K)], "begun": [pipe.begun[k] for k in range(K)],
+                       "work": [pipe.work[k] for k in range(K)], "samples": pipe.samples,
+                       "pred": [pipe.preds[k] for k in range(K)], "labels": [pipe.labels[k] for k in range(K)],
+                       "uncertainty": uncertainty, "shared": shared, "estimate": estimate,
+                       "bound": bound}, P)
+    if r != 0:
+        return None
+    ideal_done = torch_bls.ideal_open([e["work"] for e in everyone], sched.at[:K], L)
+    v, lat, queue, ideal = server_figures(sched, everyone, ideal_done, a.bound_s, KEEP_UP)
+    v.update({"name": driver_name(a, L), "lag": L, "qps": qps, "query_size": a.query_size or f"fixed:{a.batch_size}",
+              "schedule_seed": a.schedule_seed, "latency_bound_ms": 1e3 * a.bound_s,
+              "clock_shared": all(e["shared"] for e in everyone),
+              "clock_uncertainty_us": 1e6 * max(e["uncertainty"] for e in everyone),
+              "clock_estimates": [{"offset_us": 1e6 * e["estimate"], "bound_us": 1e6 * e["bound"]}
+                                  for e in everyone]})
+    pred, lab = predictions_in_order(everyone, P, K)
+    rows = [(k, sched.at[k], sched.size[k], lat[k], queue[k], ideal[k]) for k in range(K)]
+    return v, pred, lab, rows
 
 
 def run(a):
@@ -283,20 +473,34 @@ def run(a):
         if r == 0:
             print(f"dlrm_infer: {msg}", file=sys.stderr, flush=True)
 
-    pipe = Pipeline(a, r, P, owners, model, L)
-    dist.barrier()
-    elapsed = pipe.run(batches(a, owners[r], log), log)
-    K = len(pipe.work)
-    mine = {"elapsed": elapsed, "waited": pipe.waited, "work": [pipe.work[k] for k in range(K)],
-            "pred": [pipe.preds[k] for k in range(K)], "labels": [pipe.labels[k] for k in range(K)]}
-    everyone = [None] * P
-    dist.all_gather_object(everyone, mine)
-    result = None
+    out, pred, lab, rate = {}, [], [], None
+    if a.offline:
+        res, rate = run_offline(a, r, P, owners, model, L, log)
+        if r == 0:
+            out, pred, lab = res
+            report_offline(a, L, out)
+    if a.server:
+        served = run_server(a, r, P, owners, model, L, log, rate)
+        if r == 0:
+            v, spred, slab, rows = served
+            if a.offline and a.sizes.kind == "fixed" and a.sizes.a == a.batch_size:
+                v["identical_to_offline"] = spred == pred[:len(spred)]
+            report_server(a, L, P, v)
+            out["server"] = v
+            if not a.offline:
+                out.update({"backend": a.dist_backend, "lag": L, "processes": P})
+                pred, lab = spred, slab
+            if a.latency_out:
+                with open(a.latency_out, "w") as f:
+                    for k, at, size, lt, qu, ide in rows:
+                        f.write(f"{v['name']} 0 {k} {1e3 * at:.6f} {size} {1e3 * lt:.6f} "
+                                f"{1e3 * qu:.6f} {1e3 * ide:.6f}\n")
     if r == 0:
-        result, pred, lab = results(a, P, L, everyone)
-        report(a, L, result, pred, lab)
+        out["scenarios"] = a.scenario.split(",")
+        out["config"] = {k: v for k, v in vars(a).items() if isinstance(v, (int, float, str, type(None)))}
+        write_outputs(a, out, pred, lab)
     dist.destroy_process_group()
-    return result
+    return out if r == 0 else None
 
 
 def main(argv=None):

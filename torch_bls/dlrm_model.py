@@ -175,10 +175,16 @@ class Batch:
 
 
 def criteo_batches(path, rows, batch_size, log=None):
-    """Streams a Criteo Kaggle text file in batches (the last may be short).  Malformed lines
-    (field count, non-integer dense, non-hex categorical) are skipped and reported through log
-    with file and line; empty fields are 0.  Categorical hex v maps to row v mod rows[t]."""
+    """Streams a Criteo Kaggle text file in batches (the last may be short).  batch_size is a
+    number, or an iterable of sizes, batch by batch (a serving schedule's query sizes).
+    Malformed lines (field count, non-integer dense, non-hex categorical) are skipped and
+    reported through log with file and line; empty fields are 0.  Categorical hex v maps to row
+    v mod rows[t]."""
     T = len(rows)
+    sizes = iter(batch_size) if hasattr(batch_size, "__iter__") else None
+    want = next(sizes, None) if sizes else batch_size
+    if want is None:
+        return
     dense, labels, cats = [], [], []
     with open(path, "r", encoding="ascii", errors="replace") as f:
         for lineno, line in enumerate(f, 1):
@@ -196,9 +202,12 @@ def criteo_batches(path, rows, batch_size, log=None):
             dense.append(dn)
             labels.append(lab)
             cats.append(ct)
-            if len(labels) == batch_size:
+            if len(labels) == want:
                 yield _criteo_batch(dense, labels, cats)
                 dense, labels, cats = [], [], []
+                want = next(sizes, None) if sizes else batch_size
+                if want is None:
+                    return
     if labels:
         yield _criteo_batch(dense, labels, cats)
 

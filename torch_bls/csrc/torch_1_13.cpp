@@ -124,6 +124,27 @@ PYBIND11_MODULE(_C, m) {
       py::arg("work"), py::arg("lag"),
       "T_ideal(lag) of a trace work[p][k] (seconds of process p in iteration k outside the "
       "collective), the ideal model of bls-semantics as harness.h computes it.");
+  m.def(
+      "ideal_open",
+      [](const std::vector<std::vector<double>>& work, const std::vector<double>& arrival,
+         int lag) {
+        // The open-loop ideal model (harness.h): when each query is done everywhere.
+        size_t P = work.size(), K = arrival.size();
+        std::vector<double> flat, done(K + 1), scratch(P + 1);
+        for (const auto& row : work) {
+          TORCH_CHECK(row.size() == K, "ideal_open: every process needs ", K, " queries");
+          flat.insert(flat.end(), row.begin(), row.end());
+        }
+        TORCH_CHECK(lag >= 0, "ideal_open: lag ", lag, " is negative");
+        TORCH_CHECK(P > 0, "ideal_open: no processes");
+        harness_ideal_open(flat.data(), arrival.data(), static_cast<int>(P), static_cast<int>(K),
+                           lag, done.data(), scratch.data());
+        done.resize(K);
+        return done;
+      },
+      py::arg("work"), py::arg("arrival"), py::arg("lag"),
+      "done[k] of the open-loop ideal model (harness.h): queries arriving at arrival[k] "
+      "seconds, work[p][k] seconds of process p on query k, zero communication.");
   m.def("finalize", &Core::finalizeAll, py::call_guard<py::gil_scoped_release>(),
         "Shuts every bls group down and finalizes MPI if this module initialised it.");
 }

@@ -105,6 +105,13 @@ def ideal_time(work, lag):
     return _C.ideal_time([list(map(float, row)) for row in work], int(lag))
 
 
+def ideal_open(work, arrival, lag):
+    """The open-loop ideal model (harness_ideal_open): with queries arriving at arrival[k]
+    seconds and work[p][k] seconds of process p on query k, when query k is done everywhere
+    (seconds since the schedule's start) with zero communication and lag bound `lag`."""
+    return _C.ideal_open([list(map(float, row)) for row in work], list(map(float, arrival)), int(lag))
+
+
 def _create(store, rank, size, timeout):
     return _C.create_process_group(store, rank, size, timeout, default_lag())
 
