@@ -14,6 +14,7 @@ Runs under Debian's /usr/bin/python3 (needs python3-torch), not a PATH python wi
 """
 import argparse
 import json
+import os
 import re
 import struct
 import sys
@@ -39,11 +40,19 @@ def write_safetensors(tensors, path):
         offset += len(raw)
     text = json.dumps(header, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)  # keeps every tensor 8-byte aligned
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for raw in blobs:
-            f.write(raw)
+    # A temporary file renamed over the target when complete: a job reading the old file keeps
+    # its inode, and nobody sees half a file.
+    tmp = f"{path}.tmp.{os.getpid()}"
+    try:
+        with open(tmp, "wb") as f:
+            f.write(struct.pack("<Q", len(text)))
+            f.write(text)
+            for raw in blobs:
+                f.write(raw)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def read_safetensors(path):

@@ -224,8 +224,8 @@ typedef struct {
     double auc;      /* ROC AUC, ties counted half (sklearn's roc_auc_score) */
     double logloss;  /* mean binary cross-entropy, predictions clipped to [1e-15, 1 - 1e-15] */
 } dlrm_metrics_t;
-/* DLRM_ERR_ARG when n < 1, a label is not 0/1, or AUC is undefined (one class only: auc = NAN
- * and the rest still filled). */
+/* DLRM_ERR_ARG when n < 1, a prediction is NaN or infinite, a label is not 0/1 (m zeroed), or
+ * AUC is undefined (one class only: auc = NAN and the rest still filled). */
 dlrm_status_t dlrm_metrics(const float *pred, const float *labels, int64_t n, dlrm_metrics_t *m);
 
 const char *dlrm_strerror(dlrm_status_t status);

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define CRITEO_DENSE 13
 #define CRITEO_CAT 26
@@ -40,6 +41,10 @@ dlrm_status_t dlrm_criteo_open(const char *path, const dlrm_config_t *cfg, int s
                           "%s: Criteo lines have %d dense and %d categorical features, but the "
                           "model takes %d dense inputs (--arch-mlp-bot) and has %d tables",
                           path, CRITEO_DENSE, CRITEO_CAT, cfg->bot[0], cfg->n_tables);
+    struct stat sb; /* a FIFO would block the open; and a run rewinds the file */
+    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode))
+        return dlrm_error(DLRM_ERR_ARG, "%s: not a regular file (runs read it from the start again)",
+                          path);
     dlrm_criteo_t *r = calloc(1, sizeof(*r));
     if (!r)
         return dlrm_error(DLRM_ERR_NOMEM, "out of memory");
@@ -148,32 +153,56 @@ static int parse_line(dlrm_criteo_t *r, char *s, int b, dlrm_samples_t *out, cha
     return 0;
 }
 
+/* The next line into r->line, without its newline (and a '\r' before it), NUL-terminated.
+ * Returns its length, -1 at the end of the file (or a read error), -2 when it is longer than
+ * DLRM_CRITEO_MAX_LINE (the rest of it consumed).  *nul is 1 + the column of its first NUL byte
+ * (0: none): fgets cannot tell a NUL from the line's end, and a NUL must not end a line early. */
+static long read_line(dlrm_criteo_t *r, long *nul)
+{
+    size_t len = 0;
+    int c, any = 0, over = 0;
+    *nul = 0;
+    while ((c = getc_unlocked(r->f)) != EOF) {
+        any = 1;
+        if (c == '\n')
+            break;
+        if (len + 1 >= r->cap) {
+            over = 1; /* keep reading to the newline */
+            continue;
+        }
+        if (c == '\0' && *nul == 0)
+            *nul = (long)len + 1;
+        r->line[len++] = (char)c;
+    }
+    if (!any || (c == EOF && ferror(r->f)))
+        return -1;
+    if (len > 0 && r->line[len - 1] == '\r')
+        len--;
+    r->line[len] = '\0';
+    return over || len > DLRM_CRITEO_MAX_LINE ? -2 : (long)len;
+}
+
 dlrm_status_t dlrm_criteo_read(dlrm_criteo_t *r, int max, dlrm_samples_t *out, int *n_p)
 {
     if (!r || !out || !n_p || max < 0)
         return dlrm_error(DLRM_ERR_ARG, "dlrm_criteo_read: bad arguments");
     int n = 0;
     while (n < max) {
-        if (!fgets(r->line, (int)r->cap, r->f)) {
+        long nul, len = read_line(r, &nul);
+        if (len == -1) {
             if (ferror(r->f))
                 return dlrm_error(DLRM_ERR_IO, "%s: read error after line %lld: %s", r->path,
                                   (long long)r->line_no, strerror(errno));
             break; /* end of file */
         }
         r->line_no++;
-        size_t len = strlen(r->line);
         char err[200];
         int bad = 0;
-        if (len > 0 && r->line[len - 1] == '\n') {
-            r->line[--len] = '\0';
-            if (len > 0 && r->line[len - 1] == '\r')
-                r->line[--len] = '\0';
-        } else if (!feof(r->f)) {
-            /* longer than the buffer: report it and skip the rest of it */
-            int c;
-            while ((c = fgetc(r->f)) != EOF && c != '\n') {
-            }
+        if (len == -2) {
             snprintf(err, sizeof(err), "line longer than %d bytes", DLRM_CRITEO_MAX_LINE);
+            bad = 1;
+        } else if (nul) {
+            snprintf(err, sizeof(err), "a NUL byte at column %ld", nul);
             bad = 1;
         }
         if (!bad && len == 0) {

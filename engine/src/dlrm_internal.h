@@ -39,10 +39,8 @@ struct dlrm_model {
     const float *bot_w[DLRM_MAX_LAYERS], *bot_b[DLRM_MAX_LAYERS]; /* layer l: [bot[l+1], bot[l]] */
     const float *top_w[DLRM_MAX_LAYERS], *top_b[DLRM_MAX_LAYERS]; /* layer l: [top[l+1], top[l]] */
     const float **tables; /* [n_tables]; NULL for tables this process does not hold */
-    float *owned;         /* one allocation holding every randomly initialised tensor */
+    float *owned;         /* one allocation holding every tensor (dlrm_model_own) */
     size_t owned_len;     /* its mapped length */
-    void *map;            /* the mapped safetensors file, or NULL */
-    size_t map_len;
     /* Derived once from the weights (dlrm_model_prepare): every layer with more than one
      * output packed for dlrm_linear_run (a width-1 layer is a dot product per sample and
      * keeps K = 0 here); one 64-byte-aligned allocation. */
@@ -86,6 +84,9 @@ dlrm_status_t dlrm_table_set(const dlrm_config_t *cfg, const int *tables, int n,
 
 /* Shared by init and load: copies cfg, allocates the tables array. */
 dlrm_status_t dlrm_model_alloc(const dlrm_config_t *cfg, dlrm_model_t **model_p);
+/* Memory for the MLPs and the tables in want (2 MiB pages where the kernel allows), every
+ * pointer set into it: the model owns its weights, whether drawn or read from a file. */
+dlrm_status_t dlrm_model_own(dlrm_model_t *m, const unsigned char *want);
 
 /* Shared by init and load, once the weights are in place: checks the kernel choice and
  * packs the layers (bot_lin, top_lin). */

@@ -23,6 +23,16 @@ dlrm_status_t dlrm_metrics(const float *pred, const float *labels, int64_t n, dl
 {
     if (!pred || !labels || !m || n < 1)
         return dlrm_error(DLRM_ERR_ARG, "dlrm_metrics: need at least one prediction and label");
+    *m = (dlrm_metrics_t){.n = 0};
+    /* A NaN compares unequal to itself and unordered to everything: it would break the sort's
+     * order and the tie loop below, so a non-finite prediction is an error, not a score. */
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(pred[i]))
+            return dlrm_error(DLRM_ERR_ARG,
+                              "dlrm_metrics: prediction %lld is %s, not a probability (a "
+                              "non-finite value in the weights or inputs?)",
+                              (long long)i,
+                              isnan(pred[i]) ? "NaN" : pred[i] > 0 ? "+inf" : "-inf");
     scored_t *s = malloc(sizeof(scored_t) * (size_t)n);
     if (!s)
         return dlrm_error(DLRM_ERR_NOMEM, "dlrm_metrics: out of memory for %lld samples",

@@ -133,6 +133,53 @@ dlrm_status_t dlrm_table_set(const dlrm_config_t *cfg, const int *tables, int n,
     return DLRM_OK;
 }
 
+dlrm_status_t dlrm_model_own(dlrm_model_t *m, const unsigned char *want)
+{
+    const dlrm_config_t *cfg = &m->cfg;
+    mlp_view_t v[2];
+    dlrm_mlp_views(cfg, NULL, v);
+    size_t total = 0;
+    for (int j = 0; j < 2; j++)
+        for (int l = 0; l < v[j].layers; l++)
+            total += (size_t)v[j].w[l + 1] * ((size_t)v[j].w[l] + 1);
+    for (int t = 0; t < cfg->n_tables; t++) {
+        if (!want[t])
+            continue;
+        if ((uint64_t)cfg->rows[t] > (SIZE_MAX / sizeof(float) - total) / (size_t)cfg->d)
+            return dlrm_error(DLRM_ERR_ARG, "table %d: %lld rows x %d do not fit in memory", t,
+                              (long long)cfg->rows[t], cfg->d);
+        total += (size_t)cfg->rows[t] * (size_t)cfg->d;
+    }
+    /* Lookups hit random rows of tables far larger than the caches: with 4 KiB pages nearly
+     * every one also misses the TLB and walks the page tables.  2 MiB pages (transparent huge
+     * pages, asked for with madvise since Debian's default is "madvise") cut that: the
+     * lookup rate went from 7-12 to 14-20 M rows/s (bench/RESULTS.md).  Without THP the hint
+     * is ignored and the pages are normal ones. */
+    m->owned_len = total * sizeof(float) + 1;
+    m->owned = mmap(NULL, m->owned_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m->owned == MAP_FAILED) {
+        m->owned = NULL;
+        return dlrm_error(DLRM_ERR_NOMEM, "model: cannot allocate %zu MiB of weights",
+                          total * sizeof(float) >> 20);
+    }
+    (void)madvise(m->owned, m->owned_len, MADV_HUGEPAGE);
+    float *p = m->owned;
+    dlrm_mlp_views(cfg, m, v);
+    for (int j = 0; j < 2; j++)
+        for (int l = 0; l < v[j].layers; l++) {
+            v[j].W[l] = p;
+            p += (size_t)v[j].w[l + 1] * (size_t)v[j].w[l];
+            v[j].b[l] = p;
+            p += v[j].w[l + 1];
+        }
+    for (int t = 0; t < cfg->n_tables; t++)
+        if (want[t]) {
+            m->tables[t] = p;
+            p += (size_t)cfg->rows[t] * (size_t)cfg->d;
+        }
+    return DLRM_OK;
+}
+
 dlrm_status_t dlrm_model_init_random(const dlrm_config_t *cfg, uint64_t seed, const int *tables,
                                      int n_tables, dlrm_model_t **model_p)
 {
@@ -146,66 +193,26 @@ dlrm_status_t dlrm_model_init_random(const dlrm_config_t *cfg, uint64_t seed, co
         free(want);
         return st;
     }
-    mlp_view_t v[2];
-    dlrm_mlp_views(cfg, NULL, v);
-    size_t total = 0;
-    for (int j = 0; j < 2; j++)
-        for (int l = 0; l < v[j].layers; l++)
-            total += (size_t)v[j].w[l + 1] * ((size_t)v[j].w[l] + 1);
-    for (int t = 0; t < cfg->n_tables; t++) {
-        if (!want[t])
-            continue;
-        if ((uint64_t)cfg->rows[t] > (SIZE_MAX / sizeof(float) - total) / (size_t)cfg->d) {
-            free(want);
-            return dlrm_error(DLRM_ERR_ARG, "table %d: %lld rows x %d do not fit in memory", t,
-                              (long long)cfg->rows[t], cfg->d);
-        }
-        total += (size_t)cfg->rows[t] * (size_t)cfg->d;
-    }
-    dlrm_model_t *m;
-    if ((st = dlrm_model_alloc(cfg, &m)) != DLRM_OK) {
-        free(want);
-        return st;
-    }
-    /* Lookups hit random rows of tables far larger than the caches: with 4 KiB pages nearly
-     * every one also misses the TLB and walks the page tables.  2 MiB pages (transparent huge
-     * pages, asked for with madvise since Debian's default is "madvise") cut that: the
-     * lookup rate went from 7-12 to 14-20 M rows/s (bench/RESULTS.md).  Without THP the hint
-     * is ignored and the pages are normal ones. */
-    m->owned_len = total * sizeof(float) + 1;
-    m->owned = mmap(NULL, m->owned_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (m->owned == MAP_FAILED)
-        m->owned = NULL;
-    else
-        (void)madvise(m->owned, m->owned_len, MADV_HUGEPAGE);
-    if (!m->owned) {
+    dlrm_model_t *m = NULL;
+    if ((st = dlrm_model_alloc(cfg, &m)) != DLRM_OK || (st = dlrm_model_own(m, want)) != DLRM_OK) {
         free(want);
         dlrm_model_free(m);
-        return dlrm_error(DLRM_ERR_NOMEM, "model: cannot allocate %zu MiB of weights",
-                          total * sizeof(float) >> 20);
+        return st;
     }
-    float *p = m->owned;
-    dlrm_mlp_views(cfg, m, v);
+    mlp_view_t v[2];
+    dlrm_mlp_views(cfg, m, v); /* the pointers into m->owned that dlrm_model_own set */
     for (int j = 0; j < 2; j++)
         for (int l = 0; l < v[j].layers; l++) {
             int in = v[j].w[l], out = v[j].w[l + 1];
             uint64_t stream = v[j].stream + 2 * (uint64_t)l;
-            fill_normal(p, (size_t)out * in, sqrt(2.0 / (in + out)), seed, stream);
-            v[j].W[l] = p;
-            p += (size_t)out * in;
-            fill_normal(p, (size_t)out, sqrt(1.0 / out), seed, stream + 1);
-            v[j].b[l] = p;
-            p += out;
+            fill_normal((float *)v[j].W[l], (size_t)out * in, sqrt(2.0 / (in + out)), seed, stream);
+            fill_normal((float *)v[j].b[l], (size_t)out, sqrt(1.0 / out), seed, stream + 1);
         }
-    for (int t = 0; t < cfg->n_tables; t++) {
-        if (!want[t])
-            continue;
-        size_t n = (size_t)cfg->rows[t] * (size_t)cfg->d;
-        fill_uniform(p, n, (float)sqrt(1.0 / (double)cfg->rows[t]), seed,
-                     STREAM_TABLE + (uint64_t)t);
-        m->tables[t] = p;
-        p += n;
-    }
+    for (int t = 0; t < cfg->n_tables; t++)
+        if (want[t])
+            fill_uniform((float *)m->tables[t], (size_t)cfg->rows[t] * (size_t)cfg->d,
+                         (float)sqrt(1.0 / (double)cfg->rows[t]), seed,
+                         STREAM_TABLE + (uint64_t)t);
     free(want);
     if ((st = dlrm_model_prepare(m)) != DLRM_OK) {
         dlrm_model_free(m);
@@ -219,8 +226,6 @@ void dlrm_model_free(dlrm_model_t *m)
 {
     if (!m)
         return;
-    if (m->map)
-        munmap(m->map, m->map_len);
     if (m->owned)
         munmap(m->owned, m->owned_len);
     free(m->derived);

@@ -1,27 +1,43 @@
 /*
  * safetensors files (https://huggingface.co/docs/safetensors): an 8-byte little-endian header
  * length, a JSON header naming each tensor's dtype, shape and byte range, then the raw data.
- * Loading maps the file and points the model's tensors into it: nothing is copied.  Saving
- * writes every tensor a model holds, 8-byte aligned, under the reference's state_dict names.
+ * Loading reads (pread) every tensor the model needs into the model's own memory, tables on
+ * 2 MiB pages like random ones: the file is not used after the load, so rewriting or
+ * truncating it under a running job changes nothing (a mapping would change predictions
+ * silently, or SIGBUS).  A file that changes during the load is a short read: an error.
+ * Saving writes every tensor a model holds, 8-byte aligned, under the reference's state_dict
+ * names, to a temporary file renamed into place, so a reader never sees half a file.
  */
+#define _GNU_SOURCE
 #include "dlrm_internal.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #define MAX_HEADER_BYTES (100u << 20)
 
+/* A JSON number that is a whole number in [0, 2^53] (every such double is exact), else -1:
+ * shapes and offsets from a file are checked before any conversion to an integer type. */
+static int64_t json_count(const cJSON *x)
+{
+    if (!cJSON_IsNumber(x))
+        return -1;
+    double v = x->valuedouble;
+    if (!isfinite(v) || v < 0 || v > 9007199254740992.0 || v != floor(v))
+        return -1;
+    return (int64_t)v;
+}
+
 /* Finds tensor `name` of the expected 2-D (or 1-D when cols < 0) shape in the header. */
 static dlrm_status_t find_tensor(const cJSON *hdr, const char *path, const char *name, int64_t rows,
-                                 int64_t cols, const unsigned char *data, size_t data_len,
-                                 const float **out)
+                                 int64_t cols, size_t data_len, uint64_t *at, uint64_t *bytes)
 {
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(hdr, name);
     if (!t)
@@ -41,7 +57,7 @@ static dlrm_status_t find_tensor(const cJSON *hdr, const char *path, const char 
     int nd = cJSON_GetArraySize(shape);
     for (int i = 0; i < nd && i < 2; i++) {
         const cJSON *x = cJSON_GetArrayItem(shape, i);
-        dims[i] = cJSON_IsNumber(x) ? (int64_t)x->valuedouble : -1;
+        dims[i] = json_count(x);
     }
     if (nd != want_dims || dims[0] != rows || (want_dims == 2 && dims[1] != cols)) {
         char got[64];
@@ -58,68 +74,159 @@ static dlrm_status_t find_tensor(const cJSON *hdr, const char *path, const char 
         return dlrm_error(DLRM_ERR_FORMAT, "%s: tensor '%s' has shape %s, the model needs [%lld]",
                           path, name, got, (long long)rows);
     }
-    double b = cJSON_GetArrayItem(offs, 0)->valuedouble,
-           e = cJSON_GetArrayItem(offs, 1)->valuedouble;
-    uint64_t need = (uint64_t)rows * (uint64_t)(cols < 0 ? 1 : cols) * sizeof(float);
-    if (b < 0 || e < b || (uint64_t)e > data_len || (uint64_t)(e - b) != need)
+    int64_t b = json_count(cJSON_GetArrayItem(offs, 0)),
+            e = json_count(cJSON_GetArrayItem(offs, 1));
+    uint64_t need;
+    if (__builtin_mul_overflow((uint64_t)rows, (uint64_t)(cols < 0 ? 1 : cols) * sizeof(float),
+                               &need))
+        return dlrm_error(DLRM_ERR_FORMAT, "%s: tensor '%s': %lld x %lld floats overflow a size",
+                          path, name, (long long)rows, (long long)cols);
+    if (b < 0 || e < 0)
         return dlrm_error(DLRM_ERR_FORMAT,
-                          "%s: tensor '%s' has data_offsets [%.0f, %.0f] but needs %llu bytes "
-                          "inside a data section of %zu bytes (truncated file?)",
-                          path, name, b, e, (unsigned long long)need, data_len);
-    if (((uintptr_t)(data + (size_t)b)) % sizeof(float) != 0)
-        return dlrm_error(DLRM_ERR_FORMAT, "%s: tensor '%s' is not 4-byte aligned in the file",
+                          "%s: tensor '%s' has data_offsets that are not whole numbers in "
+                          "[0, 2^53]",
                           path, name);
-    *out = (const float *)(data + (size_t)b);
+    if (e < b || (uint64_t)e > data_len || (uint64_t)(e - b) != need)
+        return dlrm_error(DLRM_ERR_FORMAT,
+                          "%s: tensor '%s' has data_offsets [%lld, %lld] but needs %llu bytes "
+                          "inside a data section of %zu bytes (truncated file?)",
+                          path, name, (long long)b, (long long)e, (unsigned long long)need,
+                          data_len);
+    *at = (uint64_t)b;
+    *bytes = need;
     return DLRM_OK;
 }
 
-/* Maps the whole file read-only. */
-static dlrm_status_t map_file(const char *path, unsigned char **map_p, size_t *len_p)
+/* Reads exactly n bytes at offset; a short read means the file shrank under us. */
+static dlrm_status_t read_at(int fd, const char *path, void *buf, size_t n, uint64_t off,
+                             const char *what)
 {
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
-        return dlrm_error(DLRM_ERR_IO, "%s: %s", path, strerror(errno));
+    for (size_t done = 0; done < n;) {
+        ssize_t r = pread(fd, (char *)buf + done, n - done, (off_t)(off + done));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return dlrm_error(DLRM_ERR_IO, "%s: reading %s: %s", path, what, strerror(errno));
+        if (r == 0)
+            return dlrm_error(DLRM_ERR_FORMAT,
+                              "%s: %s ends after %zu of %zu bytes (the file was cut or changed "
+                              "while loading?)",
+                              path, what, done, n);
+        done += (size_t)r;
+    }
+    return DLRM_OK;
+}
+
+/* The JSON header, and the data section's offset and length. */
+static dlrm_status_t read_header(int fd, const char *path, cJSON **hdr_p, size_t *data_at_p,
+                                 size_t *data_len_p)
+{
     struct stat sb;
-    if (fstat(fd, &sb) != 0 || sb.st_size < 8) {
-        close(fd);
+    if (fstat(fd, &sb) != 0)
+        return dlrm_error(DLRM_ERR_IO, "%s: %s", path, strerror(errno));
+    if (!S_ISREG(sb.st_mode))
+        return dlrm_error(DLRM_ERR_FORMAT, "%s: not a regular file", path);
+    size_t len = (size_t)sb.st_size;
+    if (sb.st_size < 8)
         return dlrm_error(DLRM_ERR_FORMAT, "%s: too short for a safetensors file (%lld bytes)",
                           path, (long long)sb.st_size);
-    }
-    size_t len = (size_t)sb.st_size;
-    unsigned char *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (map == MAP_FAILED)
-        return dlrm_error(DLRM_ERR_IO, "%s: cannot map: %s", path, strerror(errno));
-    *map_p = map;
-    *len_p = len;
-    return DLRM_OK;
-}
-
-/* The JSON header of a mapped file, and where its data section starts. */
-static dlrm_status_t parse_header(const char *path, const unsigned char *map, size_t len,
-                                  cJSON **hdr_p, size_t *data_at_p)
-{
+    unsigned char len8[8];
+    dlrm_status_t st = read_at(fd, path, len8, 8, 0, "the header length");
+    if (st != DLRM_OK)
+        return st;
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--)
-        hlen = (hlen << 8) | map[i];
+        hlen = (hlen << 8) | len8[i];
     if (hlen > MAX_HEADER_BYTES || hlen > len - 8)
         return dlrm_error(DLRM_ERR_FORMAT,
                           "%s: header length %llu does not fit the file's %zu bytes", path,
                           (unsigned long long)hlen, len);
-    cJSON *hdr = cJSON_ParseWithLength((const char *)map + 8, (size_t)hlen);
+    char *text = malloc((size_t)hlen + 1);
+    if (!text)
+        return dlrm_error(DLRM_ERR_NOMEM, "%s: out of memory for the header", path);
+    st = read_at(fd, path, text, (size_t)hlen, 8, "the header");
+    cJSON *hdr = st == DLRM_OK ? cJSON_ParseWithLength(text, (size_t)hlen) : NULL;
+    free(text);
+    if (st != DLRM_OK)
+        return st;
     if (!hdr || !cJSON_IsObject(hdr)) {
         cJSON_Delete(hdr);
         return dlrm_error(DLRM_ERR_FORMAT, "%s: the header is not a JSON object", path);
     }
     *hdr_p = hdr;
     *data_at_p = 8 + (size_t)hlen;
+    *data_len_p = len - *data_at_p;
     return DLRM_OK;
 }
 
-/* Points every tensor the model needs (its MLPs and the tables in want) into the data. */
-static dlrm_status_t bind_tensors(dlrm_model_t *m, const cJSON *hdr, const char *path,
-                                  const unsigned char *data, size_t data_len,
-                                  const unsigned char *want)
+typedef struct {
+    int64_t b, e;
+    const char *name;
+} extent_t;
+
+static int by_start(const void *x, const void *y)
+{
+    const extent_t *a = x, *b = y;
+    return (a->b > b->b) - (a->b < b->b);
+}
+
+/* The whole header, not only the tensors this process reads: every entry (but __metadata__)
+ * named once, with data_offsets of whole numbers inside the data section, no two overlapping.
+ * A file that breaks these is not what any writer meant; better named than half-used. */
+static dlrm_status_t check_header(const cJSON *hdr, const char *path, size_t data_len)
+{
+    int n = cJSON_GetArraySize(hdr);
+    extent_t *x = calloc((size_t)n + 1, sizeof(*x));
+    if (!x)
+        return dlrm_error(DLRM_ERR_NOMEM, "%s: out of memory for the header", path);
+    int k = 0;
+    dlrm_status_t st = DLRM_OK;
+    for (const cJSON *t = hdr->child; t && st == DLRM_OK; t = t->next) {
+        if (!strcmp(t->string, "__metadata__"))
+            continue;
+        for (int i = 0; i < k && st == DLRM_OK; i++)
+            if (!strcmp(x[i].name, t->string))
+                st = dlrm_error(DLRM_ERR_FORMAT, "%s: tensor '%s' appears twice in the header",
+                                path, t->string);
+        const cJSON *offs = cJSON_GetObjectItemCaseSensitive(t, "data_offsets");
+        int64_t b = cJSON_GetArraySize(offs) == 2 ? json_count(cJSON_GetArrayItem(offs, 0)) : -1;
+        int64_t e = cJSON_GetArraySize(offs) == 2 ? json_count(cJSON_GetArrayItem(offs, 1)) : -1;
+        if (st == DLRM_OK && (b < 0 || e < b))
+            st = dlrm_error(DLRM_ERR_FORMAT,
+                            "%s: tensor '%s' has data_offsets that are not whole numbers "
+                            "[begin, end], 0 <= begin <= end <= 2^53",
+                            path, t->string);
+        else if (st == DLRM_OK && (uint64_t)e > data_len)
+            st = dlrm_error(DLRM_ERR_FORMAT,
+                            "%s: tensor '%s' ends at byte %lld, past the data section's %zu "
+                            "bytes (truncated file?)",
+                            path, t->string, (long long)e, data_len);
+        x[k++] = (extent_t){b, e, t->string};
+    }
+    if (st == DLRM_OK) {
+        qsort(x, (size_t)k, sizeof(*x), by_start);
+        for (int i = 1; i < k && st == DLRM_OK; i++)
+            if (x[i].b < x[i - 1].e)
+                st = dlrm_error(DLRM_ERR_FORMAT, "%s: tensors '%s' and '%s' overlap in the file",
+                                path, x[i - 1].name, x[i].name);
+    }
+    free(x);
+    return st;
+}
+
+/* Checks one tensor's entry and reads it into dst (the model's own memory). */
+static dlrm_status_t load_tensor(int fd, const cJSON *hdr, const char *path, const char *name,
+                                 int64_t rows, int64_t cols, size_t data_at, size_t data_len,
+                                 const float *dst)
+{
+    uint64_t at, bytes;
+    dlrm_status_t st = find_tensor(hdr, path, name, rows, cols, data_len, &at, &bytes);
+    return st == DLRM_OK ? read_at(fd, path, (void *)dst, (size_t)bytes, data_at + at, name) : st;
+}
+
+/* Reads every tensor the model needs (its MLPs and the tables in want). */
+static dlrm_status_t load_tensors(dlrm_model_t *m, const cJSON *hdr, const char *path, int fd,
+                                  size_t data_at, size_t data_len, const unsigned char *want)
 {
     const dlrm_config_t *cfg = &m->cfg;
     dlrm_status_t st = DLRM_OK;
@@ -129,16 +236,19 @@ static dlrm_status_t bind_tensors(dlrm_model_t *m, const cJSON *hdr, const char 
     for (int j = 0; j < 2 && st == DLRM_OK; j++)
         for (int l = 0; st == DLRM_OK && l < v[j].layers; l++) {
             snprintf(name, sizeof(name), "%s.%d.weight", v[j].prefix, 2 * l);
-            st = find_tensor(hdr, path, name, v[j].w[l + 1], v[j].w[l], data, data_len, &v[j].W[l]);
+            st = load_tensor(fd, hdr, path, name, v[j].w[l + 1], v[j].w[l], data_at, data_len,
+                             v[j].W[l]);
             snprintf(name, sizeof(name), "%s.%d.bias", v[j].prefix, 2 * l);
             if (st == DLRM_OK)
-                st = find_tensor(hdr, path, name, v[j].w[l + 1], -1, data, data_len, &v[j].b[l]);
+                st = load_tensor(fd, hdr, path, name, v[j].w[l + 1], -1, data_at, data_len,
+                                 v[j].b[l]);
         }
     for (int t = 0; st == DLRM_OK && t < cfg->n_tables; t++) {
         if (!want[t])
             continue;
         snprintf(name, sizeof(name), "emb_l.%d.weight", t);
-        st = find_tensor(hdr, path, name, cfg->rows[t], cfg->d, data, data_len, &m->tables[t]);
+        st = load_tensor(fd, hdr, path, name, cfg->rows[t], cfg->d, data_at, data_len,
+                         m->tables[t]);
     }
     return st;
 }
@@ -148,32 +258,32 @@ dlrm_status_t dlrm_model_load(const dlrm_config_t *cfg, const char *path, const 
 {
     if (!cfg || !path || !model_p || !cfg->rows || cfg->n_tables < 1)
         return dlrm_error(DLRM_ERR_ARG, "dlrm_model_load: cfg, path and model_p are required");
-    unsigned char *want = malloc((size_t)cfg->n_tables), *map = NULL;
+    unsigned char *want = malloc((size_t)cfg->n_tables);
     if (!want)
         return dlrm_error(DLRM_ERR_NOMEM, "model: out of memory");
-    size_t len = 0, data_at = 0;
+    size_t data_at = 0, data_len = 0;
     cJSON *hdr = NULL;
     dlrm_model_t *m = NULL;
+    int fd = -1;
     dlrm_status_t st = dlrm_table_set(cfg, tables, n_tables, want);
+    if (st == DLRM_OK && (fd = open(path, O_RDONLY | O_NONBLOCK)) < 0)
+        st = dlrm_error(DLRM_ERR_IO, "%s: %s", path, strerror(errno));
     if (st == DLRM_OK)
-        st = map_file(path, &map, &len);
+        st = read_header(fd, path, &hdr, &data_at, &data_len);
     if (st == DLRM_OK)
-        st = parse_header(path, map, len, &hdr, &data_at);
+        st = check_header(hdr, path, data_len);
     if (st == DLRM_OK)
         st = dlrm_model_alloc(cfg, &m);
-    if (st == DLRM_OK) { /* the model owns the mapping from here on */
-        m->map = map;
-        m->map_len = len;
-        map = NULL;
-        st = bind_tensors(m, hdr, path, (const unsigned char *)m->map + data_at, len - data_at,
-                          want);
-    }
+    if (st == DLRM_OK)
+        st = dlrm_model_own(m, want);
+    if (st == DLRM_OK)
+        st = load_tensors(m, hdr, path, fd, data_at, data_len, want);
     if (st == DLRM_OK)
         st = dlrm_model_prepare(m);
+    if (fd >= 0)
+        close(fd);
     cJSON_Delete(hdr);
     free(want);
-    if (map)
-        munmap(map, len);
     if (st != DLRM_OK) {
         dlrm_model_free(m);
         return st;
@@ -265,15 +375,31 @@ dlrm_status_t dlrm_model_save(const dlrm_model_t *m, const char *path)
         free(refs);
         return dlrm_error(DLRM_ERR_NOMEM, "dlrm_model_save: out of memory");
     }
+    /* A temporary file beside the target, renamed over it when complete: a job loading the
+     * old file meanwhile reads the old inode to its end. */
     dlrm_status_t st = DLRM_OK;
-    FILE *f = fopen(path, "wb");
-    if (!f) {
-        st = dlrm_error(DLRM_ERR_IO, "%s: %s", path, strerror(errno));
+    size_t n = strlen(path) + 32;
+    char *tmp = malloc(n);
+    FILE *f = NULL;
+    if (!tmp) {
+        st = dlrm_error(DLRM_ERR_NOMEM, "dlrm_model_save: out of memory");
     } else {
+        snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
+        if (!(f = fopen(tmp, "wb")))
+            st = dlrm_error(DLRM_ERR_IO, "%s: cannot write it (through %s): %s", path, tmp,
+                            strerror(errno));
+    }
+    if (f) {
         int ok = write_file(f, json, refs, collect_refs(m, refs));
         if (fclose(f) != 0 || !ok)
-            st = dlrm_error(DLRM_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+            st = dlrm_error(DLRM_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
+        else if (rename(tmp, path) != 0)
+            st = dlrm_error(DLRM_ERR_IO, "%s: cannot rename %s to it: %s", path, tmp,
+                            strerror(errno));
+        if (st != DLRM_OK)
+            unlink(tmp);
     }
+    free(tmp);
     free(json);
     free(refs);
     return st;

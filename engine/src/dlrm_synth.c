@@ -33,8 +33,12 @@ int64_t dlrm_synth_index(const dlrm_synth_t *s, int64_t rows, int64_t sample, in
         x = exp(u * log(n1));
     else
         x = pow(1.0 + u * (pow(n1, 1.0 - a) - 1.0), 1.0 / (1.0 - a));
-    int64_t r = (int64_t)x - 1;
-    return r < 0 ? 0 : (r >= rows ? rows - 1 : r);
+    /* Clamped before the conversion: an extreme alpha may round x to anything, even NaN. */
+    if (!(x >= 1.0))
+        return 0;
+    if (x >= (double)rows)
+        return rows - 1;
+    return (int64_t)x - 1;
 }
 
 static int base_pooling(const dlrm_synth_t *s, int t)

@@ -116,6 +116,36 @@ static void test_reader(const char *dir)
               dlrm_last_error());
         dlrm_criteo_close(r);
     }
+
+    /* A NUL byte is a malformed line of its own: it must not end the line early (and so
+     * swallow the next one, shifting every later line number). */
+    f = fopen(path, "w");
+    fwrite("\0\n\n", 1, 3, f);    /* lines 1 (a NUL) and 2 (empty) */
+    line(f, "1", "3", "00000001", 26); /* line 3: good */
+    fputs("0\t4", f);                /* line 4: a good line with a NUL inside field 2 */
+    fputc('\0', f);
+    fputs("7", f);
+    for (int i = 1; i < 13; i++)
+        fputs("\t1", f);
+    for (int t = 0; t < 26; t++)
+        fputs("\t1", f);
+    fputc('\n', f);
+    line(f, "0", "5", "00000002", 26); /* line 5: good */
+    fclose(f);
+    CHECK(dlrm_criteo_open(path, &c, 0, &r) == DLRM_OK, "open");
+    CHECK(dlrm_criteo_read(r, 8, &s, &n) == DLRM_OK && n == 2 && labels[0] == 1 && labels[1] == 0 &&
+              dense[13] == logf(6.0f),
+          "NUL lines: %d samples (lines 3 and 5 expected)", n);
+    CHECK(dlrm_criteo_lines(r) == 5 && dlrm_criteo_skipped(r) == 3, "NUL lines: %lld lines, %lld skipped",
+          (long long)dlrm_criteo_lines(r), (long long)dlrm_criteo_skipped(r));
+    snprintf(want, sizeof(want), "%s:4: a NUL byte at column 4", path);
+    CHECK(strstr(dlrm_criteo_last_skip(r), want), "NUL last skip '%s'", dlrm_criteo_last_skip(r));
+    dlrm_criteo_close(r);
+    CHECK(dlrm_criteo_open(path, &c, 1, &r) == DLRM_OK, "open");
+    snprintf(want, sizeof(want), "%s:1: a NUL byte at column 1", path);
+    CHECK(dlrm_criteo_read(r, 8, &s, &n) == DLRM_ERR_FORMAT && strstr(dlrm_last_error(), want),
+          "strict NUL: '%s'", dlrm_last_error());
+    dlrm_criteo_close(r);
     CHECK(dlrm_criteo_open("/nonexistent/criteo.txt", &c, 1, &r) == DLRM_ERR_IO, "missing file");
     dlrm_config_t small;
     dlrm_config_parse("4-16", "8-1", "10-10", 16, "dot", 0, &small);
@@ -123,6 +153,9 @@ static void test_reader(const char *dir)
               strstr(dlrm_last_error(), "model takes 4 dense inputs"),
           "shape check: %s", dlrm_last_error());
     dlrm_config_free(&small);
+    /* A directory (as a FIFO would) is refused by name before any open could block. */
+    CHECK(dlrm_criteo_open(dir, &c, 1, &r) == DLRM_ERR_ARG && strstr(dlrm_last_error(), "not a regular file"),
+          "directory as data: %s", dlrm_last_error());
     dlrm_config_free(&c);
 }
 
@@ -147,6 +180,13 @@ static void test_metrics(void)
     float yb[] = {0, 2, 0, 1};
     CHECK(dlrm_metrics(p, yb, 4, &m) == DLRM_ERR_ARG && strstr(dlrm_last_error(), "label 1 is 2"),
           "bad label: %s", dlrm_last_error());
+    /* A NaN used to spin forever in the tie loop; infinities are no probabilities either. */
+    float pn[] = {0.1f, NAN, 0.35f, 0.8f}, pi[] = {0.1f, 0.4f, 0.35f, -INFINITY};
+    CHECK(dlrm_metrics(pn, y, 4, &m) == DLRM_ERR_ARG && !isnan(m.auc) &&
+              strstr(dlrm_last_error(), "prediction 1 is NaN"),
+          "NaN prediction: %s", dlrm_last_error());
+    CHECK(dlrm_metrics(pi, y, 4, &m) == DLRM_ERR_ARG && strstr(dlrm_last_error(), "prediction 3 is -inf"),
+          "infinite prediction: %s", dlrm_last_error());
 }
 
 int main(int argc, char **argv)

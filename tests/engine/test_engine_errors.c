@@ -83,6 +83,69 @@ static void test_config(void)
     dlrm_config_free(&c);
 }
 
+/* A safetensors file of the given JSON header (padded to 8 bytes) and data_len zero bytes. */
+static void write_safetensors(const char *path, const char *header, size_t data_len)
+{
+    size_t hlen = (strlen(header) + 7) / 8 * 8;
+    unsigned char len8[8];
+    for (int i = 0; i < 8; i++)
+        len8[i] = (unsigned char)(hlen >> (8 * i));
+    FILE *f = fopen(path, "wb");
+    fwrite(len8, 1, 8, f);
+    fprintf(f, "%-*s", (int)hlen, header);
+    for (size_t i = 0; i < data_len; i++)
+        fputc(0, f);
+    fclose(f);
+}
+
+/* Offsets and shapes from a hostile header: never converted unchecked (offsets near 2^64 once
+ * passed the bounds check and read outside the file). */
+static void test_hostile_header(const dlrm_config_t *c)
+{
+    const char *whole = "not whole numbers [begin, end], 0 <= begin <= end <= 2^53";
+    const char *cases[][2] = {
+        {"[18446744073709551488, 18446744073709551616]", whole},
+        {"[-128, 0]", whole},
+        {"[0.5, 128.5]", whole},
+        {"[1e300, 1e300]", whole},
+        {"[128, 64]", whole},
+        {"[0, 256]", "ends at byte 256, past the data section's 128 bytes (truncated file?)"},
+        {"[0, 64]", "has data_offsets [0, 64] but needs 128 bytes"},
+    };
+    dlrm_model_t *l;
+    char header[256];
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        snprintf(header, sizeof(header),
+                 "{\"bot_l.0.weight\": {\"dtype\": \"F32\", \"shape\": [8, 4], \"data_offsets\": %s}}",
+                 cases[k][0]);
+        write_safetensors(file("hostile.safetensors"), header, 128);
+        EXPECT(dlrm_model_load(c, file("hostile.safetensors"), NULL, 0, &l), DLRM_ERR_FORMAT,
+               cases[k][1]);
+    }
+    write_safetensors(file("hostile.safetensors"),
+                      "{\"bot_l.0.weight\": {\"dtype\": \"F32\", \"shape\": [8.5, 4], "
+                      "\"data_offsets\": [0, 128]}}",
+                      128);
+    EXPECT(dlrm_model_load(c, file("hostile.safetensors"), NULL, 0, &l), DLRM_ERR_FORMAT,
+           "tensor 'bot_l.0.weight' has shape [-1, 4], the model needs [8, 4]");
+    write_safetensors(file("hostile.safetensors"),
+                      "{\"bot_l.0.weight\": {\"dtype\": \"F32\", \"shape\": [8, 4], "
+                      "\"data_offsets\": [0, 128]}, \"bot_l.0.weight\": {\"dtype\": \"F32\", "
+                      "\"shape\": [8, 4], \"data_offsets\": [128, 256]}}",
+                      256);
+    EXPECT(dlrm_model_load(c, file("hostile.safetensors"), NULL, 0, &l), DLRM_ERR_FORMAT,
+           "tensor 'bot_l.0.weight' appears twice in the header");
+    write_safetensors(file("hostile.safetensors"),
+                      "{\"bot_l.0.weight\": {\"dtype\": \"F32\", \"shape\": [8, 4], "
+                      "\"data_offsets\": [0, 128]}, \"bot_l.0.bias\": {\"dtype\": \"F32\", "
+                      "\"shape\": [8], \"data_offsets\": [96, 128]}}",
+                      128);
+    EXPECT(dlrm_model_load(c, file("hostile.safetensors"), NULL, 0, &l), DLRM_ERR_FORMAT,
+           "tensors 'bot_l.0.weight' and 'bot_l.0.bias' overlap in the file");
+    /* Not a regular file: named, never a blocked read. */
+    EXPECT(dlrm_model_load(c, dir, NULL, 0, &l), DLRM_ERR_FORMAT, "not a regular file");
+}
+
 static void test_weights(void)
 {
     dlrm_config_t c, wider, more;
@@ -138,6 +201,7 @@ static void test_weights(void)
         EXPECT(dlrm_model_load(&c, file("f16.safetensors"), NULL, 0, &l), DLRM_ERR_FORMAT,
                "has dtype F16, expected F32");
     }
+    test_hostile_header(&c);
     dlrm_model_free(m);
     dlrm_config_free(&c);
     dlrm_config_free(&wider);
