@@ -78,6 +78,13 @@ static void abort_here(long k, const char *what)
     MPI_Abort(MPI_COMM_WORLD, 3);
 }
 
+static void out_of_memory(size_t bytes)
+{
+    fprintf(stderr, "bls-bench: rank %d: out of memory for %zu bytes of buffers (--bytes too large?)\n",
+            rank, bytes);
+    MPI_Abort(MPI_COMM_WORLD, 3);
+}
+
 static void usage(void)
 {
     printf(
@@ -127,6 +134,18 @@ static int number(const char *v, double min, double *out)
     return 0;
 }
 
+/* The largest value a number option takes: every one converts to its type without overflow. */
+static double option_max(const char *a)
+{
+    if (!strcmp(a, "--bytes"))
+        return 2147483648.0; /* a block; the buffers hold (lag + 2) x processes of them */
+    if (!strcmp(a, "--seed"))
+        return 9007199254740992.0;
+    if (!strcmp(a, "--work-us") || !strcmp(a, "--timeout"))
+        return 3.6e9;
+    return 1e9; /* --iters, --rounds, --lag (then checked against BLS_MAX_LAG) */
+}
+
 /* One option with its value; 0, or the exit status. */
 static int set_option(opts_t *o, const char *a, const char *v, const char **modes, double *lag)
 {
@@ -135,16 +154,21 @@ static int set_option(opts_t *o, const char *a, const char *v, const char **mode
     if (!strcmp(a, "--modes")) {
         *modes = v;
     } else if (!strcmp(a, "--skew")) {
-        if (sscanf(v, "%d:%lf", &o->skew_rank, &o->skew_factor) != 2 || o->skew_factor < 0)
-            return die("--skew takes RANK:FACTOR, got '%s'", v);
+        double r, f;
+        char tail;
+        if (sscanf(v, "%lf:%lf%c", &r, &f, &tail) != 2 || !(r >= 0) || r > 1e6 || r != floor(r) ||
+            !(f >= 0) || f > 1000)
+            return die("--skew takes RANK:FACTOR (0 <= FACTOR <= 1000), got '%s'", v);
+        o->skew_rank = (int)r;
+        o->skew_factor = f;
     } else if (!strcmp(a, "--delay")) {
         if (harness_delay_parse(v, &o->delay, err, sizeof(err)) != 0)
             return die("--delay: %s", err);
     } else if (!strcmp(a, "--json")) {
         o->json = v;
-    } else if (number(v, 0, &x) != 0) {
+    } else if (number(v, 0, &x) != 0 || x > option_max(a)) {
         char msg[128];
-        snprintf(msg, sizeof(msg), "%s takes a number >= 0, got '%%s'", a);
+        snprintf(msg, sizeof(msg), "%s takes a number in [0, %g], got '%%s'", a, option_max(a));
         return die(msg, v);
     } else if (!strcmp(a, "--iters") || !strcmp(a, "--rounds")) {
         *(!strcmp(a, "--iters") ? &o->iters : &o->rounds) = (long)x;
@@ -236,8 +260,12 @@ static void run_mode(const opts_t *o, const harness_driver_t *m, round_t *out)
     size_t *sc = calloc((size_t)P, sizeof(size_t)), *sd = calloc((size_t)P, sizeof(size_t));
     size_t *rc = calloc((size_t)P, sizeof(size_t)), *rd = calloc((size_t)P, sizeof(size_t));
     size_t soff, roff;
+    if (!sc || !sd || !rc || !rd)
+        out_of_memory(4 * sizeof(size_t) * (size_t)P);
     bls_comm_t *comm = mode_comm(o, m, sc, sd, rc, rd, &soff, &roff);
     char *sendbuf = malloc(soff + 1), *recvbuf = calloc(roff * (size_t)S + 1, 1);
+    if (!sendbuf || !recvbuf)
+        out_of_memory(soff + 1 + roff * (size_t)S + 1);
     memset(sendbuf, rank, soff + 1);
     double waited = 0;
     MPI_Barrier(MPI_COMM_WORLD);

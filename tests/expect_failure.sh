@@ -23,7 +23,7 @@ if [ -n "$pid" ] && printf '%s' "$out" | grep -q "rank $rank is pid $pid\$"; the
   out="$out
 (launcher's PID $pid is rank $rank)"
 fi
-if ! printf '%s' "$out" | grep -Eq "$regex"; then
+if ! printf '%s' "$out" | grep -Eq -- "$regex"; then
   echo "expect_failure: output does not match /$regex/"; echo "0 passed, 1 failed"; exit 1
 fi
 echo "expect_failure: failed as required (exit $rc) and named /$regex/"

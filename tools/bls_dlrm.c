@@ -10,10 +10,13 @@
  * One error policy: a bad option, model, weights or data file is reported once and every
  * process exits 2 (the processes agree before going on); a failure on one process during a
  * run is reported by that process, which ends the job (exit 3): the others may be waiting for
- * it inside the exchange.
+ * it inside the exchange.  A stall where MPI cannot time out (MPI_Alltoallv, MPI_Init, the
+ * set-up and final collectives) is ended by a watchdog (watchdog.h), also exit 3, after
+ * --timeout (and a margin) without progress.
  */
 #define _GNU_SOURCE
 #include "dlrm_report.h"
+#include "watchdog.h"
 
 #include <errno.h>
 #include <math.h>
@@ -95,6 +98,7 @@ static int configure(tool_t *t, int argc, char **argv)
 static int write_criteo(tool_t *t)
 {
     int ok = 1;
+    watchdog_hold("writing the Criteo file"); /* the others wait for rank 0's local work */
     if (t->rank == 0 &&
         dlrm_synth_write_criteo(&t->o.synth, &t->cfg, t->o.samples, t->o.write_criteo) != DLRM_OK) {
         fprintf(stderr, "bls-dlrm: cannot write the Criteo file: %s\n", dlrm_last_error());
@@ -103,6 +107,7 @@ static int write_criteo(tool_t *t)
         printf("wrote %lld synthetic samples to %s\n", (long long)t->o.samples, t->o.write_criteo);
     }
     MPI_Bcast(&ok, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    watchdog_kick("finishing");
     return ok ? -1 : 2;
 }
 
@@ -124,9 +129,11 @@ static void build(tool_t *t, char *msg, size_t len)
     for (int i = 0; i < n_mine; i++)
         t->table_bytes += (double)t->cfg.rows[mine[i]] * t->cfg.d * sizeof(float);
     const dlrm_opts_t *o = &t->o;
+    watchdog_hold("building the model"); /* local work, as long as the tables are large */
     dlrm_status_t st = o->weights
                            ? dlrm_model_load(&t->cfg, o->weights, mine, n_mine, &t->model)
                            : dlrm_model_init_random(&t->cfg, o->seed, mine, n_mine, &t->model);
+    watchdog_kick("setting up with the other processes");
     if (st != DLRM_OK) {
         snprintf(msg, len, "%s: %s",
                  o->weights ? "cannot load the weights" : "cannot build the model",
@@ -187,6 +194,7 @@ typedef struct {
 static void progress(void *arg, int64_t batches, int64_t samples, double seconds)
 {
     progress_t *p = arg;
+    watchdog_kick(p->queries > 0 ? "serving queries" : "an offline run");
     if (p->t->o.quiet || p->t->rank != 0 || seconds - p->last < 2.0)
         return;
     p->last = seconds;
@@ -197,6 +205,13 @@ static void progress(void *arg, int64_t batches, int64_t samples, double seconds
         fprintf(stderr, "bls-dlrm: %s round %d: %lld batches, %lld samples, %.0f samples/s\n",
                 p->driver, p->round + 1, (long long)batches, (long long)samples,
                 (double)samples / seconds);
+}
+
+/* Progress without lines: the watchdog's kick; arg names the phase. */
+static void kick(void *arg, int64_t batches, int64_t samples, double seconds)
+{
+    (void)batches, (void)samples, (void)seconds;
+    watchdog_kick(arg);
 }
 
 /* Every round of every driver, gathered; 0, or 2 after bad input met by every process. */
@@ -241,7 +256,7 @@ static double reference_rate(tool_t *t, const driver_result_t *res, const char *
     } else {
         int B = (int)fmin(fmax(round(mean), t->P), t->o.batch);
         int64_t n = t->o.probe_queries / 2 > 20 ? t->o.probe_queries / 2 : 20;
-        dist_run_opts_t ro = {n, t->o.timeout, NULL, NULL};
+        dist_run_opts_t ro = {n, t->o.timeout, kick, "a calibration run"};
         dist_run_t run;
         if (dist_session_run(t->session, &t->o.drivers[0], t->src, B, &t->o.scenario, &ro, &run) !=
             DIST_OK)
@@ -356,7 +371,7 @@ static int find_peak(tool_t *t, serving_t *sv)
                            16,
                            peak_progress,
                            t};
-    dist_run_opts_t ro = {-1, t->o.timeout, NULL, NULL};
+    dist_run_opts_t ro = {-1, t->o.timeout, kick, "the peak search"};
     dist_status_t st = dist_find_peak(t->session, t->o.drivers, t->o.ndrivers, t->src,
                                       &t->o.scenario, &ro, &po, sv->peak);
     if (st == DIST_ERR_INPUT) {
@@ -488,9 +503,11 @@ static int report(tool_t *t, driver_result_t *res, serving_t *sv)
     double *tb_all = calloc((size_t)P, sizeof(double));
     char kern[16] = {0}, (*kern_all)[16] = calloc((size_t)P, sizeof(kern));
     snprintf(kern, sizeof(kern), "%s", dlrm_kernel()); /* hosts may differ: ask every process */
+    watchdog_kick("gathering the results");
     MPI_Gather(&rss, 1, MPI_LONG, rss_all, 1, MPI_LONG, 0, MPI_COMM_WORLD);
     MPI_Gather(&t->table_bytes, 1, MPI_DOUBLE, tb_all, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
     MPI_Gather(kern, sizeof(kern), MPI_CHAR, kern_all, sizeof(kern), MPI_CHAR, 0, MPI_COMM_WORLD);
+    watchdog_hold("writing the report"); /* process 0's local work, as long as the output */
     if (t->rank == 0 && t->o.offline && res[0].s.samples == 0) {
         const char *why = dist_source_last_skip(t->src);
         fprintf(stderr, "bls-dlrm: no samples were read%s%s\n", why ? ": " : "", why ? why : "");
@@ -510,6 +527,7 @@ static int report(tool_t *t, driver_result_t *res, serving_t *sv)
         rc = write_report(t, &r, res);
     }
     MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    watchdog_kick("finishing");
     free(rss_all);
     free(tb_all);
     free(kern_all);
@@ -529,12 +547,33 @@ static void tool_free(tool_t *t)
     dlrm_options_free(&t->o);
 }
 
+/* --timeout's value before the options are parsed (they need MPI up): MPI_Init can hang too. */
+static double early_timeout(int argc, char **argv)
+{
+    double x = 60;
+    for (int i = 1; i < argc; i++) {
+        const char *v = !strcmp(argv[i], "--timeout") && i + 1 < argc ? argv[i + 1]
+                        : !strncmp(argv[i], "--timeout=", 10)        ? argv[i] + 10
+                                                                     : NULL;
+        char *end;
+        double y = v ? strtod(v, &end) : NAN;
+        if (v && *end == '\0' && y >= 0 && y <= 1e9)
+            x = y;
+    }
+    return x;
+}
+
 int main(int argc, char **argv)
 {
     tool_t t = {0};
+    double timeout = early_timeout(argc, argv);
+    if (timeout > 0)
+        watchdog_start("bls-dlrm", watchdog_limit(timeout));
     MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &t.provided);
     MPI_Comm_rank(MPI_COMM_WORLD, &t.rank);
     MPI_Comm_size(MPI_COMM_WORLD, &t.P);
+    watchdog_set(t.rank, watchdog_limit(timeout));
+    watchdog_kick("starting");
     int rc = configure(&t, argc, argv);
     if (rc == 0 && t.o.write_criteo)
         rc = write_criteo(&t);
@@ -556,6 +595,8 @@ int main(int argc, char **argv)
     free(res);
     serving_free(&sv, t.o.ndrivers);
     tool_free(&t);
+    watchdog_kick("finishing");
     MPI_Finalize();
+    watchdog_stop();
     return rc < 0 ? 0 : rc;
 }

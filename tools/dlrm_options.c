@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 void dlrm_options_usage(FILE *f)
 {
@@ -58,7 +59,10 @@ void dlrm_options_usage(FILE *f)
         "                               processes get one table more) or balanced (greedy, by\n"
         "                               rows x expected lookups per sample) (default contiguous)\n"
         "  --timeout SEC                a wait longer than this is an error naming the missing\n"
-        "                               processes (bls driver; default 60)\n\n"
+        "                               processes (bls drivers); where MPI cannot time out (the\n"
+        "                               sync driver, start-up, the final exchanges) a watchdog\n"
+        "                               ends the job after 1.25 SEC + 2 s without progress;\n"
+        "                               0: wait forever (default 60)\n\n"
         "Scenarios (the same trace for every driver):\n"
         "  --delay SPEC                 per-process, per-batch delay: none | exp:MEAN_US |\n"
         "                               hiccup:PROB:US | straggler:RANK:US |\n"
@@ -360,10 +364,17 @@ static int set_special(dlrm_opts_t *o, int c, const char *v, char *err, size_t l
             return fail(err, len, "--query-size: %s", e);
         return 0;
     case HETERO:
-        if (sscanf(v, "%d:%lf", &sc->hetero_rank, &sc->hetero_factor) != 2 || sc->hetero_rank < 0 ||
-            !(sc->hetero_factor >= 1))
-            return fail(err, len, "--hetero takes RANK:FACTOR with FACTOR >= 1, got '%s'", v);
+    {
+        double rank, factor;
+        char tail;
+        if (sscanf(v, "%lf:%lf%c", &rank, &factor, &tail) != 2 || !(rank >= 0) ||
+            rank > 1e6 || rank != floor(rank) || !(factor >= 1) || factor > 1e6)
+            return fail(err, len,
+                        "--hetero takes RANK:FACTOR with 1 <= FACTOR <= 1e6, got '%s'", v);
+        sc->hetero_rank = (int)rank;
+        sc->hetero_factor = factor;
         return 0;
+    }
     default: { /* ZIPF, TIMEOUT: >= 0; QPS, LOAD, BOUND: > 0 */
         char *end;
         double x = strtod(v, &end);
@@ -470,11 +481,37 @@ static int check_serving(dlrm_opts_t *o, int P, int explicit_samples, char *err,
 }
 
 /* What only the whole set of options can tell. */
+/* Do two paths name one existing file (one inode), or the same string? */
+static int same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    if (strcmp(a, b) == 0)
+        return 1;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+           sa.st_ino == sb.st_ino;
+}
+
+/* An output that is an input would be truncated before it is read: refuse, naming both. */
+static int check_outputs(const dlrm_opts_t *o, char *err, size_t len)
+{
+    const char *in[] = {o->data, o->weights}, *in_name[] = {"--data", "--weights"};
+    const char *out[] = {o->predictions, o->json, o->write_criteo, o->schedule_out,
+                         o->latency_out};
+    const char *out_name[] = {"--predictions", "--json", "--write-criteo", "--schedule-out",
+                              "--latency-out"};
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 5; j++)
+            if (in[i] && out[j] && same_file(in[i], out[j]))
+                return fail(err, len, "%s %s is also the %s file: writing it would erase the input",
+                            out_name[j], out[j], in_name[i]);
+    return 0;
+}
+
 static int check_options(dlrm_opts_t *o, int P, const char *drivers, int64_t lag,
                          int explicit_samples, char *err, size_t len)
 {
     char e[256];
-    if (check_serving(o, P, explicit_samples, err, len) != 0)
+    if (check_serving(o, P, explicit_samples, err, len) != 0 || check_outputs(o, err, len) != 0)
         return -1;
     if (o->batch < P)
         return fail(err, len, "--batch-size %d gives some of the %d processes no samples", o->batch,
@@ -504,7 +541,7 @@ opts_result_t dlrm_options_parse(int argc, char **argv, int P, dlrm_opts_t *o, c
     int64_t lag = 4;
     int c, help = 0, explicit_samples = 0;
     opterr = 0;
-    optind = 1;
+    optind = 0; /* GNU getopt: 0 re-initialises fully (parsed more than once: tests, fuzzing) */
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1 && !help) {
         const char *name = c == '?' ? argv[optind - 1] : option_name(c);
         explicit_samples |= c == SAMPLES;
@@ -531,7 +568,7 @@ static int parse_table_list(const char *spec, int T, unsigned char *flags, doubl
     if (!colon || colon == spec)
         return -1;
     *value = strtod(colon + 1, &end);
-    if (*end || end == colon + 1)
+    if (*end || end == colon + 1 || !isfinite(*value))
         return -1;
     memset(flags, 0, (size_t)T);
     for (const char *p = spec; p < colon;) {
@@ -599,12 +636,15 @@ int dlrm_options_apply(dlrm_opts_t *o, const dlrm_config_t *cfg, char *err, size
     if (rc != 0 || !o->burst_spec)
         return rc;
     char tail;
-    if (sscanf(o->burst_spec, "%lf:%d%c", &o->synth.burst_prob, &o->synth.burst_factor, &tail) !=
-            2 ||
-        o->synth.burst_prob < 0 || o->synth.burst_prob > 1 || o->synth.burst_factor < 1 ||
-        o->synth.burst_factor > 100000)
-        return fail(err, len, "--bursts takes PROB:FACTOR (0 <= PROB <= 1, FACTOR >= 1), got '%s'",
+    double prob, factor;
+    if (sscanf(o->burst_spec, "%lf:%lf%c", &prob, &factor, &tail) != 2 || !(prob >= 0) ||
+        prob > 1 || !(factor >= 1) || factor > 100000 || factor != floor(factor))
+        return fail(err, len,
+                    "--bursts takes PROB:FACTOR (0 <= PROB <= 1, FACTOR an integer in 1..100000), "
+                    "got '%s'",
                     o->burst_spec);
+    o->synth.burst_prob = prob;
+    o->synth.burst_factor = (int)factor;
     o->synth.burst_len = o->batch;
     return 0;
 }

@@ -137,7 +137,8 @@ typedef struct {
 typedef struct {
     int64_t max_batches; /* stop after this many (< 0: all data) */
     double timeout;      /* seconds a wait may take (bls, ialltoallv and window drivers) */
-    /* Called on every process after each batch it produced (may be NULL). */
+    /* Called on every process after each batch it produced, and every 0.5 s while a server
+     * run waits for an arrival (may be NULL). */
     void (*progress)(void *arg, int64_t batches, int64_t samples, double seconds);
     void *progress_arg;
 } dist_run_opts_t;

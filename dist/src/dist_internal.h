@@ -53,6 +53,7 @@ typedef struct {
     double in_lib;        /* time inside libbls */
     int serving;          /* server run: per-query work and completion times */
     double t0;            /* server run: the schedule's start on this process's clock */
+    const dist_run_opts_t *opts;
 } run_t;
 
 /* Buffers, the driver's communicator, the source rewound; then a barrier. */

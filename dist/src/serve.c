@@ -111,11 +111,16 @@ static double agree_start(dist_session_t *s)
 static dist_status_t await_arrival(run_t *x, int64_t k, double due)
 {
     dist_status_t st = DIST_OK;
-    for (double now = harness_now(); st == DIST_OK && now < due; now = harness_now()) {
+    double told = harness_now();
+    for (double now = told; st == DIST_OK && now < due; now = harness_now()) {
         int64_t before = x->consumed;
         st = run_consume_upto(x, k, 0);
         if (st == DIST_OK && x->consumed == before) /* nothing completed: a short nap */
             harness_spend_us(fmin(100.0, (due - now) * 1e6), 0);
+        if (x->opts->progress && now - told >= 0.5) { /* a long gap is no stall: say so */
+            told = now;
+            x->opts->progress(x->opts->progress_arg, x->r->batches, x->r->samples, now - x->t0);
+        }
     }
     return st;
 }
@@ -191,7 +196,7 @@ dist_status_t dist_session_serve(dist_session_t *s, const harness_driver_t *drv,
     if (!drv || !src || !sched || !opts)
         return dist_error(DIST_ERR_ARG, "dist_session_serve: driver, source, schedule and "
                                         "options are required");
-    run_t x = {.s = s, .drv = drv, .sc = sc, .r = out, .serving = 1};
+    run_t x = {.s = s, .drv = drv, .sc = sc, .r = out, .serving = 1, .opts = opts};
     dist_status_t st = run_begin(&x, src, opts->timeout);
     stop_t c = {MPI_REQUEST_NULL, 0, 0, 0};
     x.t0 = st == DIST_OK ? agree_start(s) : harness_now();

@@ -28,27 +28,41 @@ double harness_delay_us(const harness_delay_t *d, int p, long k)
     }
 }
 
+/* Delays are at most an hour and ranks and iterations whole numbers below 2^31: every value
+ * converts to its integer type without overflow, and NaN fails every comparison. */
+#define DELAY_MAX_US 3.6e9
+#define DELAY_MAX_INDEX 2147483647.0
+
+static int us_ok(double x)
+{
+    return x >= 0 && x <= DELAY_MAX_US;
+}
+
+static int index_ok(double x)
+{
+    return x >= 0 && x <= DELAY_MAX_INDEX && x == floor(x);
+}
+
 int harness_delay_parse(const char *v, harness_delay_t *d, char *err, size_t errlen)
 {
     double a = 0, b = 0, at = 0;
     char tail;
     if (!strcmp(v, "none")) {
         d->kind = HARNESS_DELAY_NONE;
-    } else if (sscanf(v, "exp:%lf%c", &a, &tail) == 1 && a >= 0) {
+    } else if (sscanf(v, "exp:%lf%c", &a, &tail) == 1 && us_ok(a)) {
         d->kind = HARNESS_DELAY_EXP;
-    } else if (sscanf(v, "hiccup:%lf:%lf%c", &a, &b, &tail) == 2 && a >= 0 && a <= 1 && b >= 0) {
+    } else if (sscanf(v, "hiccup:%lf:%lf%c", &a, &b, &tail) == 2 && a >= 0 && a <= 1 && us_ok(b)) {
         d->kind = HARNESS_DELAY_HICCUP;
-    } else if (sscanf(v, "straggler:%lf:%lf%c", &a, &b, &tail) == 2 && a >= 0 && b >= 0 &&
-               a == floor(a)) {
+    } else if (sscanf(v, "straggler:%lf:%lf%c", &a, &b, &tail) == 2 && index_ok(a) && us_ok(b)) {
         d->kind = HARNESS_DELAY_STRAGGLER;
-    } else if (sscanf(v, "spike:%lf:%lf:%lf%c", &a, &at, &b, &tail) == 3 && a >= 0 &&
-               a == floor(a) && at >= 0 && at == floor(at) && b >= 0) {
+    } else if (sscanf(v, "spike:%lf:%lf:%lf%c", &a, &at, &b, &tail) == 3 && index_ok(a) &&
+               index_ok(at) && us_ok(b)) {
         d->kind = HARNESS_DELAY_SPIKE;
         d->at = (long)at;
     } else {
         snprintf(err, errlen,
                  "a delay is none, exp:MEAN_US, hiccup:PROB:US (0 <= PROB <= 1), "
-                 "straggler:RANK:US or spike:RANK:ITER:US; got '%s'",
+                 "straggler:RANK:US or spike:RANK:ITER:US (US at most 3.6e9, an hour); got '%s'",
                  v);
         return -1;
     }

@@ -24,18 +24,20 @@ int harness_size_parse(const char *v, harness_size_t *s, char *err, size_t errle
 {
     double a = 0, b = 0;
     char tail;
-    if (sscanf(v, "fixed:%lf%c", &a, &tail) == 1 && a >= 1 && a == floor(a)) {
+    /* Sizes convert to int: at most 2^30 (queries are clamped to the batch size anyway). */
+    const double most = 1073741824.0;
+    if (sscanf(v, "fixed:%lf%c", &a, &tail) == 1 && a >= 1 && a <= most && a == floor(a)) {
         *s = (harness_size_t){HARNESS_SIZE_FIXED, a, 0};
     } else if (sscanf(v, "uniform:%lf:%lf%c", &a, &b, &tail) == 2 && a >= 1 && b >= a &&
-               a == floor(a) && b == floor(b)) {
+               b <= most && a == floor(a) && b == floor(b)) {
         *s = (harness_size_t){HARNESS_SIZE_UNIFORM, a, b};
-    } else if (sscanf(v, "lognormal:%lf:%lf%c", &a, &b, &tail) == 2 && a >= 1 && b >= 0 &&
-               isfinite(a) && isfinite(b)) {
+    } else if (sscanf(v, "lognormal:%lf:%lf%c", &a, &b, &tail) == 2 && a >= 1 && a <= most &&
+               b >= 0 && b <= 10) {
         *s = (harness_size_t){HARNESS_SIZE_LOGNORMAL, a, b};
     } else {
         snprintf(err, errlen,
-                 "a query size is fixed:N, uniform:A:B (1 <= A <= B, integers) or "
-                 "lognormal:MEAN:SIGMA (MEAN >= 1, SIGMA >= 0); got '%s'",
+                 "a query size is fixed:N, uniform:A:B (1 <= A <= B <= 2^30, integers) or "
+                 "lognormal:MEAN:SIGMA (1 <= MEAN <= 2^30, 0 <= SIGMA <= 10); got '%s'",
                  v);
         return -1;
     }

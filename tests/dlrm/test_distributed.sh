@@ -11,17 +11,15 @@
 #  BLS_TEST_EXACT_ONLY=1: two workloads' exactness and the seed check only (the OpenBLAS kernel
 #  matrix runs that).
 #  Faults: a bad model shape and a missing file are reported once (not once per process); a
+#  NaN in the weights is named (exit 2), not a hang; a
 #  malformed line under --strict stops every process at the same batch with one message; data
 #  shorter than --max-batches ends cleanly with the counts; a stalled process makes the others
-#  fail within the timeout naming it; a killed process ends the job, never a hang.
+#  fail within the timeout naming it (under sync, where MPI_Alltoallv cannot time out, the
+#  watchdog ends the job); a killed process ends the job, never a hang.
 # Usage: test_distributed.sh BLS_DLRM OUT_DIR MPIEXEC [LAUNCHER FLAGS...]
 set -uo pipefail
-tool=$1 out=$2 mpiexec=$3
-shift 3
-flags=("$@")
 source "$(dirname "$0")/../checks.sh"
-rm -rf "$out"; mkdir -p "$out"
-run() { local np=$1; shift; timeout --kill-after=5 240 "$mpiexec" -n "$np" "${flags[@]}" "$tool" "$@"; }
+mpi_script 240 "$@"
 exact_only=${BLS_TEST_EXACT_ONLY:-0}
 
 emb=$(seq -s- 1000 37 1925)   # 26 tables of 1000..1925 rows
@@ -97,6 +95,46 @@ run 2 "${model[@]}" --driver bls:1 --data "$out/criteo.txt" --batch-size 100 --m
 run 2 "${model[@]}" --driver bls:x > /dev/null 2> "$out/drv.err"; rc=$?
 [ $rc -ne 0 ] && [ "$(grep -c "unknown driver 'bls:x'" "$out/drv.err")" -eq 1 ] && ok || bad "bad driver: $(cat "$out/drv.err")"
 
+# A NaN in the weights (one bias) reaches every prediction: named, exit 2, on 1 and 2
+# processes (the metrics used to spin forever on rank 0 while the others waited).
+tiny=(--arch-mlp-bot 4-8 --arch-mlp-top 1 --arch-embedding-size 64-64 --arch-sparse-feature-size 8
+      --synthetic-samples 256 --batch-size 64 --quiet)
+/usr/bin/python3 "$(dirname "$0")/write_weights.py" "$out/nan.safetensors" --poison top_l.0.bias:0:nan \
+  && /usr/bin/python3 "$(dirname "$0")/write_weights.py" "$out/fine.safetensors" || bad "write_weights.py"
+run 1 "${tiny[@]}" --weights "$out/fine.safetensors" > /dev/null 2> "$out/fine.err" && ok \
+  || bad "finite weights: $(cat "$out/fine.err")"
+for np in 1 2; do
+  run $np "${tiny[@]}" --weights "$out/nan.safetensors" --driver sync,bls:2 > /dev/null 2> "$out/nan.err"; rc=$?
+  [ $rc -eq 2 ] && grep -q "prediction 0 is NaN" "$out/nan.err" && ok \
+    || bad "NaN weights on $np processes (rc $rc): $(cat "$out/nan.err")"
+done
+
+# The weights file rewritten in place (a NaN) and then truncated under a running job: the
+# model was read at load, so the run ends as if nothing happened (a mapped file gave changed
+# predictions, or SIGBUS).
+long=(--arch-mlp-bot 4-8 --arch-mlp-top 1 --arch-embedding-size 64-64 --arch-sparse-feature-size 8
+      --synthetic-samples 4000000 --batch-size 256 --driver bls:2 --json)
+cp "$out/fine.safetensors" "$out/live.safetensors"
+run 2 "${long[@]}" "$out/undisturbed.json" --weights "$out/fine.safetensors" > /dev/null 2>&1 \
+  || bad "undisturbed long run"
+run 2 "${long[@]}" "$out/disturbed.json" --weights "$out/live.safetensors" > /dev/null 2> "$out/live.err" &
+job=$!
+for _ in $(seq 300); do grep -q "model ready" "$out/live.err" && break; sleep 0.1; done
+/usr/bin/python3 - "$out/live.safetensors" <<'PY'
+import struct, sys
+with open(sys.argv[1], "r+b") as f:   # every float of the data section a NaN, in place
+    (hlen,) = struct.unpack("<Q", f.read(8))
+    f.seek(8 + hlen)
+    n = len(f.read()) // 4
+    f.seek(8 + hlen)
+    f.write(struct.pack(f"<{n}f", *[float("nan")] * n))
+PY
+still=0; kill -0 $job 2>/dev/null && still=1
+: > "$out/live.safetensors"
+wait $job; rc=$?
+[ $rc -eq 0 ] && [ "$(grep -o '"auc": [^,]*' "$out/disturbed.json")" = "$(grep -o '"auc": [^,]*' "$out/undisturbed.json")" ] \
+  && ok || bad "weights changed under the job (rc $rc): $(tail -3 "$out/live.err")"
+[ $still = 1 ] && ok || bad "the run ended before its weights file changed: make it longer"
 # Faults: process 2 stops (SIGSTOP) or dies (SIGKILL) mid-run.
 descends() { # is process $1 a descendant of process $2?
   local p=$1
@@ -114,9 +152,9 @@ pid_of_rank() { # the pid of this job's process of rank $1 (Open MPI or MPICH en
     fi
   done
 }
-fault() { # signal, expected regex, limit
-  local sig=$1 regex=$2 limit=$3 start=$SECONDS
-  run 4 "${model[@]}" --driver bls:2 --synthetic-samples 100000000 --batch-size 64 --timeout 4 \
+fault() { # driver, signal, expected regex, limit
+  local driver=$1 sig=$2 regex=$3 limit=$4 start=$SECONDS
+  run 4 "${model[@]}" --driver "$driver" --synthetic-samples 100000000 --batch-size 64 --timeout 4 \
     > "$out/fault.out" 2> "$out/fault.err" &
   local job=$! victim=""
   for _ in $(seq 100); do
@@ -129,16 +167,18 @@ fault() { # signal, expected regex, limit
   local waited=0
   while kill -0 "$job" 2>/dev/null && [ $waited -lt "$limit" ]; do sleep 1; waited=$((waited + 1)); done
   if kill -0 "$job" 2>/dev/null; then
-    bad "SIG$sig of process 2: still running after ${limit}s (a hang)"
+    bad "$driver, SIG$sig of process 2: still running after ${limit}s (a hang)"
     pkill -KILL -f "$(basename "$tool")"; wait "$job"
     return
   fi
   wait "$job"; local rc=$?
   [ -n "$victim" ] && kill -KILL "$victim" 2>/dev/null
   [ $rc -ne 0 ] && cat "$out/fault.out" "$out/fault.err" | grep -Eq "$regex" && ok \
-    || bad "SIG$sig of process 2 (rc $rc, $((SECONDS - start)) s): $(tail -5 "$out/fault.err")"
+    || bad "$driver, SIG$sig of process 2 (rc $rc, $((SECONDS - start)) s): $(tail -5 "$out/fault.err")"
 }
-fault STOP "TIMEOUT.*peers 2([^0-9]|$)" 60
-fault KILL "BAD TERMINATION|exited on signal 9|killed|rank 2|process 2" 60
+fault bls:2 STOP "TIMEOUT.*peers 2([^0-9]|$)" 60
+fault bls:2 KILL "BAD TERMINATION|exited on signal 9|killed|rank 2|process 2" 60
+# MPI_Alltoallv cannot time out: the watchdog (1.25 x 4 s + 2 s without a batch) ends the job.
+fault sync STOP "process [013]: no progress for [0-9]+ s while an offline run" 60
 
 verdict test_distributed

@@ -14,12 +14,8 @@
 #  Bad options and data that end early: named errors, exit 2.
 # Usage: test_serving.sh BLS_DLRM OUT_DIR MPIEXEC [LAUNCHER FLAGS...]
 set -uo pipefail
-tool=$1 out=$2 mpiexec=$3
-shift 3
-flags=("$@")
 source "$(dirname "$0")/../checks.sh"
-rm -rf "$out"; mkdir -p "$out"
-run() { local np=$1; shift; timeout --kill-after=5 300 "$mpiexec" -n "$np" "${flags[@]}" "$tool" "$@"; }
+mpi_script 300 "$@"
 py() { /usr/bin/python3 - "$@"; }   # standard library only
 
 emb=$(seq -s- 1000 37 1925)   # 26 tables of 1000..1925 rows

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# bls-dlrm as a user runs it: --help, bad options and shapes (exit 2 with a message), a
+# bls-dlrm as a user runs it: --help, bad options, numbers and shapes (exit 2 with a message), a
 # Criteo-format file with a malformed line (skipped and counted; fatal with --strict, naming
-# file and line), predictions written per sample, and the printed metrics against scikit-learn's
-# (accuracy_score on rounded predictions, roc_auc_score, log_loss) on the same predictions.
+# file and line), an output onto the input refused, predictions written per sample, and the
+# printed metrics against scikit-learn's (accuracy_score on rounded predictions, roc_auc_score,
+# log_loss) on the same predictions.
 # Usage: test_cli.sh BLS_DLRM OUT_DIR
 set -uo pipefail
 tool=$1 out=$2
@@ -20,6 +21,27 @@ for o in arch-mlp-bot arch-mlp-top arch-embedding-size arch-sparse-feature-size 
 done
 "$tool" --no-such-option 2> "$out/err.txt"; [ $? -eq 2 ] && grep -q "unknown or incomplete option" "$out/err.txt" && ok || bad "unknown option"
 "$tool" --arch-mlp-bot 13-64-8 2> "$out/err.txt"; [ $? -eq 2 ] && grep -q "must be equal" "$out/err.txt" && ok || bad "shape error"
+# Numbers that are not numbers, or would overflow their conversion: named, exit 2.
+while read -r opt val; do
+  "$tool" --synthetic-samples 64 --batch-size 64 --quiet "$opt" "$val" > /dev/null 2> "$out/err.txt"; rc=$?
+  [ $rc -eq 2 ] && grep -q -- "$opt" "$out/err.txt" && ok || bad "$opt $val (rc $rc): $(cat "$out/err.txt")"
+done <<'NUMBERS'
+--timeout nan
+--timeout inf
+--zipf inf
+--delay exp:inf
+--delay exp:1e300
+--delay straggler:1e300:5
+--delay spike:0:1e30:5
+--hetero 0:inf
+--hetero 1e300:2
+--bursts nan:2
+--bursts 0.5:99999999999
+--hot-tables 0-3:nan
+--query-size fixed:inf
+--query-size uniform:1:1e300
+--lag 4097
+NUMBERS
 "$tool" --data "$out/absent.txt" --arch-embedding-size "$(seq -s- 100 100 2600)" 2> "$out/err.txt"; [ $? -eq 2 ] && grep -q "absent.txt" "$out/err.txt" && ok || bad "missing data file"
 
 # 300 Criteo lines from a fixed recipe, one malformed (line 7: 39 fields).
@@ -31,6 +53,19 @@ awk 'BEGIN { srand(3); for (i = 1; i <= 300; i++) {
        print line } }' > "$out/criteo.txt"
 emb=$(seq -s- 1000 10 1250)
 args=(--arch-mlp-bot 13-32-16 --arch-mlp-top 64-1 --arch-embedding-size "$emb" --batch-size 64 --quiet)
+# A FIFO as data or weights is refused by name, not a blocked open.
+mkfifo "$out/fifo"
+for o in --data --weights; do
+  timeout 20 "$tool" "${args[@]}" $o "$out/fifo" 2> "$out/err.txt"; rc=$?
+  [ $rc -eq 2 ] && grep -q "fifo: not a regular file" "$out/err.txt" && ok || bad "$o FIFO (rc $rc): $(cat "$out/err.txt")"
+done
+# An output naming the input (under another spelling too) is refused before anything is written.
+cp "$out/criteo.txt" "$out/criteo.orig"
+for o in --predictions --json; do
+  "$tool" "${args[@]}" --data "$out/criteo.txt" $o "$out/./criteo.txt" 2> "$out/err.txt"; rc=$?
+  [ $rc -eq 2 ] && grep -q -- "$o .*criteo.txt is also the --data file" "$out/err.txt" \
+    && cmp -s "$out/criteo.txt" "$out/criteo.orig" && ok || bad "$o onto --data (rc $rc): $(cat "$out/err.txt")"
+done
 "$tool" "${args[@]}" --data "$out/criteo.txt" --strict 2> "$out/err.txt"; rc=$?
 [ $rc -ne 0 ] && grep -q "criteo.txt:7: 39 tab-separated fields" "$out/err.txt" && ok || bad "--strict on a malformed line (rc $rc: $(cat "$out/err.txt"))"
 "$tool" "${args[@]}" --data "$out/criteo.txt" --predictions "$out/pred.txt" --json "$out/run.json" > "$out/stdout.txt" || bad "lenient run failed"

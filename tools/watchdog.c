@@ -1,0 +1,107 @@
+/* The stall watchdog (watchdog.h): a thread that wakes four times a second and compares the
+ * time since the last kick with the limit.  Kicks are two atomic stores, cheap enough for
+ * every batch. */
+#define _GNU_SOURCE
+#include "watchdog.h"
+
+#include <mpi.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+
+static struct {
+    pthread_t thread;
+    int running;
+    const char *tool;
+    _Atomic int rank; /* -1: not known yet */
+    _Atomic double limit;
+    _Atomic int64_t last_ns; /* the last kick; < 0: held */
+    _Atomic(const char *) where;
+    atomic_int stop;
+} wd = {.rank = -1};
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void expire(double idle)
+{
+    int rank = atomic_load(&wd.rank);
+    char who[32] = "a process";
+    if (rank >= 0)
+        snprintf(who, sizeof(who), "process %d", rank);
+    fprintf(stderr,
+            "%s: %s: no progress for %.0f s while %s: a peer stalled, died or cannot be reached "
+            "(the limit follows --timeout); ending the job\n",
+            wd.tool, who, idle, atomic_load(&wd.where));
+    fflush(stderr);
+    int up = 0, down = 0;
+    MPI_Initialized(&up);
+    MPI_Finalized(&down);
+    if (up && !down)
+        MPI_Abort(MPI_COMM_WORLD, 3);
+    _exit(3);
+}
+
+static void *watch(void *arg)
+{
+    (void)arg;
+    const struct timespec nap = {0, 250000000};
+    while (!atomic_load(&wd.stop)) {
+        nanosleep(&nap, NULL);
+        int64_t last = atomic_load(&wd.last_ns);
+        double idle = last < 0 ? 0 : 1e-9 * (double)(now_ns() - last);
+        if (idle > atomic_load(&wd.limit))
+            expire(idle);
+    }
+    return NULL;
+}
+
+int watchdog_start(const char *tool, double limit_s)
+{
+    wd.tool = tool;
+    atomic_store(&wd.limit, limit_s);
+    atomic_store(&wd.where, "starting");
+    atomic_store(&wd.last_ns, now_ns());
+    atomic_store(&wd.stop, 0);
+    wd.running = pthread_create(&wd.thread, NULL, watch, NULL) == 0;
+    return wd.running ? 0 : -1;
+}
+
+void watchdog_set(int rank, double limit_s)
+{
+    atomic_store(&wd.rank, rank);
+    atomic_store(&wd.limit, limit_s);
+}
+
+void watchdog_kick(const char *where)
+{
+    atomic_store(&wd.where, where);
+    atomic_store(&wd.last_ns, now_ns());
+}
+
+void watchdog_hold(const char *where)
+{
+    atomic_store(&wd.where, where);
+    atomic_store(&wd.last_ns, -1);
+}
+
+void watchdog_stop(void)
+{
+    if (!wd.running)
+        return;
+    atomic_store(&wd.stop, 1);
+    pthread_join(wd.thread, NULL);
+    wd.running = 0;
+}
+
+double watchdog_limit(double timeout)
+{
+    return timeout * 1.25 + 2.0;
+}
