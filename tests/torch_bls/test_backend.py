@@ -221,6 +221,20 @@ def test_errors(r, P):
     t = torch.tensor([value(r, q, 60, 0) for q in range(P)])
     dist.all_to_all_single(t, t)
     check(torch.equal(t, torch.tensor([value(p, r, 60, 0) for p in range(P)])), "the next call after a mismatch is exact")
+    # A dtype or length that differs between processes: every process fails, named (MPI would
+    # reinterpret the bits: float64 on one rank once gave it 3.0078 for 4).
+    for what, tensor in (("different dtypes", torch.ones(2, dtype=torch.float64 if r == 1 else torch.float32)),
+                         ("different element counts", torch.ones(3 if r == 1 else 2))):
+        for name, call in (("all_reduce", lambda: dist.all_reduce(tensor)),
+                           ("broadcast", lambda: dist.broadcast(tensor, src=0))):
+            try:
+                call()
+                check(False, f"{name} with {what}: no error")
+            except RuntimeError as e:
+                check(what in str(e) and name in str(e), f"{name} with {what}: '{e}'")
+    f = torch.ones(2)
+    dist.all_reduce(f)
+    check(torch.equal(f, torch.full((2,), float(P))), "the next all_reduce after a disagreement is exact")
 
 
 def test_timeout(r, P, tmp):

@@ -10,18 +10,7 @@
 # fails with a message.
 # Usage: test_driver.sh BLS_DLRM PYTHON_DIR OUT_DIR MPIEXEC [LAUNCHER FLAGS...]
 set -uo pipefail
-tool=$1 pydir=$2 out=$3 mpiexec=$4
-shift 4
-flags=("$@")
-here=$(cd "$(dirname "$0")" && pwd)
-root=$here/../..
-/usr/bin/python3 -c 'import torch' 2>/dev/null || { echo "SKIP: /usr/bin/python3 has no torch"; exit 77; }
-rm -rf "$out"; mkdir -p "$out"
-source "$(dirname "$0")/../checks.sh"
-driver() {  # through run.sh: a free port, PYTHONPATH, the sanitizer preload if any
-  local np=$1; shift
-  "$here/run.sh" "$pydir" "$np" "$mpiexec" "${flags[@]}" -- "$root/torch_bls/dlrm_infer.py" --quiet "$@"
-}
+source "$(dirname "$0")/driver_env.sh" "$@"
 close() {  # close REF GOT: same samples and labels, probabilities within 1e-5
   /usr/bin/python3 - "$1" "$2" <<'PY'
 import sys

@@ -9,19 +9,8 @@
 #  - Bad serving options: named errors.
 # Usage: test_schedule.sh BLS_DLRM PYTHON_DIR OUT_DIR MPIEXEC [LAUNCHER FLAGS...]
 set -uo pipefail
-tool=$1 pydir=$2 out=$3 mpiexec=$4
-shift 4
-flags=("$@")
-here=$(cd "$(dirname "$0")" && pwd)
-root=$here/../..
-/usr/bin/python3 -c 'import torch' 2>/dev/null || { echo "SKIP: /usr/bin/python3 has no torch"; exit 77; }
-rm -rf "$out"; mkdir -p "$out"
-source "$(dirname "$0")/../checks.sh"
-driver() {  # through run.sh: a free port, PYTHONPATH, the sanitizer preload if any
-  local np=$1; shift
-  "$here/run.sh" "$pydir" "$np" "$mpiexec" "${flags[@]}" -- "$root/torch_bls/dlrm_infer.py" --quiet "$@"
-}
-ctool() { local np=$1; shift; timeout --kill-after=5 300 "$mpiexec" -n "$np" "${flags[@]}" "$tool" "$@"; }
+source "$(dirname "$0")/driver_env.sh" "$@"
+run_limit=300  # checks.sh's run: bls-dlrm on NP processes
 
 emb=1000-1200-1400-1600-1800-2000
 model=(--arch-mlp-bot 13-32-16 --arch-mlp-top 32-1 --arch-embedding-size $emb)
@@ -29,7 +18,7 @@ sched=(--scenario server --qps 300 --queries 150 --query-size uniform:20:64 --ba
 
 "$tool" "${model[@]}" --quiet "${sched[@]}" --driver sync --schedule-out "$out/c1.txt" > "$out/c1.out" 2>&1 \
   || bad "bls-dlrm P=1: $(tail -3 "$out/c1.out")"
-ctool 2 "${model[@]}" --quiet "${sched[@]}" --driver sync --schedule-out "$out/c2.txt" > "$out/c2.out" 2>&1 \
+run 2 "${model[@]}" --quiet "${sched[@]}" --driver sync --schedule-out "$out/c2.txt" > "$out/c2.out" 2>&1 \
   || bad "bls-dlrm P=2: $(tail -3 "$out/c2.out")"
 for be in bls gloo; do
   driver 2 "${model[@]}" "${sched[@]}" --dist-backend $be --lag 2 --schedule-out "$out/py_$be.txt" \
