@@ -41,6 +41,9 @@ done <<'NUMBERS'
 --query-size fixed:inf
 --query-size uniform:1:1e300
 --lag 4097
+--driver bls:1000000
+--arch-sparse-feature-size 4294967312
+--batch-size -1
 NUMBERS
 "$tool" --data "$out/absent.txt" --arch-embedding-size "$(seq -s- 100 100 2600)" 2> "$out/err.txt"; [ $? -eq 2 ] && grep -q "absent.txt" "$out/err.txt" && ok || bad "missing data file"
 
