@@ -5,6 +5,7 @@ set -euo pipefail
 packages=(
   build-essential cmake clang pkg-config
   libomp-dev                    # OpenMP for the clang build (gcc has libgomp)
+  libclang-rt-14-dev            # libFuzzer and the clang sanitizer runtimes (make fuzz)
   openmpi-bin libopenmpi-dev    # the default MPI
   mpich libmpich-dev            # the second MPI the tests run against
   valgrind
