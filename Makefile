@@ -7,7 +7,7 @@ NP ?= 4
 OMPI_CMAKE = -DMPI_C_COMPILER=mpicc.openmpi -DMPIEXEC_EXECUTABLE=/usr/bin/mpiexec.openmpi
 MPIRUN = mpiexec.openmpi --allow-run-as-root --oversubscribe
 
-.PHONY: deps build run test clean
+.PHONY: deps build run test fuzz soak clean
 
 deps:
 	@scripts/install-deps.sh
@@ -32,5 +32,16 @@ run: build
 test: deps
 	@scripts/run-tests.sh
 
+# libFuzzer over the Criteo reader, the safetensors loader and the option parser (clang, ASan,
+# UBSan), FUZZ_SECONDS each; `make test` replays their corpora (tests/fuzz).
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@scripts/fuzz.sh $(FUZZ_SECONDS)
+
+# Long runs: 10^6 exactly delivered iterations at P = 3, 4 and L = 1, 4; a 30,000-batch
+# bls-dlrm run whose memory and descriptors must stay flat (scripts/soak.sh; about 7 min).
+soak: build
+	@scripts/soak.sh $(BUILD)
+
 clean:
-	rm -rf build build-mpich build-clang build-asan
+	rm -rf build build-mpich build-clang build-asan build-fuzz
