@@ -117,6 +117,35 @@ static dlrm_status_t read_at(int fd, const char *path, void *buf, size_t n, uint
     return DLRM_OK;
 }
 
+/* 0 when s[0..n) is UTF-8 (the safetensors header must be), else 1 + the offset of the first
+ * byte that breaks it: a bad lead byte, a missing continuation, an overlong form, a surrogate
+ * or a code point above U+10FFFF. */
+static size_t utf8_invalid_at(const char *s, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < n;) {
+        unsigned c = u[i];
+        int len = c < 0x80             ? 1
+                  : (c & 0xE0) == 0xC0 ? 2
+                  : (c & 0xF0) == 0xE0 ? 3
+                  : (c & 0xF8) == 0xF0 ? 4
+                                       : 0;
+        if (len == 0 || i + (size_t)len > n)
+            return i + 1;
+        uint32_t cp = len == 1 ? c : c & (0x7Fu >> len);
+        for (int k = 1; k < len; k++) {
+            if ((u[i + (size_t)k] & 0xC0) != 0x80)
+                return i + 1;
+            cp = (cp << 6) | (u[i + (size_t)k] & 0x3F);
+        }
+        static const uint32_t least[5] = {0, 0, 0x80, 0x800, 0x10000};
+        if (cp < least[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return i + 1;
+        i += (size_t)len;
+    }
+    return 0;
+}
+
 /* The JSON header, and the data section's offset and length. */
 static dlrm_status_t read_header(int fd, const char *path, cJSON **hdr_p, size_t *data_at_p,
                                  size_t *data_len_p)
@@ -145,10 +174,14 @@ static dlrm_status_t read_header(int fd, const char *path, cJSON **hdr_p, size_t
     if (!text)
         return dlrm_error(DLRM_ERR_NOMEM, "%s: out of memory for the header", path);
     st = read_at(fd, path, text, (size_t)hlen, 8, "the header");
-    cJSON *hdr = st == DLRM_OK ? cJSON_ParseWithLength(text, (size_t)hlen) : NULL;
+    size_t bad_at = st == DLRM_OK ? utf8_invalid_at(text, (size_t)hlen) : 0;
+    cJSON *hdr = st == DLRM_OK && !bad_at ? cJSON_ParseWithLength(text, (size_t)hlen) : NULL;
     free(text);
     if (st != DLRM_OK)
         return st;
+    if (bad_at)
+        return dlrm_error(DLRM_ERR_FORMAT, "%s: the header is not UTF-8 (byte %zu of it)", path,
+                          bad_at - 1);
     if (!hdr || !cJSON_IsObject(hdr)) {
         cJSON_Delete(hdr);
         return dlrm_error(DLRM_ERR_FORMAT, "%s: the header is not a JSON object", path);
@@ -247,8 +280,8 @@ static dlrm_status_t load_tensors(dlrm_model_t *m, const cJSON *hdr, const char 
         if (!want[t])
             continue;
         snprintf(name, sizeof(name), "emb_l.%d.weight", t);
-        st = load_tensor(fd, hdr, path, name, cfg->rows[t], cfg->d, data_at, data_len,
-                         m->tables[t]);
+        st =
+            load_tensor(fd, hdr, path, name, cfg->rows[t], cfg->d, data_at, data_len, m->tables[t]);
     }
     return st;
 }

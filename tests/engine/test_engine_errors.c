@@ -142,6 +142,16 @@ static void test_hostile_header(const dlrm_config_t *c)
                       128);
     EXPECT(dlrm_model_load(c, file("hostile.safetensors"), NULL, 0, &l), DLRM_ERR_FORMAT,
            "tensors 'bot_l.0.weight' and 'bot_l.0.bias' overlap in the file");
+    /* A tensor name that is not UTF-8 (Latin-1 e-acute, then an overlong '/'). */
+    write_safetensors(file("hostile.safetensors"),
+                      "{\"bot_l.0.weight\": {\"dtype\": \"F32\", \"shape\": [8, 4], "
+                      "\"data_offsets\": [0, 128]}, \"caf\xe9\": {}}",
+                      128);
+    EXPECT(dlrm_model_load(c, file("hostile.safetensors"), NULL, 0, &l), DLRM_ERR_FORMAT,
+           "the header is not UTF-8 (byte 84 of it)");
+    write_safetensors(file("hostile.safetensors"), "{\"\xc0\xaf\": {}}", 0);
+    EXPECT(dlrm_model_load(c, file("hostile.safetensors"), NULL, 0, &l), DLRM_ERR_FORMAT,
+           "the header is not UTF-8 (byte 2 of it)");
     /* Not a regular file: named, never a blocked read. */
     EXPECT(dlrm_model_load(c, dir, NULL, 0, &l), DLRM_ERR_FORMAT, "not a regular file");
 }
