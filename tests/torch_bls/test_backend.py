@@ -235,6 +235,20 @@ def test_errors(r, P):
     f = torch.ones(2)
     dist.all_reduce(f)
     check(torch.equal(f, torch.full((2,), float(P))), "the next all_reduce after a disagreement is exact")
+    # all_to_all_single with one element size but other dtypes (int32 against float32) is only
+    # caught with TORCH_BLS_CHECK_DTYPES=1 (it makes every call synchronous); sizes that differ
+    # are libbls's count error above.
+    if os.environ.get("TORCH_BLS_CHECK_DTYPES") == "1":
+        mixed = torch.zeros(P, dtype=torch.int32 if r == 1 else torch.float32)
+        try:
+            dist.all_to_all_single(torch.empty_like(mixed), mixed)
+            check(False, "all_to_all_single with int32 on rank 1: no error")
+        except RuntimeError as e:
+            check("different dtypes" in str(e), f"all_to_all_single with different dtypes: '{e}'")
+        t = torch.tensor([value(r, q, 61, 0) for q in range(P)])
+        dist.all_to_all_single(t, t)
+        check(torch.equal(t, torch.tensor([value(p, r, 61, 0) for p in range(P)])),
+              "the next call after a dtype disagreement is exact")
 
 
 def test_timeout(r, P, tmp):
@@ -287,10 +301,15 @@ def main():
         check(torch.equal(base, torch.tensor([x for p in range(P) for x in (float(p), 0.5)])),
               "all_gather_into_tensor")
         test_subgroup(r, P)
+        # TORCH_BLS_CHECK_DTYPES=1 makes every all_to_all_single wait for all processes (its
+        # check is a blocking allreduce): the run-ahead and a wait's timeout cannot be shown.
+        synchronous = os.environ.get("TORCH_BLS_CHECK_DTYPES") == "1"
         if P > 1:
-            test_bound_causal(r, P, L, tmp)
+            if not synchronous:
+                test_bound_causal(r, P, L, tmp)
             test_errors(r, P)
-            test_timeout(r, P, tmp)
+            if not synchronous:
+                test_timeout(r, P, tmp)
     sys.exit(checks.finish("test_backend"))
 
 

@@ -136,6 +136,10 @@ class Core : public std::enable_shared_from_this<Core> {
   const int lag_;
   MPI_Comm group_comm_ = MPI_COMM_NULL;  // the group, in group-rank order
   MPI_Comm coll_comm_ = MPI_COMM_NULL;   // the worker's collectives
+  // TORCH_BLS_CHECK_DTYPES=1 on any process: every all_to_all_single first checks, on its own
+  // communicator from the calling thread, that all processes pass one dtype (a debug aid: it
+  // makes each call synchronous).  MPI_COMM_NULL when off.
+  MPI_Comm check_comm_ = MPI_COMM_NULL;
   std::map<int64_t, bls_comm_t*> a2a_;   // all_to_all_single, by element size (a2a_mu_)
 
   // all_to_all_single in flight, oldest first.

@@ -6,6 +6,8 @@
 #include <c10/util/StringUtil.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <string>
 #include <stdexcept>
 
 namespace torch_bls {
@@ -124,6 +126,15 @@ void Core::init(const c10::intrusive_ptr<c10d::Store>& store) {
   MPI_Comm_set_errhandler(group_comm_, MPI_ERRORS_RETURN);
   checkMpi(MPI_Comm_dup(group_comm_, &coll_comm_), "MPI_Comm_dup");
   MPI_Comm_set_errhandler(coll_comm_, MPI_ERRORS_RETURN);
+  // The dtype check is on for every process if it is on for one: a check some processes skip
+  // would leave the others waiting in it.
+  const char* check = std::getenv("TORCH_BLS_CHECK_DTYPES");
+  int on = check && std::string(check) == "1", any = 0;
+  checkMpi(MPI_Allreduce(&on, &any, 1, MPI_INT, MPI_MAX, group_comm_), "MPI_Allreduce");
+  if (any) {
+    checkMpi(MPI_Comm_dup(group_comm_, &check_comm_), "MPI_Comm_dup");
+    MPI_Comm_set_errhandler(check_comm_, MPI_ERRORS_RETURN);
+  }
 
   completion_thread_ = std::thread([this] { completionLoop(); });
   worker_thread_ = std::thread([this] { workerLoop(); });
@@ -187,6 +198,8 @@ bool Core::shutdown() {
         bls_comm_destroy(size_comm.second);  // cancels what is in flight; tensors still held
       if (!stuck_) {
         MPI_Comm_free(&coll_comm_);
+        if (check_comm_ != MPI_COMM_NULL)
+          MPI_Comm_free(&check_comm_);
         MPI_Comm_free(&group_comm_);
       }
     }
