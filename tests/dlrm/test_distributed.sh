@@ -152,17 +152,17 @@ pid_of_rank() { # the pid of this job's process of rank $1 (Open MPI or MPICH en
     fi
   done
 }
-fault() { # driver, signal, expected regex, limit
-  local driver=$1 sig=$2 regex=$3 limit=$4 start=$SECONDS
+fault() { # driver, signal, expected regex, limit[, seconds from launch to the signal]
+  local driver=$1 sig=$2 regex=$3 limit=$4 settle=${5:-2} start=$SECONDS
   run 4 "${model[@]}" --driver "$driver" --synthetic-samples 100000000 --batch-size 64 --timeout 4 \
     > "$out/fault.out" 2> "$out/fault.err" &
   local job=$! victim=""
-  for _ in $(seq 100); do
-    sleep 0.2
+  for _ in $(seq 400); do
+    sleep 0.05
     victim=$(pid_of_rank 2 "$job")
     [ -n "$victim" ] && break
   done
-  sleep 2
+  sleep "$settle"
   [ -n "$victim" ] && kill "-$sig" "$victim"
   local waited=0
   while kill -0 "$job" 2>/dev/null && [ $waited -lt "$limit" ]; do sleep 1; waited=$((waited + 1)); done
@@ -180,5 +180,7 @@ fault bls:2 STOP "TIMEOUT.*peers 2([^0-9]|$)" 60
 fault bls:2 KILL "BAD TERMINATION|exited on signal 9|killed|rank 2|process 2" 60
 # MPI_Alltoallv cannot time out: the watchdog (1.25 x 4 s + 2 s without a batch) ends the job.
 fault sync STOP "process [013]: no progress for [0-9]+ s while an offline run" 60
+# Stopped as soon as it exists (in MPI_Init or the set-up): the others' watchdogs end the job.
+fault bls:2 STOP "no progress for [0-9]+ s while (starting|setting up)" 60 0
 
 verdict test_distributed

@@ -212,6 +212,16 @@ static void test_weights(void)
                "has dtype F16, expected F32");
     }
     test_hostile_header(&c);
+    /* Rows x d x 4 past size_t: refused before any read, as random initialisation refuses it
+     * (loading once computed the size unchecked). */
+    dlrm_config_t huge;
+    if (dlrm_config_parse("4-8", "6-1", "2305843009213693952-20-30", 8, "dot", 0, &huge) == DLRM_OK) {
+        EXPECT(dlrm_model_load(&huge, file("good.safetensors"), NULL, 0, &l), DLRM_ERR_ARG,
+               "table 0: 2305843009213693952 rows x 8 do not fit in memory");
+        dlrm_config_free(&huge);
+    } else {
+        CHECK(0, "a configuration of 2^61 rows: %s", dlrm_last_error());
+    }
     dlrm_model_free(m);
     dlrm_config_free(&c);
     dlrm_config_free(&wider);
