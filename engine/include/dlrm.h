@@ -29,7 +29,7 @@ typedef enum {
     DLRM_OK = 0,
     DLRM_ERR_ARG,    /* invalid argument or configuration (the message names it) */
     DLRM_ERR_NOMEM,  /* allocation failed */
-    DLRM_ERR_IO,     /* a file could not be opened, read or mapped */
+    DLRM_ERR_IO,     /* a file could not be opened, read or written */
     DLRM_ERR_FORMAT, /* a weights file is malformed: header, dtype, shape, size, missing tensor */
     DLRM_ERR_RANGE,  /* an embedding index outside its table */
 } dlrm_status_t;
@@ -76,11 +76,14 @@ dlrm_status_t dlrm_model_init_random(const dlrm_config_t *cfg, uint64_t seed, co
                                      int n_tables, dlrm_model_t **model_p);
 
 /*
- * Maps a safetensors file (https://huggingface.co/docs/safetensors: 8-byte little-endian header
- * length, JSON header, raw data) whose tensors carry the reference's state_dict names
- * (emb_l.{t}.weight, bot_l.{2i}.weight/.bias, top_l.{2i}.weight/.bias).  Tensors stay mapped,
- * never copied.  Every tensor the configuration needs must be there, F32, with its shape;
- * errors name the tensor.  tables/n_tables as above: only those tables are looked up.
+ * Loads a safetensors file (https://huggingface.co/docs/safetensors: 8-byte little-endian header
+ * length, UTF-8 JSON header, raw data) whose tensors carry the reference's state_dict names
+ * (emb_l.{t}.weight, bot_l.{2i}.weight/.bias, top_l.{2i}.weight/.bias).  The header is checked
+ * whole (offsets whole numbers inside the data, no tensor twice, none overlapping); the tensors
+ * the model needs are read into its own memory (tables on 2 MiB pages where the kernel allows),
+ * so the file may change or go once this returns.  Every tensor the configuration needs must
+ * be there, F32, with its shape; errors name the tensor.  A file that is not a regular file is
+ * DLRM_ERR_FORMAT.  tables/n_tables as above: only those tables are read.
  */
 dlrm_status_t dlrm_model_load(const dlrm_config_t *cfg, const char *path, const int *tables,
                               int n_tables, dlrm_model_t **model_p);
