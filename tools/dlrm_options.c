@@ -480,7 +480,6 @@ static int check_serving(dlrm_opts_t *o, int P, int explicit_samples, char *err,
     return 0;
 }
 
-/* What only the whole set of options can tell. */
 /* Do two paths name one existing file (one inode), or the same string? */
 static int same_file(const char *a, const char *b)
 {
@@ -507,6 +506,7 @@ static int check_outputs(const dlrm_opts_t *o, char *err, size_t len)
     return 0;
 }
 
+/* What only the whole set of options can tell. */
 static int check_options(dlrm_opts_t *o, int P, const char *drivers, int64_t lag,
                          int explicit_samples, char *err, size_t len)
 {

@@ -74,19 +74,12 @@ static dlrm_status_t find_tensor(const cJSON *hdr, const char *path, const char 
         return dlrm_error(DLRM_ERR_FORMAT, "%s: tensor '%s' has shape %s, the model needs [%lld]",
                           path, name, got, (long long)rows);
     }
+    /* check_header has made sure 0 <= b <= e <= data_len; dlrm_model_own, that the tensor's
+     * bytes fit a size_t. */
     int64_t b = json_count(cJSON_GetArrayItem(offs, 0)),
             e = json_count(cJSON_GetArrayItem(offs, 1));
-    uint64_t need;
-    if (__builtin_mul_overflow((uint64_t)rows, (uint64_t)(cols < 0 ? 1 : cols) * sizeof(float),
-                               &need))
-        return dlrm_error(DLRM_ERR_FORMAT, "%s: tensor '%s': %lld x %lld floats overflow a size",
-                          path, name, (long long)rows, (long long)cols);
-    if (b < 0 || e < 0)
-        return dlrm_error(DLRM_ERR_FORMAT,
-                          "%s: tensor '%s' has data_offsets that are not whole numbers in "
-                          "[0, 2^53]",
-                          path, name);
-    if (e < b || (uint64_t)e > data_len || (uint64_t)(e - b) != need)
+    uint64_t need = (uint64_t)rows * (uint64_t)(cols < 0 ? 1 : cols) * sizeof(float);
+    if ((uint64_t)(e - b) != need)
         return dlrm_error(DLRM_ERR_FORMAT,
                           "%s: tensor '%s' has data_offsets [%lld, %lld] but needs %llu bytes "
                           "inside a data section of %zu bytes (truncated file?)",
@@ -252,7 +245,7 @@ static dlrm_status_t load_tensor(int fd, const cJSON *hdr, const char *path, con
                                  int64_t rows, int64_t cols, size_t data_at, size_t data_len,
                                  const float *dst)
 {
-    uint64_t at, bytes;
+    uint64_t at = 0, bytes = 0;
     dlrm_status_t st = find_tensor(hdr, path, name, rows, cols, data_len, &at, &bytes);
     return st == DLRM_OK ? read_at(fd, path, (void *)dst, (size_t)bytes, data_at + at, name) : st;
 }

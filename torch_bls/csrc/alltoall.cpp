@@ -111,13 +111,8 @@ c10::intrusive_ptr<c10d::Work> Core::allToAllSingle(at::Tensor& output, at::Tens
   checkCpuDense(output, "all_to_all_single", "output");
   TORCH_CHECK(input.scalar_type() == output.scalar_type(), "bls: all_to_all_single: input is ",
               input.scalar_type(), " but output is ", output.scalar_type());
-  if (check_comm_ != MPI_COMM_NULL) {  // TORCH_BLS_CHECK_DTYPES=1: every process, one dtype
-    const int64_t code = static_cast<int64_t>(input.scalar_type());
-    int64_t v[2] = {code, -code};
-    checkMpi(MPI_Allreduce(MPI_IN_PLACE, v, 2, MPI_INT64_T, MPI_MAX, check_comm_), "MPI_Allreduce");
-    TORCH_CHECK(v[0] == -v[1], "bls: all_to_all_single: the processes pass different dtypes (",
-                input.scalar_type(), " here, codes ", -v[1], " to ", v[0], " across the group)");
-  }
+  if (check_comm_ != MPI_COMM_NULL)  // TORCH_BLS_CHECK_DTYPES=1 (row counts may differ)
+    checkAgreement(input, check_comm_, "all_to_all_single", false);
   const int P = size_;
   auto in_rows = splitRows(input, input_splits, P, "input");
   auto out_rows = splitRows(output, output_splits, P, "output");

@@ -11,23 +11,6 @@
 namespace torch_bls {
 namespace {
 const int64_t kChunkBytes = 1 << 30;  // MPI counts are int: larger buffers go in chunks
-
-// Every process must pass the same dtype and element count: MPI would reinterpret the bits of
-// a mismatched one silently.  One small allreduce (max of each value and of its negation)
-// tells every process whether all agree, so all fail together, naming what differs.
-void checkAgreement(const at::Tensor& t, MPI_Comm comm, const char* what) {
-  const int64_t code = static_cast<int64_t>(t.scalar_type()), n = t.numel();
-  int64_t v[4] = {code, -code, n, -n};
-  checkMpi(MPI_Allreduce(MPI_IN_PLACE, v, 4, MPI_INT64_T, MPI_MAX, comm), "MPI_Allreduce");
-  if (v[0] != -v[1])
-    throw std::runtime_error(c10::str("bls: ", what, ": the processes pass different dtypes (",
-                                      t.scalar_type(), " here, codes ", -v[1], " to ", v[0],
-                                      " across the group)"));
-  if (v[2] != -v[3])
-    throw std::runtime_error(c10::str("bls: ", what, ": the processes pass different element "
-                                      "counts (", n, " here, ", -v[3], " to ", v[2],
-                                      " across the group)"));
-}
 }  // namespace
 
 // ----------------------------------------------------------------------- worker collectives
@@ -81,7 +64,7 @@ c10::intrusive_ptr<c10d::Work> Core::broadcast(std::vector<at::Tensor>& tensors,
   work->outputs = {t};
   MPI_Comm comm = coll_comm_;
   return enqueue(work, [t, buf, root, comm]() mutable {
-    checkAgreement(buf, comm, "broadcast");
+    checkAgreement(buf, comm, "broadcast", true);
     auto* p = static_cast<char*>(buf.data_ptr());
     for (int64_t off = 0, n = nbytes(buf); off < n; off += kChunkBytes) {
       int len = static_cast<int>(std::min(kChunkBytes, n - off));
@@ -109,7 +92,7 @@ c10::intrusive_ptr<c10d::Work> Core::allReduce(std::vector<at::Tensor>& tensors,
   work->outputs = {t};
   MPI_Comm comm = coll_comm_;
   return enqueue(work, [t, buf, type, mop, comm]() mutable {
-    checkAgreement(buf, comm, "all_reduce");
+    checkAgreement(buf, comm, "all_reduce", true);
     const int64_t es = static_cast<int64_t>(buf.element_size()), step = kChunkBytes / es;
     auto* p = static_cast<char*>(buf.data_ptr());
     for (int64_t off = 0, n = buf.numel(); off < n; off += step) {

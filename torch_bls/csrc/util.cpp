@@ -16,6 +16,20 @@ std::string mpiMessage(int rc) {
   return std::string(text, static_cast<size_t>(len));
 }
 
+void checkAgreement(const at::Tensor& t, MPI_Comm comm, const char* what, bool same_numel) {
+  const int64_t code = static_cast<int64_t>(t.scalar_type()), n = same_numel ? t.numel() : 0;
+  int64_t v[4] = {code, -code, n, -n};
+  checkMpi(MPI_Allreduce(MPI_IN_PLACE, v, 4, MPI_INT64_T, MPI_MAX, comm), "MPI_Allreduce");
+  if (v[0] != -v[1])
+    throw std::runtime_error(c10::str("bls: ", what, ": the processes pass different dtypes (",
+                                      t.scalar_type(), " here, codes ", -v[1], " to ", v[0],
+                                      " across the group)"));
+  if (v[2] != -v[3])
+    throw std::runtime_error(c10::str("bls: ", what, ": the processes pass different element "
+                                      "counts (", n, " here, ", -v[3], " to ", v[2],
+                                      " across the group)"));
+}
+
 void checkMpi(int rc, const char* what) {
   if (rc != MPI_SUCCESS)
     throw std::runtime_error(c10::str("bls: ", what, " failed: ", mpiMessage(rc)));

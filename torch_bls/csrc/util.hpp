@@ -15,6 +15,10 @@ namespace torch_bls {
 std::string mpiMessage(int rc);
 // Throws "bls: WHAT failed: MPI's text" unless rc is MPI_SUCCESS.
 void checkMpi(int rc, const char* what);
+// Every process of comm passes t's dtype (and, with same_numel, its element count), else every
+// process throws "bls: WHAT: the processes pass different ...": MPI would reinterpret the bits.
+// One small allreduce (the max of each value and of its negation), so all fail together.
+void checkAgreement(const at::Tensor& t, MPI_Comm comm, const char* what, bool same_numel);
 // A CPU tensor with a strided layout, else an error naming the op and the argument.
 void checkCpuDense(const at::Tensor& t, const char* op, const char* which);
 int64_t nbytes(const at::Tensor& t);
