@@ -34,6 +34,11 @@
 extern "C" {
 #endif
 
+/* The library is built with -fvisibility=hidden: what this header declares is what it exports. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
 typedef enum {
     DIST_OK = 0,
     DIST_ERR_ARG,    /* invalid argument or configuration */
@@ -322,6 +327,10 @@ typedef struct {
 dist_status_t dist_gather(dist_session_t *s, const dist_run_t *r, int lag, const int *lags,
                           int n_lags, double *ideal_at, dist_summary_t *sum);
 void dist_summary_free(dist_summary_t *sum);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

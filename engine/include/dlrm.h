@@ -25,6 +25,11 @@
 extern "C" {
 #endif
 
+/* The library is built with -fvisibility=hidden: what this header declares is what it exports. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
 typedef enum {
     DLRM_OK = 0,
     DLRM_ERR_ARG,    /* invalid argument or configuration (the message names it) */
@@ -233,6 +238,10 @@ dlrm_status_t dlrm_metrics(const float *pred, const float *labels, int64_t n, dl
 
 const char *dlrm_strerror(dlrm_status_t status);
 const char *dlrm_last_error(void);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

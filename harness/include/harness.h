@@ -16,10 +16,24 @@
 #include <cjson/cJSON.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* The library is built with -fvisibility=hidden: what this header declares is what it exports. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
+/* ---- versions ---- */
+
+/*
+ * For --version: "TOOL (bls) VERSION", then libbls's version, the MPI it was compiled for and
+ * the MPI library it runs on (MPI_Get_library_version's first line; callable before MPI_Init).
+ */
+void harness_print_version(FILE *out, const char *tool);
 
 /* ---- clocks and statistics ---- */
 
@@ -156,6 +170,10 @@ int harness_round_driver(int round, int i, int n);
 cJSON *harness_json_numbers(const double *x, size_t n);
 /* Writes root to path, pretty-printed; 0, or -1 with the reason in err. */
 int harness_json_write(const cJSON *root, const char *path, char *err, size_t errlen);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

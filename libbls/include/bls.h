@@ -61,8 +61,25 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/*
+ * Version of this header (the project's; the build reads it from here).  bls_version() gives
+ * the library's: they differ only when a program runs against another build than the one it
+ * was compiled with.  The shared library's SONAME changes with the major version.
+ */
+#define BLS_VERSION_MAJOR 0
+#define BLS_VERSION_MINOR 1
+#define BLS_VERSION_PATCH 0
+#define BLS_VERSION_STRING "0.1.0"
+/* One number that compares in order: 10000 * major + 100 * minor + patch. */
+#define BLS_VERSION (BLS_VERSION_MAJOR * 10000 + BLS_VERSION_MINOR * 100 + BLS_VERSION_PATCH)
+
 #ifdef __cplusplus
 extern "C" {
+#endif
+
+/* The library is built with -fvisibility=hidden: what this header declares is what it exports. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
 #endif
 
 typedef enum {
@@ -210,6 +227,12 @@ typedef struct {
 
 bls_status_t bls_comm_stats(const bls_comm_t *comm, bls_stats_t *stats_p);
 
+/*
+ * The library's version as "MAJOR.MINOR.PATCH"; each non-NULL pointer receives its part.  Needs
+ * no MPI: callable before MPI_Init (for --version).
+ */
+const char *bls_version(int *major, int *minor, int *patch);
+
 /* Name of a status ("BLS_ERR_TIMEOUT") and its one-line meaning. */
 const char *bls_strerror(bls_status_t status);
 
@@ -218,6 +241,10 @@ const char *bls_strerror(bls_status_t status);
  * expected and actual sizes, missing peers).  Valid until the thread's next failing call.
  */
 const char *bls_last_error(void);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

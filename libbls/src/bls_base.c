@@ -28,6 +28,17 @@ bls_status_t bls_mpi_error(int mpi_rc, const char *what)
     return bls_error(BLS_ERR_MPI, "%s failed: %s", what, text);
 }
 
+const char *bls_version(int *major, int *minor, int *patch)
+{
+    if (major)
+        *major = BLS_VERSION_MAJOR;
+    if (minor)
+        *minor = BLS_VERSION_MINOR;
+    if (patch)
+        *patch = BLS_VERSION_PATCH;
+    return BLS_VERSION_STRING;
+}
+
 const char *bls_last_error(void)
 {
     return last_error;
