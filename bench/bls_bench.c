@@ -111,7 +111,8 @@ static void usage(void)
         "  --timeout SEC      libbls timeout (default 60)\n"
         "  --json FILE        write every figure and the configuration as JSON\n"
         "  --quiet            no progress lines\n"
-        "  --help             this text\n\n"
+        "  --help             this text\n"
+        "  --version          the version, of libbls and of the MPI library\n\n"
         "Columns: time = slowest process's loop time (s); ms/it; speedup = sync time / time;\n"
         "ideal = ideal-model time of this mode's measured work trace; eff = ideal / time;\n"
         "bound = T_ideal(0) / T_ideal(L), the most lag can give on this trace; p50/p99/max =\n"
@@ -206,6 +207,10 @@ static int parse(int argc, char **argv, opts_t *o)
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             if (rank == 0)
                 usage();
+            return -1;
+        } else if (!strcmp(a, "--version")) {
+            if (rank == 0)
+                harness_print_version(stdout, "bls-bench");
             return -1;
         } else if (!strcmp(a, "--busy") || !strcmp(a, "--quiet")) {
             *(a[2] == 'b' ? &o->busy : &o->quiet) = 1;

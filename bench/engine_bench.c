@@ -70,6 +70,7 @@ static void usage(FILE *f)
                "                     ReLU fused) against OpenBLAS's sgemm, GFLOP/s, interleaved\n"
                "  --json FILE        write the figures as JSON\n"
                "  --help             this text\n"
+               "  --version          the version\n"
                "Exit status: 0 done; 1 out of memory or the engine failed; 2 a bad option.\n");
 }
 
@@ -128,6 +129,7 @@ static int parse(int argc, char **argv, opts_t *o)
                                          {"rounds", 1, 0, 'R'},
                                          {"json", 1, 0, 'j'},
                                          {"help", 0, 0, 'h'},
+                                         {"version", 0, 0, 'V'},
                                          {"layers", 0, 0, 'L'},
                                          {0, 0, 0, 0}};
     int c;
@@ -139,6 +141,7 @@ static int parse(int argc, char **argv, opts_t *o)
         case 'j': o->json = optarg; continue;
         case 'L': o->layers = 1; continue;
         case 'h': usage(stdout); return -1;
+        case 'V': harness_print_version(stdout, "bls-engine-bench"); return -1;
         case 'b':
             if ((o->n_sizes = parse_list(optarg, o->sizes)) < 0)
                 return 2;

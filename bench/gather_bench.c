@@ -34,7 +34,8 @@ static void usage(FILE *f)
             "  --rounds R    interleaved rounds (default 7)\n"
             "  --seed S      seed of the indices (default 1)\n"
             "  --json FILE   write the figures as JSON\n"
-            "  --help        this text\n");
+            "  --help        this text\n"
+            "  --version     the version\n");
 }
 
 typedef struct {
@@ -72,7 +73,8 @@ static int parse(int argc, char **argv, opts_t *o)
     static const struct option opts[] = {
         {"tables", 1, 0, 't'},  {"rows", 1, 0, 'r'},    {"d", 1, 0, 'd'},      {"batch", 1, 0, 'b'},
         {"pooling", 1, 0, 'k'}, {"batches", 1, 0, 'n'}, {"rounds", 1, 0, 'R'}, {"seed", 1, 0, 's'},
-        {"json", 1, 0, 'j'},    {"help", 0, 0, 'h'},    {0, 0, 0, 0}};
+        {"json", 1, 0, 'j'},    {"help", 0, 0, 'h'},    {"version", 0, 0, 'V'},
+        {0, 0, 0, 0}};
     long *dst[] = {&o->n, &o->rows, &o->d, &o->B, &o->K, &o->nb, &o->rounds, &o->seed};
     int c, i;
     while ((c = getopt_long(argc, argv, "", opts, &i)) != -1) {
@@ -80,6 +82,9 @@ static int parse(int argc, char **argv, opts_t *o)
             o->json = optarg;
         } else if (c == 'h') {
             usage(stdout);
+            return -1;
+        } else if (c == 'V') {
+            harness_print_version(stdout, "bls-gather-bench");
             return -1;
         } else if (c == '?') {
             usage(stderr);

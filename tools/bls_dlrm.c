@@ -59,8 +59,10 @@ static int configure(tool_t *t, int argc, char **argv)
     opts_result_t r = dlrm_options_parse(argc, argv, t->P, &t->o, err, sizeof(err));
     if (r == OPTS_HELP && t->rank == 0)
         dlrm_options_usage(stdout);
+    if (r == OPTS_VERSION && t->rank == 0)
+        harness_print_version(stdout, "bls-dlrm");
     if (r != OPTS_RUN)
-        return r == OPTS_HELP ? -1 : bad_input(t, err);
+        return r == OPTS_BAD ? bad_input(t, err) : -1;
     if (t->o.kernel && !strcmp(t->o.kernel, "list")) {
         const char *names[8];
         int n = dlrm_kernels(names, 8);

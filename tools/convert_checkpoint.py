@@ -22,6 +22,7 @@ import sys
 import numpy as np
 import torch
 
+__version__ = "0.1.0"  # the project's (libbls/include/bls.h); test_install.sh checks they agree
 MODEL_KEY = re.compile(r"^(emb_l\.\d+\.weight|(bot_l|top_l)\.\d+\.(weight|bias))$")
 
 
@@ -106,6 +107,7 @@ def to_torch(src, dst, ddp):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--version", action="version", version=f"convert_checkpoint (bls) {__version__}")
     ap.add_argument("src")
     ap.add_argument("dst")
     ap.add_argument("--to-torch", action="store_true", help="safetensors -> torch.save checkpoint")

@@ -117,7 +117,8 @@ void dlrm_options_usage(FILE *f)
         "                               (of the first driver)\n"
         "  --json FILE                  write every figure and the configuration as JSON\n"
         "  --quiet                      no progress lines\n"
-        "  --help                       this text\n\n"
+        "  --help                       this text\n"
+        "  --version                    the version, of libbls and of the MPI library\n\n"
         "Output: per driver, ms per batch and samples/s (slowest process's loop), speedup over\n"
         "the first driver, batch latency p50/p99 (from a batch's start on a process to its\n"
         "predictions there, all processes), mean time per process waiting in the collective,\n"
@@ -176,6 +177,7 @@ enum {
     JSON,
     QUIET,
     HELP,
+    VERSION,
     WCRITEO,
     DRIVER,
     LAG,
@@ -226,6 +228,7 @@ static const struct option longopts[] = {{"arch-mlp-bot", 1, 0, BOT},
                                          {"json", 1, 0, JSON},
                                          {"quiet", 0, 0, QUIET},
                                          {"help", 0, 0, HELP},
+                                         {"version", 0, 0, VERSION},
                                          {"write-criteo", 1, 0, WCRITEO},
                                          {"driver", 1, 0, DRIVER},
                                          {"drivers", 1, 0, DRIVER},
@@ -397,7 +400,7 @@ static int set_special(dlrm_opts_t *o, int c, const char *v, char *err, size_t l
     }
 }
 
-/* One option; 1 for --help. */
+/* One option; 1 for --help, 2 for --version. */
 static int set_option(dlrm_opts_t *o, int c, const char *v, const char *name, int64_t *lag,
                       const char **drivers, char *err, size_t len)
 {
@@ -425,6 +428,7 @@ static int set_option(dlrm_opts_t *o, int c, const char *v, const char *name, in
     case LOUT: o->latency_out = v; return 0;
     case PEAK: o->find_peak = 1; return 0;
     case HELP: return 1;
+    case VERSION: return 2;
     /* clang-format off */
     case PLACE: case DELAY: case HETERO: case ZIPF: case TIMEOUT: case SCENARIO: case QSIZE:
     case QPS: case LOAD: case BOUND:
@@ -548,10 +552,10 @@ opts_result_t dlrm_options_parse(int argc, char **argv, int P, dlrm_opts_t *o, c
         int r = set_option(o, c, optarg, name, &lag, &drivers, err, errlen);
         if (r < 0)
             return OPTS_BAD;
-        help = r > 0;
+        help = r;
     }
     if (help)
-        return OPTS_HELP;
+        return help == 1 ? OPTS_HELP : OPTS_VERSION;
     if (optind < argc) {
         fail(err, errlen, "unexpected argument '%s' (see --help)", argv[optind]);
         return OPTS_BAD;

@@ -56,7 +56,7 @@ typedef struct {
     int *table_pooling;
 } dlrm_opts_t;
 
-typedef enum { OPTS_RUN, OPTS_HELP, OPTS_BAD } opts_result_t;
+typedef enum { OPTS_RUN, OPTS_HELP, OPTS_VERSION, OPTS_BAD } opts_result_t;
 
 /* Parses argv for P processes.  OPTS_BAD: err says what (a bad option is exit 2). */
 opts_result_t dlrm_options_parse(int argc, char **argv, int P, dlrm_opts_t *o, char *err,
