@@ -21,8 +21,10 @@ Scenarios, as bls-dlrm's (README, "Serving"):
 
 Launch with mpirun (Open MPI: add --allow-run-as-root --oversubscribe as root):
   mpirun -np 4 /usr/bin/python3 torch_bls/dlrm_infer.py --dist-backend bls --lag 4 --delay exp:5000
-Runs under Debian's /usr/bin/python3 (python3-torch).  Finds the torch_bls package in
-build/python when PYTHONPATH does not name it.
+  mpirun -np 4 bls-dlrm-torch --dist-backend bls ...          (installed: the same driver)
+Runs under Debian's /usr/bin/python3 (python3-torch).  From a source tree it finds the torch_bls
+package in build/python when PYTHONPATH does not name it; installed, it is a module of it
+(python3 -m torch_bls.dlrm_infer).
 
 Output: offline, one line with ms/batch, samples/s, time waiting in the collective, and the
 ideal model (project docs, bls-semantics) on the measured work trace: T_ideal(L), efficiency =
@@ -70,6 +72,7 @@ class PeerFailed(Exception):
 
 def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--version", action="version", version=f"dlrm_infer (bls) {torch_bls.__version__}")
     m = ap.add_argument_group("model (the reference's options)")
     m.add_argument("--arch-mlp-bot", default="13-512-256-64-16", help="bottom MLP widths (default %(default)s)")
     m.add_argument("--arch-mlp-top", default="512-256-1", help="top MLP widths after the interaction (default %(default)s)")

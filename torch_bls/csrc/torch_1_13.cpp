@@ -145,6 +145,9 @@ PYBIND11_MODULE(_C, m) {
       py::arg("work"), py::arg("arrival"), py::arg("lag"),
       "done[k] of the open-loop ideal model (harness.h): queries arriving at arrival[k] "
       "seconds, work[p][k] seconds of process p on query k, zero communication.");
+  m.def(
+      "version", []() { return std::string(bls_version(nullptr, nullptr, nullptr)); },
+      "The version of libbls this module runs on (\"MAJOR.MINOR.PATCH\").");
   m.def("finalize", &Core::finalizeAll, py::call_guard<py::gil_scoped_release>(),
         "Shuts every bls group down and finalizes MPI if this module initialised it.");
 }

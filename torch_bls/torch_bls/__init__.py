@@ -19,6 +19,9 @@ Everything else (broadcast, all_reduce, all_gather, gather, scatter, barrier) ru
 order on a worker thread with MPI's collectives.  Every call returns a Work that completes on
 its own; wait(timeout) raises RuntimeError with the library's message on errors and timeouts.
 
+The DLRM inference driver ships with the package: `python3 -m torch_bls.dlrm_infer --help`
+(installed, also the command bls-dlrm-torch).
+
 Needs Debian's PyTorch 1.13 (python3-torch): run with /usr/bin/python3.
 """
 import atexit
@@ -28,7 +31,8 @@ import torch.distributed as dist
 
 from . import _C
 
-__all__ = ["set_lag", "default_lag", "lag", "stats", "fill_env_from_launcher"]
+__version__ = _C.version()  # libbls's, which this module runs on: one version for the project
+__all__ = ["__version__", "set_lag", "default_lag", "lag", "stats", "fill_env_from_launcher"]
 
 DEFAULT_LAG = 4
 _lag_override = None
