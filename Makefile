@@ -7,7 +7,7 @@ NP ?= 4
 OMPI_CMAKE = -DMPI_C_COMPILER=mpicc.openmpi -DMPIEXEC_EXECUTABLE=/usr/bin/mpiexec.openmpi
 MPIRUN = mpiexec.openmpi --allow-run-as-root --oversubscribe
 
-.PHONY: deps build run test fuzz soak clean
+.PHONY: deps build run test fuzz soak install uninstall clean
 
 deps:
 	@scripts/install-deps.sh
@@ -42,6 +42,13 @@ fuzz: deps
 # bls-dlrm run whose memory and descriptors must stay flat (scripts/soak.sh; about 7 min).
 soak: build
 	@scripts/soak.sh $(BUILD)
+
+# Headers, libraries, tools, pkg-config and CMake files, the torch_bls package (README, Install).
+PREFIX ?= /usr/local
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
+uninstall:
+	cmake --build $(BUILD) --target uninstall
 
 clean:
 	rm -rf build build-mpich build-clang build-asan build-fuzz
