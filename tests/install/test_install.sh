@@ -19,6 +19,9 @@ version=$(sed -n 's/^#define BLS_VERSION_STRING "\(.*\)"$/\1/p' "$src/libbls/inc
 [ -n "$version" ] && ok || bad "no BLS_VERSION_STRING in bls.h"
 unset LD_LIBRARY_PATH
 mpirun() { timeout --kill-after=5 120 "$mpiexec" -n "$1" "${flags[@]}" "${@:2}"; }
+# How often a pattern occurs in a file: the launcher may join two ranks' lines into one.
+count() { grep -o -- "$1" "$2" | wc -l; }
+# No `cmd | grep -q` below: under pipefail, grep leaving early fails the writer (SIGPIPE).
 
 # ---- install ----
 cmake --install "$build" --prefix "$prefix" > install.log 2>&1 || { bad "cmake --install: $(tail -3 install.log)"; verdict install; exit 1; }
@@ -40,13 +43,15 @@ for lib in bls:bls_ bls_dlrm:dlrm_ bls_harness:harness_ bls_dist:dist_; do
   [ "$(readlink "$prefix/lib/lib$name.so")" = "lib$name.so.$major" ] && ok || bad "lib$name.so is not a link to lib$name.so.$major"
   extra=$(nm -D --defined-only "$so" | awk '{print $3}' | grep -v "^$api" | head -5 | tr '\n' ' ')
   [ -z "$extra" ] && ok || bad "lib$name exports symbols outside its API ($api*): $extra"
-  readelf -d "$so" | grep -q "RUNPATH.*$build" && bad "lib$name's RUNPATH names the build tree" || ok
+  dyn=$(readelf -d "$so")
+  grep -q "RUNPATH.*$build" <<< "$dyn" && bad "lib$name's RUNPATH names the build tree" || ok
 done
 # The tools run from the prefix, on the prefix's libraries, and say the project's version.
 for t in bls-dlrm bls-bench bls-gather-bench bls-engine-bench; do
-  ldd "$prefix/bin/$t" | grep -q "libbls.so.$major => $prefix/bin/../lib/" && ok || bad "$t does not load libbls from the prefix: $(ldd "$prefix/bin/$t" | grep libbls)"
+  deps=$(ldd "$prefix/bin/$t")
+  grep -qF "libbls.so.$major => $prefix/bin/../lib/" <<< "$deps" && ok || bad "$t does not load libbls from the prefix: $(grep libbls <<< "$deps")"
   v=$(mpirun 1 "$prefix/bin/$t" --version 2>&1)
-  echo "$v" | grep -q "^$t (bls) $version\$" && echo "$v" | grep -q "^libbls $version, compiled for .*; MPI library: " \
+  grep -q "^$t (bls) $version\$" <<< "$v" && grep -q "^libbls $version, compiled for .*; MPI library: " <<< "$v" \
     && ok || bad "$t --version: $v"
 done
 
@@ -57,7 +62,7 @@ ex=$prefix/share/doc/bls/examples/pipelined.c
 if cc -Wall -Werror -o pipelined_pc "$ex" $(pkg-config --cflags --libs bls) \
      -Wl,-rpath,"$(pkg-config --variable=libdir bls)" > pc.log 2>&1; then
   ok
-  mpirun 2 ./pipelined_pc > pc.out 2>&1 && [ "$(grep -c 'checksum \([0-9]*\), expected \1$' pc.out)" = 2 ] \
+  mpirun 2 ./pipelined_pc > pc.out 2>&1 && [ "$(count 'checksum \([0-9]*\), expected \1\b' pc.out)" = 2 ] \
     && ok || bad "pipelined (pkg-config) under mpirun: $(tail -3 pc.out)"
 else
   bad "cc with pkg-config bls: $(tail -5 pc.log)"
@@ -98,7 +103,7 @@ C
 if cmake -S consumer -B consumer/build -DCMAKE_PREFIX_PATH="$prefix" > cmake.log 2>&1 \
    && cmake --build consumer/build >> cmake.log 2>&1; then
   ok
-  mpirun 2 consumer/build/pipelined > fp.out 2>&1 && [ "$(grep -c 'checksum \([0-9]*\), expected \1$' fp.out)" = 2 ] \
+  mpirun 2 consumer/build/pipelined > fp.out 2>&1 && [ "$(count 'checksum \([0-9]*\), expected \1\b' fp.out)" = 2 ] \
     && ok || bad "pipelined (find_package) under mpirun: $(tail -3 fp.out)"
   consumer/build/versions > versions.out 2>&1 && grep -q "^$version $version " versions.out && ok \
     || bad "header and library versions: $(cat versions.out)"
@@ -134,7 +139,7 @@ dist.destroy_process_group()
 PY
   port() { /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
   MASTER_ADDR=127.0.0.1 MASTER_PORT=$(port) PYTHONPATH=$site mpirun 2 /usr/bin/python3 a2a.py "$site" "$version" > py.out 2>&1 \
-    && [ "$(grep -c 'all_to_all_single exact' py.out)" = 2 ] && ok || bad "installed torch_bls: $(tail -5 py.out)"
+    && [ "$(count 'all_to_all_single exact' py.out)" = 2 ] && ok || bad "installed torch_bls: $(tail -5 py.out)"
   v=$("$prefix/bin/bls-dlrm-torch" --version 2>&1)
   [ "$v" = "dlrm_infer (bls) $version" ] && ok || bad "bls-dlrm-torch --version: $v"
   v=$("$prefix/bin/bls-convert-checkpoint" --version 2>&1)
