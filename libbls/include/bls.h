@@ -14,9 +14,11 @@
  *  - No other waiting: inside the bound, posting never waits for a peer to reach an iteration,
  *    to post a receive, or to call this library.
  *  - Asynchronous progress: in BLS mode a progress thread owned by the communicator moves bytes
- *    while the caller computes or sleeps outside the library.  It backs off to sleeping when
- *    nothing is outstanding; it polls continuously only while a caller is blocked in bls_wait*
- *    or bls_post (exactly when MPI's own blocking calls would spin).
+ *    while the caller computes or sleeps outside the library; its polls space out with the
+ *    observed time between posts when only small blocks are in flight, and it sleeps when
+ *    nothing is outstanding.  A caller blocked in bls_wait* or bls_post moves the data itself
+ *    (as MPI's blocking calls do), backing off to short sleeps when nothing arrives.  With
+ *    BLS_PROGRESS_CALLER there is no thread: data moves inside this library's calls.
  *  - Bounded memory, zero copy: blocks move straight between the caller's buffers (MPI_Isend
  *    from the send buffer, MPI_Imrecv into the receive buffer); the library holds no payload
  *    memory, only O((L+2) * P) bookkeeping allocated at creation that never grows.  A block
@@ -40,9 +42,9 @@
  *    progress thread, so data moves only while this process is inside MPI, and a peer busy
  *    outside MPI holds up large transfers.  Both need the receive counts.
  *
- * Threads: BLS mode needs MPI initialised with MPI_THREAD_MULTIPLE (the progress thread calls
- * MPI while the application may too).  One communicator must be used by one application
- * thread at a time.
+ * Threads: BLS mode with its progress thread needs MPI initialised with MPI_THREAD_MULTIPLE
+ * (the thread calls MPI while the application may too); BLS_PROGRESS_CALLER does not.  One
+ * communicator must be used by one application thread at a time.
  *
  * Buffers and counts: counts and displacements are in elements of the communicator's datatype
  * (MPI_BYTE by default; any contiguous datatype).
@@ -121,6 +123,14 @@ typedef int64_t bls_iter_t;
 
 typedef struct bls_comm bls_comm_t;
 
+/* Who moves BLS mode's data while the caller is outside this library. */
+typedef enum {
+    BLS_PROGRESS_THREAD = 0, /* a progress thread of the communicator (default) */
+    BLS_PROGRESS_CALLER = 1  /* nobody: data moves inside this library's calls (bls_post,
+                                bls_test, bls_wait*, bls_progress), for runtimes that own
+                                their threads; MPI_THREAD_MULTIPLE is then not needed */
+} bls_progress_mode_t;
+
 typedef struct {
     bls_mode_t mode;         /* default BLS_MODE_BLS */
     int lag;                 /* L >= 0, same on every process; default 1 */
@@ -132,8 +142,10 @@ typedef struct {
                                 overrides max_block.  Receivers learn these at creation. */
     double timeout;          /* seconds a wait may take before BLS_ERR_TIMEOUT; <= 0 means
                                 wait forever.  Default 60. */
-    int poll_max_us;         /* progress thread: longest sleep between polls while an
-                                iteration is outstanding; default 50 */
+    int poll_max_us;         /* progress thread: longest sleep between polls while a large
+                                block (16 KiB or more) is in flight or a completion callback
+                                is set, and the shortest idle one; default 50 */
+    bls_progress_mode_t progress; /* BLS mode: default BLS_PROGRESS_THREAD; per process */
 } bls_config_t;
 
 /* Fill *cfg with the defaults above (max_block 0: only empty blocks). */
@@ -232,6 +244,15 @@ bls_status_t bls_comm_stats(const bls_comm_t *comm, bls_stats_t *stats_p);
  * no MPI: callable before MPI_Init (for --version).
  */
 const char *bls_version(int *major, int *minor, int *patch);
+
+/*
+ * One round of BLS mode's data movement in the calling thread: sends of posted iterations
+ * issued, arrived blocks matched and received, completions noted.  Never waits.  With
+ * BLS_PROGRESS_CALLER, call it now and then while computing between posts when blocks are
+ * large (they move only inside calls); harmless with the thread.  Other modes: BLS_OK, nothing
+ * done (MPI progresses them inside their own calls).
+ */
+bls_status_t bls_progress(bls_comm_t *comm);
 
 /* Name of a status ("BLS_ERR_TIMEOUT") and its one-line meaning. */
 const char *bls_strerror(bls_status_t status);

@@ -24,6 +24,7 @@ void bls_config_init(bls_config_t *cfg)
     cfg->max_send = NULL;
     cfg->timeout = 60.0;
     cfg->poll_max_us = 50;
+    cfg->progress = BLS_PROGRESS_THREAD;
 }
 
 /* The operations of a mode, or NULL. */
@@ -53,6 +54,11 @@ static bls_status_t check_local_config(const bls_config_t *cfg, int size, size_t
     if (cfg->poll_max_us < 0 || cfg->poll_max_us > 1000000)
         return bls_error(BLS_ERR_ARG, "bls_comm_create: poll_max_us %d is outside [0, 1000000]",
                          cfg->poll_max_us);
+    if (cfg->progress != BLS_PROGRESS_THREAD && cfg->progress != BLS_PROGRESS_CALLER)
+        return bls_error(BLS_ERR_ARG,
+                         "bls_comm_create: progress %d is not BLS_PROGRESS_THREAD or "
+                         "BLS_PROGRESS_CALLER",
+                         (int)cfg->progress);
     if (cfg->datatype == MPI_DATATYPE_NULL)
         return bls_error(BLS_ERR_ARG, "bls_comm_create: datatype is MPI_DATATYPE_NULL");
     int tsize = 0;
@@ -73,7 +79,7 @@ static bls_status_t check_local_config(const bls_config_t *cfg, int size, size_t
     if (cfg->max_block > SIZE_MAX / 4 / (size_t)tsize)
         return bls_error(BLS_ERR_ARG, "bls_comm_create: max_block %zu is too large",
                          cfg->max_block);
-    if (ops->needs_thread_multiple) {
+    if (ops->needs_thread_multiple && cfg->progress == BLS_PROGRESS_THREAD) {
         int provided = MPI_THREAD_SINGLE;
         MPI_Query_thread(&provided);
         if (provided != MPI_THREAD_MULTIPLE)
@@ -222,7 +228,8 @@ bls_status_t bls_comm_create(MPI_Comm comm, const bls_config_t *cfg, bls_comm_t 
                       .elem = elem,
                       .elem_type = MPI_BYTE,
                       .timeout = cfg->timeout,
-                      .poll_max_us = cfg->poll_max_us};
+                      .poll_max_us = cfg->poll_max_us,
+                      .progress = cfg->progress};
     st = alloc_common(c, cfg);
     if (st == BLS_OK)
         st = dup_comm(c, comm);
@@ -378,6 +385,13 @@ bls_status_t bls_finish(bls_comm_t *c)
     if (st != BLS_ERR_TIMEOUT)
         c->finished = 1;
     return st;
+}
+
+bls_status_t bls_progress(bls_comm_t *c)
+{
+    if (!c)
+        return bls_error(BLS_ERR_ARG, "bls_progress: comm must not be NULL");
+    return c->ops->progress ? c->ops->progress(c) : BLS_OK;
 }
 
 bls_status_t bls_comm_set_timeout(bls_comm_t *c, double seconds)

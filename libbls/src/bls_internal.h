@@ -73,6 +73,7 @@ typedef struct bls_mode_ops {
     bls_status_t (*finish)(bls_comm_t *c);
     void (*pending)(bls_comm_t *c, bls_iter_t iter, char *buf, size_t len);
     double (*cpu)(const bls_comm_t *c);
+    bls_status_t (*progress)(bls_comm_t *c); /* bls_progress(); NULL: nothing to do */
 } bls_mode_ops_t;
 
 extern const bls_mode_ops_t bls_lagged_ops, bls_sync_ops, bls_ialltoallv_ops, bls_window_ops;
@@ -89,6 +90,7 @@ struct bls_comm {
     MPI_Datatype elem_type; /* MPI_BYTE, or elem contiguous bytes (the unit of MPI calls) */
     double timeout;
     int poll_max_us;
+    bls_progress_mode_t progress;
     size_t *max_send; /* [P] elements this process may send to each peer */
     size_t *max_recv; /* [P] elements each peer may send here (learned at creation) */
 

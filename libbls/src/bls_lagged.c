@@ -28,13 +28,38 @@
  * sends of such an iteration are already matched by the peers, so this waits on data
  * movement at most, never on a peer's application.
  *
- * Progress.  Only the progress thread calls MPI after creation.  It polls without sleeping
- * while a caller is blocked in this library (as MPI's blocking calls would), backs off to
- * poll_max_us sleeps while an iteration is outstanding, and sleeps 1 ms at a time otherwise.
- * A post, a waiter or destruction wakes it at once.
+ * Progress.  One round of the engine (engine_round) issues the sends and held receives of new
+ * posts, matches what arrived, and tests the requests.  Whoever holds the engine runs it: the
+ * caller inside bls_post, bls_test, bls_wait* and bls_progress, or the progress thread while
+ * the caller is away.  What each costs and why it is shaped so:
+ *  - The caller.  bls_post runs a round at once, so its sends leave without waking anybody;
+ *    bls_test runs one before looking.  These rounds leave large receives to the thread (a
+ *    non-matching probe tells a block's size before it is matched; a large held block stays
+ *    held, marked held_issued): receiving one is a copy of up to megabytes, which on the thread
+ *    overlaps the caller's work and in bls_post would lengthen every iteration (at 1 MiB that
+ *    was 1.69x -> 1.21x of MPI_Alltoallv's speed).  A blocked caller runs full rounds itself,
+ *    as MPI's blocking calls do: back to back while they find something, then SPIN_ROUNDS
+ *    yielding ones, then naps that double from 1 us to poll_max_us; a completion found by the
+ *    thread wakes it.
+ *  - The thread only covers the caller's absence, and most of that needs no progress at all:
+ *    a small block leaves inside its Isend (eager) and waits at the receiver, in MPI's buffers,
+ *    for the receiver's next call.  So while only small blocks are in flight the thread naps
+ *    "lazily": twice the mean time between posts (within [poll_max_us, IDLE_MAX_US]), a poll
+ *    every other iteration, a safety net for transports that need more.  A large block
+ *    (BIG_BYTES or more: above eager limits, rendezvous or fragments) moves only while a side
+ *    polls.  While we receive one, a caller left one to the thread (big_waiting, deferred; the
+ *    caller then wakes it), or a completion callback is set (someone may wait on it instead of
+ *    in bls_wait), naps double from poll_max_us/4 to poll_max_us and a productive round is
+ *    followed by another at once.  While only our large sends are
+ *    incomplete, the receiver's match comes first and our polls cannot hasten it: naps double
+ *    from poll_max_us to the lazy one.  With nothing outstanding the thread sleeps until a
+ *    post.  It never spins: spinning, and 50 us polls during the caller's work, were most of
+ *    what it cost (bench/RESULTS.md, issue 16).
+ *  - BLS_PROGRESS_CALLER: no thread; everything above but the thread.
  *
  * Locking.  comm->lock guards the ring and all counters.  Every MPI request and held message
- * belongs to the progress thread; MPI_Testsome and MPI_Improbe run without the lock.
+ * belongs to whoever holds the engine (engine_busy); MPI_Testsome and MPI_Improbe run without
+ * the lock, MPI_Isend and MPI_Imrecv with it.
  */
 #define _GNU_SOURCE
 #include "bls_internal.h"
@@ -48,8 +73,9 @@
 #include <sys/prctl.h>
 #include <time.h>
 
-#define IDLE_SLEEP_US 1000
-#define SPIN_POLLS 32
+#define SPIN_ROUNDS 32   /* a blocked caller's yielding rounds before it naps */
+#define IDLE_MAX_US 5000 /* the thread's longest nap while something is outstanding */
+#define BIG_BYTES 16384  /* a block at least this large needs polling to move */
 #define DESTROY_GRACE_SECONDS 10.0
 
 /* BLS mode's own state, behind comm->state.  lock guards it and the common ring and counters
@@ -59,9 +85,11 @@ typedef struct {
     bls_iter_t *next_from; /* [P] next iteration whose block from that peer is unprobed */
     MPI_Message *held;     /* [S*P] matched early block (iteration % S, peer), not received */
     size_t *held_count;    /* [S*P] its size in elements */
+    unsigned char *held_issued; /* [S*P] the held block's iteration is issued (deferred) */
     void **scratch;        /* [S*P] where a rejected block is received whole (bad input only:
                               a truncated receive would be fatal under MPICH) */
     MPI_Request *reqs;     /* receives [S*P], sends [S*P] (by ring entry), control sends [P] */
+    unsigned char *big;    /* [nreqs] the request moves BIG_BYTES or more (in big_recvs/sends) */
     int nreqs;
     int *done_idx;
     MPI_Status *statuses;
@@ -72,13 +100,21 @@ typedef struct {
     int final_sends_pending;
     int tag_cycle;
 
+    int engine_busy;   /* a thread runs engine_round (its MPI calls drop the lock) */
+    int big_recvs;     /* matched receives of BIG_BYTES or more, incomplete */
+    int big_waiting;   /* a caller's round left a large arrival unmatched, for the thread */
+    int deferred;      /* held large blocks of issued iterations, left to the thread */
+    int big_sends;     /* issued sends of BIG_BYTES or more, incomplete */
+    int thread_asleep; /* the thread sleeps until woken (nothing was outstanding) */
+    double last_post;  /* bls_now() at the last post */
+    double post_gap;   /* mean time between posts (seconds, moving average) */
+
     pthread_t thread;
     int thread_started; /* 0 none, -1 lock and conditions exist, 1 thread runs */
     pthread_mutex_t lock;
-    pthread_cond_t wake_progress; /* posts, waiters and stop wake the progress thread */
+    pthread_cond_t wake_progress; /* posts and stop wake the progress thread */
     pthread_cond_t wake_user;     /* completions wake waiting callers */
     int stop;
-    int waiters;
     bls_status_t fatal; /* BLS_ERR_MPI once the transport failed */
     char fatal_msg[BLS_MSG_LEN];
 } lagged_t;
@@ -117,6 +153,17 @@ static MPI_Request *ctrl_send_req(bls_comm_t *c, int q)
     return &g->reqs[2 * (size_t)c->nslots * c->size + q];
 }
 
+/* Request r was just issued for `bytes`: a large one makes the thread poll closely. */
+static void count_big(bls_comm_t *c, MPI_Request *r, size_t bytes)
+{
+    lagged_t *g = c->state;
+    if (bytes < BIG_BYTES)
+        return;
+    size_t i = (size_t)(r - g->reqs);
+    g->big[i] = 1;
+    *(i < (size_t)c->nslots * c->size ? &g->big_recvs : &g->big_sends) += 1;
+}
+
 static void abs_timespec(struct timespec *ts, double at)
 {
     ts->tv_sec = (time_t)at;
@@ -127,18 +174,18 @@ static void abs_timespec(struct timespec *ts, double at)
     }
 }
 
-/* Waits on wake_user until woken or the deadline (0: none); returns 0 on timeout. */
-static int wait_user(bls_comm_t *c, double deadline)
+/* Naps on wake_user for up to us microseconds, not past the deadline (0: none); returns 0
+ * once the deadline has passed. */
+static int nap_user(bls_comm_t *c, double deadline, long us)
 {
     lagged_t *g = c->state;
-    if (deadline <= 0) {
-        pthread_cond_wait(&g->wake_user, &g->lock);
-        return 1;
-    }
-    if (bls_now() >= deadline)
+    double now = bls_now(), until = now + 1e-6 * (double)us;
+    if (deadline > 0 && now >= deadline)
         return 0;
+    if (deadline > 0 && until > deadline)
+        until = deadline;
     struct timespec ts;
-    abs_timespec(&ts, deadline);
+    abs_timespec(&ts, until);
     pthread_cond_timedwait(&g->wake_user, &g->lock, &ts);
     return 1;
 }
@@ -242,6 +289,8 @@ static void receive_block(bls_comm_t *c, bls_iter_t k, int p, MPI_Message *msg, 
     if (*recv_req(c, k, p) == MPI_REQUEST_NULL) {
         g->scratch[i] = reject ? dst : NULL; /* freed when the receive completes */
         rc = MPI_Imrecv(dst, (int)bytes, MPI_BYTE, msg, recv_req(c, k, p));
+        if (rc == MPI_SUCCESS)
+            count_big(c, recv_req(c, k, p), bytes);
     } else {
         /* Only after a failed-for-good iteration was reported and its slot reused while an
          * old block still arrives (always rejected): consume it here. */
@@ -254,8 +303,15 @@ static void receive_block(bls_comm_t *c, bls_iter_t k, int p, MPI_Message *msg, 
         set_fatal(c, rc, "MPI_Imrecv of a block");
 }
 
-/* Issues the sends and the held receives of newly posted iterations.  Lock held. */
-static int issue_posts(bls_comm_t *c)
+/* A round of the caller's that leaves large receives (their copies) to the thread. */
+static int defers(int defer, size_t bytes)
+{
+    return defer && bytes >= BIG_BYTES;
+}
+
+/* Issues the sends and the held receives of newly posted iterations (large held ones stay held
+ * for the thread when the round defers: `deferred`).  Lock held. */
+static int issue_posts(bls_comm_t *c, int defer)
 {
     lagged_t *g = c->state;
     int did = 0;
@@ -272,11 +328,17 @@ static int issue_posts(bls_comm_t *c)
                 set_fatal(c, rc, "MPI_Isend of a block");
                 return did;
             }
+            count_big(c, send_req(c, k, q), rec->sendcounts[q] * c->elem);
             rec->sends_pending++;
         }
         for (int p = 0; p < c->size; p++) {
             size_t i = idx(c, k, p);
             if (p != c->rank && g->held[i] != MPI_MESSAGE_NULL) {
+                if (defers(defer, g->held_count[i] * c->elem)) {
+                    g->held_issued[i] = 1;
+                    g->deferred++;
+                    continue;
+                }
                 MPI_Message m = g->held[i];
                 g->held[i] = MPI_MESSAGE_NULL;
                 receive_block(c, k, p, &m, g->held_count[i]);
@@ -303,17 +365,59 @@ static int issue_posts(bls_comm_t *c)
     return did;
 }
 
-/* Takes every block (and announcement) that has arrived.  Lock held; dropped around MPI. */
-static int probe_arrivals(bls_comm_t *c)
+/* The deferred blocks of issued iterations (a held block keeps its iteration from completing,
+ * so its ring entry cannot have been reused).  Lock held. */
+static int receive_deferred(bls_comm_t *c)
 {
     lagged_t *g = c->state;
     int did = 0;
+    bls_iter_t first = g->n_issued - c->nslots;
+    for (bls_iter_t k = first < 0 ? 0 : first; k < g->n_issued && g->deferred > 0; k++)
+        for (int p = 0; p < c->size; p++) {
+            size_t i = idx(c, k, p);
+            if (g->held_issued[i]) { /* not an early block of k + S, held in the same place */
+                MPI_Message m = g->held[i];
+                g->held[i] = MPI_MESSAGE_NULL;
+                g->held_issued[i] = 0;
+                g->deferred--;
+                receive_block(c, k, p, &m, g->held_count[i]);
+                did = 1;
+            }
+        }
+    return did;
+}
+
+/* Takes every block (and announcement) that has arrived.  A deferring round stops at the
+ * first large block (a non-matching probe tells its size first) and leaves it to the thread.
+ * Lock held; dropped around MPI. */
+static int probe_arrivals(bls_comm_t *c, int defer)
+{
+    lagged_t *g = c->state;
+    int did = 0;
+    if (!defer)
+        g->big_waiting = 0;
     for (;;) {
-        int flag = 0;
+        int flag = 0, src = MPI_ANY_SOURCE, tag = MPI_ANY_TAG;
         MPI_Message msg = MPI_MESSAGE_NULL;
         MPI_Status st;
         pthread_mutex_unlock(&g->lock);
-        int rc = MPI_Improbe(MPI_ANY_SOURCE, MPI_ANY_TAG, c->mpi, &flag, &msg, &st);
+        int rc = MPI_SUCCESS;
+        if (defer) {
+            rc = MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, c->mpi, &flag, &st);
+            int bytes = 0;
+            if (rc == MPI_SUCCESS && flag)
+                MPI_Get_count(&st, MPI_BYTE, &bytes);
+            if (rc == MPI_SUCCESS && flag && st.MPI_TAG != ctrl_tag(c) &&
+                defers(defer, (size_t)bytes)) {
+                pthread_mutex_lock(&g->lock);
+                g->big_waiting = 1;
+                return did;
+            }
+            src = st.MPI_SOURCE; /* that message: the first from src with that tag */
+            tag = st.MPI_TAG;
+        }
+        if (rc == MPI_SUCCESS && (!defer || flag))
+            rc = MPI_Improbe(src, tag, c->mpi, &flag, &msg, &st);
         pthread_mutex_lock(&g->lock);
         if (rc != MPI_SUCCESS) {
             set_fatal(c, rc, "MPI_Improbe");
@@ -373,6 +477,10 @@ static int test_requests(bls_comm_t *c)
     for (int n = 0; n < outcount; n++) {
         size_t r = (size_t)g->done_idx[n];
         int err = rc == MPI_ERR_IN_STATUS ? g->statuses[n].MPI_ERROR : MPI_SUCCESS;
+        if (g->big[r]) {
+            g->big[r] = 0;
+            *(r < SP ? &g->big_recvs : &g->big_sends) -= 1;
+        }
         if (r < SP) {
             int p = (int)(r % c->size);
             bls_iter_rec_t *rec = &c->ring[r / c->size];
@@ -417,45 +525,72 @@ static int outstanding(const bls_comm_t *c)
     return g->final_sends_pending > 0 || c->finishing;
 }
 
+/*
+ * One round of the engine, if no other thread is running one: issue new posts, match arrivals,
+ * test requests.  With `defer` (a caller's round while the thread runs), large receives are
+ * left to the thread: their copies then overlap the caller's work instead of lengthening its
+ * call.  Lock held (dropped around the probes and MPI_Testsome); 1 if anything happened.
+ */
+static int engine_round(bls_comm_t *c, int defer)
+{
+    lagged_t *g = c->state;
+    if (g->engine_busy || g->fatal != BLS_OK)
+        return 0;
+    g->engine_busy = 1;
+    int did = issue_posts(c, defer);
+    if (!defer)
+        did |= receive_deferred(c);
+    did |= probe_arrivals(c, defer);
+    did |= test_requests(c);
+    g->engine_busy = 0;
+    return did;
+}
+
+/* The thread's nap while only small blocks are in flight: the mean time between posts, within
+ * [poll_max_us, IDLE_MAX_US]. */
+static long lazy_nap_us(const bls_comm_t *c)
+{
+    const lagged_t *g = c->state;
+    long floor_us = c->poll_max_us > 0 ? c->poll_max_us : 1;
+    double gap = 2e6 * g->post_gap;
+    long nap = gap > IDLE_MAX_US ? IDLE_MAX_US : (long)gap;
+    return nap > floor_us ? nap : floor_us;
+}
+
 static void *progress_main(void *arg)
 {
     bls_comm_t *c = arg;
     lagged_t *g = c->state;
-    /* Short sleeps must be short: the default 50 us timer slack would stretch every poll. */
+    /* Short naps must be short: the default 50 us timer slack would stretch every poll. */
     prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
-    unsigned idle_polls = 0;
+    long nap_us = 0, close_us = c->poll_max_us > 0 ? c->poll_max_us : 1;
     pthread_mutex_lock(&g->lock);
     while (!g->stop) {
-        int did = 0;
-        if (g->fatal == BLS_OK) {
-            did |= issue_posts(c);
-            did |= probe_arrivals(c);
-            did |= test_requests(c);
-        }
-        if (did) {
-            idle_polls = 0;
+        /* While a large block moves, a productive round calls for another at once; with
+         * small ones only, it does not mean that more is due soon. */
+        if (engine_round(c, 0) && (g->big_recvs > 0 || g->big_sends > 0 || c->notify)) {
+            nap_us = 0;
             continue;
         }
-        idle_polls++;
-        if (g->fatal != BLS_OK) {
+        if (g->fatal != BLS_OK || !outstanding(c)) {
+            g->thread_asleep = 1; /* until a post, a failure's end or destruction */
             pthread_cond_wait(&g->wake_progress, &g->lock);
+            g->thread_asleep = 0;
+            nap_us = 0;
             continue;
         }
-        if (g->waiters > 0 || idle_polls < SPIN_POLLS) {
-            pthread_mutex_unlock(&g->lock);
-            sched_yield();
-            pthread_mutex_lock(&g->lock);
-            continue;
-        }
-        long us = IDLE_SLEEP_US;
-        if (outstanding(c)) {
-            unsigned shift = idle_polls - SPIN_POLLS;
-            us = shift >= 20 ? c->poll_max_us : (1L << shift);
-            if (us > c->poll_max_us)
-                us = c->poll_max_us;
-        }
+        long lazy = lazy_nap_us(c);
+        if (g->big_recvs > 0 || g->big_waiting || g->deferred > 0 || c->notify)
+            /* our polls move it: doubling to poll_max_us */
+            nap_us = nap_us <= 0             ? (close_us + 3) / 4
+                     : 2 * nap_us > close_us ? close_us
+                                             : 2 * nap_us;
+        else if (g->big_sends > 0) /* the receiver's match comes first: doubling to lazy */
+            nap_us = nap_us <= 0 ? close_us : 2 * nap_us > lazy ? lazy : 2 * nap_us;
+        else
+            nap_us = lazy;
         struct timespec ts;
-        abs_timespec(&ts, bls_now() + 1e-6 * (double)us);
+        abs_timespec(&ts, bls_now() + 1e-6 * (double)nap_us);
         pthread_cond_timedwait(&g->wake_progress, &g->lock, &ts);
     }
     pthread_mutex_unlock(&g->lock);
@@ -480,14 +615,16 @@ static bls_status_t lagged_start(bls_comm_t *c)
     g->next_from = calloc(P, sizeof(bls_iter_t));
     g->held = malloc(S * P * sizeof(MPI_Message));
     g->held_count = calloc(S * P, sizeof(size_t));
+    g->held_issued = calloc(S * P, 1);
     g->scratch = calloc(S * P, sizeof(void *));
     g->nreqs = (int)(2 * S * P + P);
     g->reqs = malloc((size_t)g->nreqs * sizeof(MPI_Request));
+    g->big = calloc((size_t)g->nreqs, 1);
     g->done_idx = calloc((size_t)g->nreqs, sizeof(int));
     g->statuses = calloc((size_t)g->nreqs, sizeof(MPI_Status));
     g->peer_final = calloc(P, sizeof(int64_t));
-    if (!g->next_from || !g->held || !g->held_count || !g->scratch || !g->reqs || !g->done_idx ||
-        !g->statuses || !g->peer_final)
+    if (!g->next_from || !g->held || !g->held_count || !g->held_issued || !g->scratch || !g->reqs ||
+        !g->big || !g->done_idx || !g->statuses || !g->peer_final)
         return bls_error(BLS_ERR_NOMEM, "bls_comm_create: out of memory");
     for (int r = 0; r < g->nreqs; r++)
         g->reqs[r] = MPI_REQUEST_NULL;
@@ -495,9 +632,9 @@ static bls_status_t lagged_start(bls_comm_t *c)
         g->held[i] = MPI_MESSAGE_NULL;
     for (size_t q = 0; q < P; q++)
         g->peer_final[q] = -1;
-    c->buffer_bytes +=
-        sizeof(lagged_t) +
-        S * P * (sizeof(MPI_Message) + sizeof(size_t) + sizeof(void *) + 2 * sizeof(MPI_Request));
+    c->buffer_bytes += sizeof(lagged_t) + S * P *
+                                              (sizeof(MPI_Message) + sizeof(size_t) +
+                                               sizeof(void *) + 2 * sizeof(MPI_Request) + 3);
 
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -507,6 +644,8 @@ static bls_status_t lagged_start(bls_comm_t *c)
     pthread_cond_init(&g->wake_user, &ca);
     pthread_condattr_destroy(&ca);
     g->thread_started = -1; /* mutex and conditions exist */
+    if (c->progress == BLS_PROGRESS_CALLER)
+        return BLS_OK;
     int err = pthread_create(&g->thread, NULL, progress_main, c);
     if (err != 0)
         return bls_error(BLS_ERR_NOMEM, "bls_comm_create: cannot start the progress thread: %s",
@@ -578,7 +717,9 @@ static void lagged_stop(bls_comm_t *c)
     free(g->next_from);
     free(g->held);
     free(g->held_count);
+    free(g->held_issued);
     free(g->reqs);
+    free(g->big);
     free(g->done_idx);
     free(g->statuses);
     free(g->peer_final);
@@ -642,8 +783,8 @@ static bls_status_t timeout_error(bls_comm_t *c, const char *who, const bls_iter
 
 /*
  * The one wait loop of this mode (the lock held): until ready() holds, the communicator fails,
- * or the deadline (0: none) passes, in which case timed_out() writes the error.  While a caller
- * waits here the progress thread polls without sleeping (waiters > 0).
+ * or the deadline (0: none) passes, in which case timed_out() writes the error.  The caller
+ * moves the data itself meanwhile (see Progress at the top).
  */
 typedef struct {
     const char *who;
@@ -657,14 +798,30 @@ static bls_status_t wait_until(bls_comm_t *c, int (*ready)(const bls_comm_t *, c
 {
     lagged_t *g = c->state;
     bls_status_t st = BLS_OK;
-    g->waiters++;
-    pthread_cond_signal(&g->wake_progress);
+    unsigned idle = 0;
+    long nap_us = 1;
     while (st == BLS_OK && !ready(c, w)) {
         st = check_fatal(c);
-        if (st == BLS_OK && !wait_user(c, deadline))
+        if (st != BLS_OK)
+            break;
+        if (engine_round(c, 0)) {
+            idle = 0;
+            nap_us = 1;
+            continue;
+        }
+        if (deadline > 0 && bls_now() >= deadline) {
             st = timed_out(c, w);
+        } else if (++idle < SPIN_ROUNDS && !g->engine_busy) {
+            pthread_mutex_unlock(&g->lock);
+            sched_yield();
+            pthread_mutex_lock(&g->lock);
+        } else {
+            if (!nap_user(c, deadline, nap_us))
+                st = timed_out(c, w);
+            if (nap_us < (c->poll_max_us > 0 ? c->poll_max_us : 1))
+                nap_us *= 2;
+        }
     }
-    g->waiters--;
     return st == BLS_OK ? check_fatal(c) : st;
 }
 
@@ -736,8 +893,15 @@ static bls_status_t lagged_post(bls_comm_t *c, const bls_post_args_t *a, bls_ite
             if (g->peer_final[p] >= 0)
                 fail_beyond_final(c, p);
         c->n_posted = k + 1;
-        pthread_cond_signal(&g->wake_progress);
         *iter_p = k;
+        double now = bls_now(), gap = now - g->last_post;
+        g->post_gap = k == 0 ? 0 : k == 1 ? gap : 0.875 * g->post_gap + 0.125 * gap;
+        g->last_post = now;
+        engine_round(c, g->thread_started == 1); /* the sends leave now, from this thread */
+        /* A sleeping thread must watch the new iteration, and a napping one take the large
+         * blocks left to it.  Otherwise it finds the iteration on its next poll. */
+        if (g->thread_asleep || g->big_recvs > 0 || g->big_waiting || g->deferred > 0)
+            pthread_cond_signal(&g->wake_progress);
     }
     pthread_mutex_unlock(&g->lock);
     c->post_wait_seconds += bls_now() - t0;
@@ -751,6 +915,8 @@ static bls_status_t lagged_wait(bls_comm_t *c, bls_iter_t iter, int blocking, in
     awaited_t w = {"bls_wait", &c->ring[iter % c->nslots], iter};
     double t0 = bls_now(), deadline = bls_deadline(c);
     pthread_mutex_lock(&g->lock);
+    if (!blocking && engine_round(c, g->thread_started == 1) && (g->big_waiting || g->deferred > 0))
+        pthread_cond_signal(&g->wake_progress);
     bls_status_t st =
         blocking ? wait_until(c, iteration_done, iteration_timeout, &w, deadline) : check_fatal(c);
     if (st == BLS_OK && w.rec->done) {
@@ -880,6 +1046,16 @@ static bls_status_t lagged_finish(bls_comm_t *c)
     return st;
 }
 
+static bls_status_t lagged_progress(bls_comm_t *c)
+{
+    lagged_t *g = c->state;
+    pthread_mutex_lock(&g->lock);
+    engine_round(c, 0);
+    bls_status_t st = check_fatal(c);
+    pthread_mutex_unlock(&g->lock);
+    return st;
+}
+
 static double lagged_cpu(const bls_comm_t *c)
 {
     const lagged_t *g = c->state;
@@ -904,4 +1080,5 @@ const bls_mode_ops_t bls_lagged_ops = {
     .finish = lagged_finish,
     .pending = lagged_pending,
     .cpu = lagged_cpu,
+    .progress = lagged_progress,
 };

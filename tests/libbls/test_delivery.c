@@ -5,10 +5,12 @@
  * displacements with gaps, every third iteration with unknown counts (recvcounts NULL; not in
  * the modes that need the counts).  Every received byte is checked against the sender's
  * formula, every reported count against the sender's count, and a hash of every block of the
- * pass against the same block delivered by MPI_Alltoallv.
+ * pass against the same block delivered by MPI_Alltoallv.  With --progress caller, BLS mode runs
+ * without its progress thread and each delay is split by a bls_progress() call.
  *
  * Usage: test_delivery [--mode bls|ialltoallv|window] [--lags 0,1,2,3,8] [--iters N]
  *                      [--max-bytes B] [--delay-us D] [--elem 1|4] [--seed S]
+ *                      [--progress thread|caller]
  */
 #include "testutil.h"
 
@@ -20,6 +22,7 @@ typedef struct {
     long delay_us;
     int elem;
     uint64_t seed;
+    bls_progress_mode_t progress;
 } opts_t;
 
 static size_t block_count(const opts_t *o, int64_t k, int p, int q, size_t max_elems)
@@ -52,6 +55,7 @@ static void run_pass(const opts_t *o, bls_mode_t mode, int lag, uint64_t *hashes
     cfg.datatype = o->elem == 4 ? MPI_INT : MPI_BYTE;
     cfg.max_block = max_elems;
     cfg.timeout = 300;
+    cfg.progress = o->progress;
     bls_comm_t *comm;
     REQUIRE_OK(bls_comm_create(MPI_COMM_WORLD, &cfg, &comm));
 
@@ -71,9 +75,14 @@ static void run_pass(const opts_t *o, bls_mode_t mode, int lag, uint64_t *hashes
     for (int64_t k = 0; k < o->iters + lag + 1; k++) {
         if (k < o->iters) {
             uint64_t h = tu_hash4(o->seed, 99, (uint64_t)rank, (uint64_t)k);
-            if (o->delay_us > 0) /* a few long delays, many short ones */
-                tu_sleep_us(h % 10 == 0 ? (long)(h >> 16) % (8 * o->delay_us)
-                                        : (long)(h >> 16) % (o->delay_us + 1));
+            if (o->delay_us > 0) { /* a few long delays, many short ones */
+                long us = h % 10 == 0 ? (long)(h >> 16) % (8 * o->delay_us)
+                                      : (long)(h >> 16) % (o->delay_us + 1);
+                tu_sleep_us(us / 2);
+                if (o->progress == BLS_PROGRESS_CALLER)
+                    CHECK_OK(bls_progress(comm));
+                tu_sleep_us(us - us / 2);
+            }
             int s = (int)(k % S);
             size_t so = (size_t)(h % 3), ro = (size_t)(h >> 40) % 5;
             int unknown = k % 3 == 0 && mode != BLS_MODE_IALLTOALLV && mode != BLS_MODE_WINDOW;
@@ -143,6 +152,7 @@ static void parse(int argc, char **argv, opts_t *o)
     o->delay_us = 100;
     o->elem = 1;
     o->seed = 12345;
+    o->progress = BLS_PROGRESS_THREAD;
     for (int i = 1; i < argc; i += 2) {
         const char *v = i + 1 < argc ? argv[i + 1] : "";
         if (!strcmp(argv[i], "--mode")) {
@@ -166,6 +176,12 @@ static void parse(int argc, char **argv, opts_t *o)
             o->elem = atoi(v);
         } else if (!strcmp(argv[i], "--seed")) {
             o->seed = (uint64_t)atoll(v);
+        } else if (!strcmp(argv[i], "--progress")) {
+            o->progress = !strcmp(v, "caller") ? BLS_PROGRESS_CALLER : BLS_PROGRESS_THREAD;
+            if (strcmp(v, "caller") && strcmp(v, "thread")) {
+                fprintf(stderr, "test_delivery: --progress: thread or caller, got '%s'\n", v);
+                MPI_Abort(MPI_COMM_WORLD, 2);
+            }
         } else {
             fprintf(stderr, "test_delivery: unknown option %s\n", argv[i]);
             MPI_Abort(MPI_COMM_WORLD, 2);
