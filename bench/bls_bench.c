@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 
 typedef struct {
     harness_driver_t modes[HARNESS_MAX_DRIVERS];
@@ -27,6 +26,8 @@ typedef struct {
     double skew_factor;
     double work_us;
     int busy;
+    int caller_progress;      /* --progress caller[:US]: no progress thread */
+    double progress_every_us; /* ... and bls_progress() every US of work (0: never) */
     harness_delay_t delay;
     double timeout;
     const char *json;
@@ -47,14 +48,6 @@ typedef struct {
 } round_t;
 
 static int rank, nprocs;
-
-static double cpu_seconds(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec +
-           (double)ru.ru_stime.tv_sec + 1e-6 * (double)ru.ru_stime.tv_usec;
-}
 
 static size_t block_bytes(const opts_t *o, int from)
 {
@@ -103,6 +96,9 @@ static void usage(void)
         "  --skew R:F         rank R sends F times --bytes (heterogeneous sizes)\n"
         "  --work-us W        work per iteration in microseconds (default 1000)\n"
         "  --busy             the work spins instead of sleeping (competes for the CPU)\n"
+        "  --progress P       bls modes' progress: thread (default: a progress thread moves\n"
+        "                     data while the work runs) or caller[:US] (no thread: data moves\n"
+        "                     inside libbls's calls, and bls_progress() every US of work)\n"
         "  --delay SPEC       injected per-iteration delay, same trace for every mode:\n"
         "                       none | exp:MEAN_US | hiccup:PROB:US | straggler:RANK:US |\n"
         "                       spike:RANK:ITER:US (once, in iteration ITER)\n"
@@ -167,6 +163,19 @@ static int set_option(opts_t *o, const char *a, const char *v, const char **mode
             return die("--delay: %s", err);
     } else if (!strcmp(a, "--json")) {
         o->json = v;
+    } else if (!strcmp(a, "--progress")) {
+        char tail;
+        if (!strcmp(v, "thread")) {
+            o->caller_progress = 0;
+        } else if (!strcmp(v, "caller")) {
+            o->caller_progress = 1;
+        } else if (sscanf(v, "caller:%lf%c", &x, &tail) == 1 && x >= 0 && x <= 1e7) {
+            o->caller_progress = 1;
+            o->progress_every_us = x;
+        } else {
+            return die("--progress takes thread, caller or caller:US (0 <= US <= 1e7), got '%s'",
+                       v);
+        }
     } else if (number(v, 0, &x) != 0 || x > option_max(a)) {
         char msg[128];
         snprintf(msg, sizeof(msg), "%s takes a number in [0, %g], got '%%s'", a, option_max(a));
@@ -252,6 +261,7 @@ static bls_comm_t *mode_comm(const opts_t *o, const harness_driver_t *m, size_t 
     cfg.lag = m->lag;
     cfg.max_block = block_bytes(o, rank);
     cfg.timeout = o->timeout;
+    cfg.progress = o->caller_progress ? BLS_PROGRESS_CALLER : BLS_PROGRESS_THREAD;
     bls_comm_t *comm = NULL;
     if (bls_comm_create(MPI_COMM_WORLD, &cfg, &comm) != BLS_OK)
         abort_here(-1, "creating the communicator");
@@ -278,7 +288,14 @@ static void run_mode(const opts_t *o, const harness_driver_t *m, round_t *out)
     for (long k = 0; k < o->iters + L; k++) {
         if (k < o->iters) {
             double ws = harness_now();
-            harness_spend_us(o->work_us + harness_delay_us(&o->delay, rank, k), o->busy);
+            double us = o->work_us + harness_delay_us(&o->delay, rank, k);
+            if (o->progress_every_us > 0) /* the caller's own polls, as it works */
+                for (; us > o->progress_every_us; us -= o->progress_every_us) {
+                    harness_spend_us(o->progress_every_us, o->busy);
+                    if (bls_progress(comm) != BLS_OK)
+                        abort_here(k, "progressing");
+                }
+            harness_spend_us(us, o->busy);
             double we = harness_now();
             out->w[k] = we - ws;
             bls_iter_t id;
@@ -355,10 +372,10 @@ static void run_rounds(const opts_t *o, result_t *res)
     for (long r = 0; r < o->rounds; r++)
         for (int i = 0; i < M; i++) {
             int m = harness_round_driver((int)r, i, M);
-            double c0 = cpu_seconds(), before = res[m].measured;
+            double c0 = harness_cpu_seconds(), before = res[m].measured;
             run_mode(o, &o->modes[m], &rd);
-            gather_round(o, &o->modes[m], &rd, cpu_seconds() - c0, all_w, all_c, cpu_all, scratch,
-                         &res[m]);
+            gather_round(o, &o->modes[m], &rd, harness_cpu_seconds() - c0, all_w, all_c, cpu_all,
+                         scratch, &res[m]);
             if (rank == 0 && !o->quiet)
                 printf("  round %ld/%ld %-12s %8.3f s\n", r + 1, o->rounds, o->modes[m].name,
                        res[m].measured - before);
@@ -454,6 +471,8 @@ static int write_json(const opts_t *o, const result_t *res, long rss_max, const 
     cJSON_AddNumberToObject(c, "skew_factor", o->skew_factor);
     cJSON_AddNumberToObject(c, "work_us", o->work_us);
     cJSON_AddBoolToObject(c, "busy", o->busy);
+    cJSON_AddStringToObject(c, "progress", o->caller_progress ? "caller" : "thread");
+    cJSON_AddNumberToObject(c, "progress_every_us", o->progress_every_us);
     harness_delay_format(&o->delay, dtext, sizeof(dtext));
     cJSON_AddStringToObject(c, "delay", dtext);
     cJSON_AddNumberToObject(c, "seed", (double)o->delay.seed);

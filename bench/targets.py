@@ -35,6 +35,8 @@ def run(args, transport, delay, modes, size, path):
     cmd += [os.path.join(args.build, "bench", "bls-bench"), "--modes", ",".join(modes),
             "--iters", str(iters), "--rounds", "1", "--bytes", str(size), "--work-us", "1000",
             "--delay", delay, "--seed", str(args.seed), "--json", path, "--quiet"]
+    if args.progress != "thread":  # the default; older builds do not take the option
+        cmd += ["--progress", args.progress]
     print("+", " ".join(cmd), file=sys.stderr, flush=True)
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     with open(path) as f:
@@ -48,14 +50,15 @@ def main():
     ap.add_argument("--iters", type=int, default=2000, help="iterations (halved at 1 MiB)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--transports", default="shm,tcp")
+    ap.add_argument("--progress", default="thread", help="bls-bench --progress: thread, caller[:US]")
     ap.add_argument("--only", default="", help="comma list of scenario names to run")
     ap.add_argument("--out", default="bench/out/targets")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     only = set(filter(None, args.only.split(",")))
     print("| scenario | transport | size | mode | ms/iter | speedup vs sync | bound | speedup/bound "
-          "| efficiency | cpu us/iter | sync cpu us/iter |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+          "| efficiency | cpu us/iter | of it thread | sync cpu us/iter | cpu / sync |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for name, delay, modes, sizes in SCENARIOS:
         if only and name not in only:
             continue
@@ -72,7 +75,8 @@ def main():
                     print(f"| {name} ({delay}) | {transport} | {label} | {mode} | {m['ms_per_iter']:.3f} "
                           f"| {m['speedup_vs_sync']:.3f} | {m['bound']:.3f} | {ratio:.3f} "
                           f"| {m['efficiency']:.3f} | {m['cpu_us_per_iter']:.0f} "
-                          f"| {sync['cpu_us_per_iter']:.0f} |", flush=True)
+                          f"| {m['progress_thread_cpu_us_per_iter']:.0f} | {sync['cpu_us_per_iter']:.0f} "
+                          f"| {m['cpu_us_per_iter'] / sync['cpu_us_per_iter']:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ void harness_sort(double *x, size_t n); /* ascending */
 /* The q-quantile (0 <= q <= 1) of n ascending values, nearest rank; 0 when n == 0. */
 double harness_percentile(const double *sorted, size_t n, double q);
 long harness_peak_rss_kib(void); /* this process's peak resident set so far */
+double harness_cpu_seconds(void); /* CPU time of this process so far, every thread */
 /* "R-R-...-R", n times: the --arch-embedding-size of n tables of R rows; malloc'd, NULL when
  * out of memory. */
 char *harness_table_sizes(long n, long rows);

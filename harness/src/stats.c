@@ -1,4 +1,4 @@
-/* Clocks, percentiles and peak memory (harness.h). */
+/* Clocks, CPU time, percentiles and peak memory (harness.h). */
 #define _GNU_SOURCE
 #include "harness.h"
 
@@ -39,6 +39,13 @@ long harness_peak_rss_kib(void)
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     return ru.ru_maxrss;
+}
+
+double harness_cpu_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 char *harness_table_sizes(long n, long rows)
