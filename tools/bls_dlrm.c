@@ -35,6 +35,8 @@ typedef struct {
     dist_session_t *session;
     FILE *pf;
     double table_bytes;
+    double load_s;      /* rank 0: the slowest process's model build (or load) */
+    double *huge_share; /* rank 0: [P] share of each process's weights on 2 MiB pages */
 } tool_t;
 
 /* Every process reached the same verdict: rank 0 says it. */
@@ -171,6 +173,13 @@ static int setup(tool_t *t)
     }
     double build_s = harness_now() - t0, build_max;
     MPI_Reduce(&build_s, &build_max, 1, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
+    size_t bytes = 0, huge = 0;
+    dlrm_model_memory(t->model, &bytes, &huge);
+    double share = bytes ? (double)huge / (double)bytes : 0;
+    if (t->rank == 0 && !(t->huge_share = calloc((size_t)t->P, sizeof(double))))
+        abort_here(t, "out of memory");
+    MPI_Gather(&share, 1, MPI_DOUBLE, t->huge_share, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+    t->load_s = build_max;
     if (!t->o.quiet && t->rank == 0) {
         fprintf(stderr,
                 "bls-dlrm: %d process%s, model ready in %.2f s (%d tables, d = %d, %s "
@@ -179,7 +188,11 @@ static int setup(tool_t *t)
                 t->o.placement == DIST_PLACE_BALANCED ? "balanced" : "contiguous");
         for (int p = 0; p < t->P; p++)
             fprintf(stderr, "%s%d", p ? "," : " ", t->L.first[p + 1] - t->L.first[p]);
-        fprintf(stderr, ")\n");
+        fprintf(stderr, ")\nbls-dlrm: weights %s; share on 2 MiB pages per process",
+                t->o.weights ? "read into memory" : "random");
+        for (int p = 0; p < t->P; p++)
+            fprintf(stderr, "%s%.0f%%", p ? "," : " ", 100 * t->huge_share[p]);
+        fprintf(stderr, "\n");
     }
     return 0;
 }
@@ -521,6 +534,8 @@ static int report(tool_t *t, driver_result_t *res, serving_t *sv)
                       P,
                       rss_all,
                       tb_all,
+                      t->huge_share,
+                      t->load_s,
                       (const char(*)[16])kern_all,
                       dist_source_lines(t->src),
                       dist_source_skipped(t->src),
@@ -536,6 +551,22 @@ static int report(tool_t *t, driver_result_t *res, serving_t *sv)
     return rc;
 }
 
+/* --save-weights (one process, checked at parse). */
+static int save_weights(tool_t *t)
+{
+    double t0 = harness_now();
+    watchdog_hold("writing the weights");
+    if (dlrm_model_save(t->model, t->o.save_weights) != DLRM_OK) {
+        fprintf(stderr, "bls-dlrm: --save-weights: %s\n", dlrm_last_error());
+        return 2;
+    }
+    watchdog_kick("weights written");
+    if (!t->o.quiet)
+        fprintf(stderr, "bls-dlrm: weights written to %s in %.2f s\n", t->o.save_weights,
+                harness_now() - t0);
+    return 0;
+}
+
 static void tool_free(tool_t *t)
 {
     if (t->pf)
@@ -543,6 +574,7 @@ static void tool_free(tool_t *t)
     dist_session_free(t->session);
     dist_source_free(t->src);
     dlrm_model_free(t->model);
+    free(t->huge_share);
     dist_layout_free(&t->L);
     if (t->have_cfg)
         dlrm_config_free(&t->cfg);
@@ -581,6 +613,8 @@ int main(int argc, char **argv)
         rc = write_criteo(&t);
     if (rc == 0)
         rc = setup(&t);
+    if (rc == 0 && t.o.save_weights)
+        rc = save_weights(&t);
     driver_result_t *res = calloc((size_t)t.o.ndrivers + 1, sizeof(driver_result_t));
     if (rc == 0 && !res)
         abort_here(&t, "out of memory");

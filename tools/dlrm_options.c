@@ -28,7 +28,11 @@ void dlrm_options_usage(FILE *f)
         "  --weights FILE               safetensors file with the reference's state_dict names\n"
         "                               (tools/convert_checkpoint.py makes one); default: random\n"
         "                               weights, each process building only its own tables\n"
-        "  --seed N                     seed of the random weights (default 1)\n\n"
+        "  --seed N                     seed of the random weights (default 1)\n"
+        "  --save-weights FILE          write the model run (random or read) to FILE as\n"
+        "                               safetensors, before the runs; one process only (a\n"
+        "                               process holds only its tables): the same options on one\n"
+        "                               process give the same weights as on many\n\n"
         "Data (default: synthetic):\n"
         "  --data FILE                  Criteo Kaggle train.txt format, streamed by every process\n"
         "                               (every field is checked, so all agree on skipped lines;\n"
@@ -179,6 +183,7 @@ enum {
     HELP,
     VERSION,
     WCRITEO,
+    SAVEW,
     DRIVER,
     LAG,
     ROUNDS,
@@ -230,6 +235,7 @@ static const struct option longopts[] = {{"arch-mlp-bot", 1, 0, BOT},
                                          {"help", 0, 0, HELP},
                                          {"version", 0, 0, VERSION},
                                          {"write-criteo", 1, 0, WCRITEO},
+                                         {"save-weights", 1, 0, SAVEW},
                                          {"driver", 1, 0, DRIVER},
                                          {"drivers", 1, 0, DRIVER},
                                          {"lag", 1, 0, LAG},
@@ -417,6 +423,7 @@ static int set_option(dlrm_opts_t *o, int c, const char *v, const char *name, in
     case PRED: o->predictions = v; return 0;
     case JSON: o->json = v; return 0;
     case WCRITEO: o->write_criteo = v; return 0;
+    case SAVEW: o->save_weights = v; return 0;
     case QUIET: o->quiet = 1; return 0;
     case BUSY: o->scenario.busy = 1; return 0;
     case DRIVER: *drivers = v; return 0;
@@ -498,12 +505,12 @@ static int same_file(const char *a, const char *b)
 static int check_outputs(const dlrm_opts_t *o, char *err, size_t len)
 {
     const char *in[] = {o->data, o->weights}, *in_name[] = {"--data", "--weights"};
-    const char *out[] = {o->predictions, o->json, o->write_criteo, o->schedule_out,
-                         o->latency_out};
-    const char *out_name[] = {"--predictions", "--json", "--write-criteo", "--schedule-out",
-                              "--latency-out"};
+    const char *out[] = {o->predictions,  o->json,        o->write_criteo,
+                         o->schedule_out, o->latency_out, o->save_weights};
+    const char *out_name[] = {"--predictions",  "--json",        "--write-criteo",
+                              "--schedule-out", "--latency-out", "--save-weights"};
     for (int i = 0; i < 2; i++)
-        for (int j = 0; j < 5; j++)
+        for (int j = 0; j < 6; j++)
             if (in[i] && out[j] && same_file(in[i], out[j]))
                 return fail(err, len, "%s %s is also the %s file: writing it would erase the input",
                             out_name[j], out[j], in_name[i]);
@@ -519,6 +526,11 @@ static int check_options(dlrm_opts_t *o, int P, const char *drivers, int64_t lag
         return -1;
     if (o->batch < P)
         return fail(err, len, "--batch-size %d gives some of the %d processes no samples", o->batch,
+                    P);
+    if (o->save_weights && P > 1)
+        return fail(err, len,
+                    "--save-weights needs one process (each of the %d holds only its tables): "
+                    "run bls-dlrm without mpirun with the same model options and --seed",
                     P);
     if (o->scenario.hetero_rank >= P)
         return fail(err, len, "--hetero names process %d of %d", o->scenario.hetero_rank, P);

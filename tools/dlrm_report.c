@@ -98,6 +98,14 @@ void dlrm_report_print(const report_t *r, const driver_result_t *res)
     }
     printf("(flt50, flt99: a batch's time in flight on a process, closed loop; not a client's "
            "latency)\n");
+    printf("cpu/batch    per process, every thread (of it libbls's progress thread), us:");
+    for (int i = 0; i < o->ndrivers; i++) {
+        const dist_summary_t *s = &res[i].s;
+        double nb = (double)s->batches * s->rounds;
+        printf("%s %s %.0f (%.0f)", i ? "," : "", o->drivers[i].name, 1e6 * s->cpu / nb,
+               1e6 * s->progress_cpu / nb);
+    }
+    printf("\n");
     double bound_inf = s0->ideal0 / s0->ideal_inf;
     printf("\nideal model: unlimited lag could give at most %.3fx over synchronous on this "
            "trace.\n",
@@ -165,6 +173,9 @@ static cJSON *json_driver(const report_t *r, const driver_result_t *res, int i)
     cJSON_AddNumberToObject(d, "in_flight_ms_p99", 1e3 * harness_percentile(s->lat, s->nlat, 0.99));
     cJSON_AddNumberToObject(d, "wait_s_mean", s->wait / R);
     cJSON_AddNumberToObject(d, "progress_cpu_s_mean", s->progress_cpu / R);
+    cJSON_AddNumberToObject(d, "cpu_us_per_batch", 1e6 * s->cpu / ((double)s->batches * R));
+    cJSON_AddNumberToObject(d, "progress_cpu_us_per_batch",
+                            1e6 * s->progress_cpu / ((double)s->batches * R));
     cJSON_AddNumberToObject(d, "ideal_s", s->ideal / R);
     cJSON_AddNumberToObject(d, "ideal0_s", s->ideal0 / R);
     cJSON_AddNumberToObject(d, "ideal_inf_s", s->ideal_inf / R);
@@ -190,10 +201,13 @@ static void add_per_process(const report_t *r, cJSON *root)
         cJSON_AddItemToArray(own, cJSON_CreateNumber(r->L->owner[t]));
     cJSON *rss = cJSON_AddArrayToObject(root, "peak_rss_mib_per_process");
     cJSON *tab = cJSON_AddArrayToObject(root, "table_mib_per_process");
+    cJSON *huge = cJSON_AddArrayToObject(root, "weights_huge_page_share_per_process");
     for (int p = 0; p < P; p++) {
         cJSON_AddItemToArray(rss, cJSON_CreateNumber(round(r->rss_kib[p] / 102.4) / 10));
         cJSON_AddItemToArray(tab, cJSON_CreateNumber(round(mib(r->table_bytes[p]) * 10) / 10));
+        cJSON_AddItemToArray(huge, cJSON_CreateNumber(round(r->huge_share[p] * 1000) / 1000));
     }
+    cJSON_AddNumberToObject(root, "model_load_s", r->load_s);
 }
 
 /* The offline run's top-level members: samples, metrics, rates, "drivers". */

@@ -157,7 +157,8 @@ typedef struct {
     double *work;             /* [batches] time outside the collective (the ideal model's w) */
     double wait;              /* in the collective */
     double compute;           /* in the engine */
-    double progress_cpu;      /* libbls's progress thread */
+    double cpu;               /* CPU time of this process (every thread) during the run */
+    double progress_cpu;      /* ... of it libbls's progress thread's */
     size_t buffer_bytes;      /* libbls's bookkeeping */
     float *pred, *labels;     /* this process's rows, in batch order */
     int64_t n_local;
@@ -312,6 +313,7 @@ typedef struct {
     double loop;              /* slowest process's loop time, summed */
     double compute;           /* busiest process's engine time, summed */
     double wait;              /* mean per process in the collective, summed */
+    double cpu;               /* process CPU time, mean per process, summed */
     double progress_cpu;      /* mean per process, summed */
     double ideal;             /* T_ideal(this driver's lag) of each round's trace, summed */
     double ideal0, ideal_inf; /* T_ideal(0) and T_ideal(unlimited), summed */

@@ -53,6 +53,7 @@ typedef struct {
     double in_lib;        /* time inside libbls */
     int serving;          /* server run: per-query work and completion times */
     double t0;            /* server run: the schedule's start on this process's clock */
+    double cpu0;          /* process CPU time at the run's start */
     const dist_run_opts_t *opts;
 } run_t;
 

@@ -283,6 +283,7 @@ dist_status_t run_begin(run_t *x, dist_source_t *src, double timeout)
         st = dist_source_rewind(src); /* opened when made: cannot fail here alone */
     if (st == DIST_OK)
         MPI_Barrier(x->s->comm);
+    x->cpu0 = harness_cpu_seconds();
     return st;
 }
 
@@ -298,6 +299,7 @@ static dist_status_t finish(run_t *x, double t0)
     bls_comm_stats(x->comm, &stats);
     x->r->wait = stats.wait_seconds + stats.post_wait_seconds;
     x->r->progress_cpu = stats.progress_cpu_seconds;
+    x->r->cpu = harness_cpu_seconds() - x->cpu0;
     x->r->buffer_bytes = stats.buffer_bytes;
     return st;
 }

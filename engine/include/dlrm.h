@@ -96,6 +96,12 @@ dlrm_status_t dlrm_model_load(const dlrm_config_t *cfg, const char *path, const 
 /* Writes all of the model's tensors as a safetensors file (tests and generated models). */
 dlrm_status_t dlrm_model_save(const dlrm_model_t *model, const char *path);
 
+/*
+ * The memory holding the model's weights on this process: *bytes in all, *huge_bytes of it on
+ * 2 MiB (transparent huge) pages, as /proc/self/smaps says (0 where it cannot be read).
+ */
+dlrm_status_t dlrm_model_memory(const dlrm_model_t *model, size_t *bytes, size_t *huge_bytes);
+
 void dlrm_model_free(dlrm_model_t *model);
 
 const dlrm_config_t *dlrm_model_config(const dlrm_model_t *model);

@@ -180,6 +180,32 @@ dlrm_status_t dlrm_model_own(dlrm_model_t *m, const unsigned char *want)
     return DLRM_OK;
 }
 
+dlrm_status_t dlrm_model_memory(const dlrm_model_t *m, size_t *bytes, size_t *huge_bytes)
+{
+    if (!m || !bytes || !huge_bytes)
+        return dlrm_error(DLRM_ERR_ARG,
+                          "dlrm_model_memory: model, bytes and huge_bytes are required");
+    *bytes = m->owned ? m->owned_len : 0;
+    *huge_bytes = 0;
+    FILE *f = m->owned ? fopen("/proc/self/smaps", "r") : NULL;
+    if (!f)
+        return DLRM_OK;
+    /* The mappings that overlap the weights (one, unless the kernel split it), each one's
+     * AnonHugePages line. */
+    uintptr_t lo = (uintptr_t)m->owned, hi = lo + m->owned_len;
+    int inside = 0;
+    char line[512];
+    while (fgets(line, sizeof(line), f)) {
+        unsigned long a, b, kib;
+        if (sscanf(line, "%lx-%lx ", &a, &b) == 2 && strchr(line, '-') < strchr(line, ' '))
+            inside = a < hi && b > lo;
+        else if (inside && sscanf(line, "AnonHugePages: %lu kB", &kib) == 1)
+            *huge_bytes += (size_t)kib * 1024;
+    }
+    fclose(f);
+    return DLRM_OK;
+}
+
 dlrm_status_t dlrm_model_init_random(const dlrm_config_t *cfg, uint64_t seed, const int *tables,
                                      int n_tables, dlrm_model_t **model_p)
 {

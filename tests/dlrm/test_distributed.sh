@@ -135,6 +135,26 @@ wait $job; rc=$?
 [ $rc -eq 0 ] && [ "$(grep -o '"auc": [^,]*' "$out/disturbed.json")" = "$(grep -o '"auc": [^,]*' "$out/undisturbed.json")" ] \
   && ok || bad "weights changed under the job (rc $rc): $(tail -3 "$out/live.err")"
 [ $still = 1 ] && ok || bad "the run ended before its weights file changed: make it longer"
+# --save-weights writes the model run: loaded back on 2 processes it predicts what the random
+# model predicts, bit for bit; it needs one process; the report says where the weights live.
+run 1 "${tiny[@]}" --seed 7 --save-weights "$out/saved.safetensors" --predictions "$out/rand.pred" \
+  --json "$out/saved.json" > /dev/null 2> "$out/save.err" || bad "--save-weights: $(cat "$out/save.err")"
+run 2 "${tiny[@]}" --weights "$out/saved.safetensors" --driver sync,bls:2 --predictions "$out/load.pred" \
+  > /dev/null 2> "$out/load.err" || bad "loading the saved weights: $(cat "$out/load.err")"
+cmp -s "$out/rand.pred" "$out/load.pred" && [ -s "$out/rand.pred" ] && ok \
+  || bad "the saved weights predict differently from the model that wrote them"
+run 2 "${tiny[@]}" --save-weights "$out/two.safetensors" > /dev/null 2> "$out/save2.err"; rc=$?
+[ $rc = 2 ] && grep -q -- "--save-weights needs one process" "$out/save2.err" && [ ! -e "$out/two.safetensors" ] \
+  && ok || bad "--save-weights on 2 processes (rc $rc): $(cat "$out/save2.err")"
+/usr/bin/python3 - "$out/saved.json" <<'PY' && ok || bad "the JSON's model memory figures"
+import json, sys
+d = json.load(open(sys.argv[1]))
+share = d["weights_huge_page_share_per_process"]
+assert len(share) == 1 and 0 <= share[0] <= 1, share
+assert d["model_load_s"] >= 0, d["model_load_s"]
+assert all(x["cpu_us_per_batch"] > 0 and 0 <= x["progress_cpu_us_per_batch"] <= x["cpu_us_per_batch"]
+           for x in d["drivers"]), [(x["cpu_us_per_batch"], x["progress_cpu_us_per_batch"]) for x in d["drivers"]]
+PY
 # Faults: process 2 stops (SIGSTOP) or dies (SIGKILL) mid-run.
 descends() { # is process $1 a descendant of process $2?
   local p=$1
