@@ -50,9 +50,9 @@
  *    polls.  While we receive one, a caller left one to the thread (big_waiting, deferred; the
  *    caller then wakes it), or a completion callback is set (someone may wait on it instead of
  *    in bls_wait), naps double from poll_max_us/4 to poll_max_us and a productive round is
- *    followed by another at once.  While only our large sends are
- *    incomplete, the receiver's match comes first and our polls cannot hasten it: naps double
- *    from poll_max_us to the lazy one.  With nothing outstanding the thread sleeps until a
+ *    followed by another at once.  While only our large sends are incomplete, the receiver's
+ *    match comes first and our polls cannot hasten it: naps double from poll_max_us to the
+ *    lazy one.  With nothing outstanding the thread sleeps until a
  *    post.  It never spins: spinning, and 50 us polls during the caller's work, were most of
  *    what it cost (bench/RESULTS.md, issue 16).
  *  - BLS_PROGRESS_CALLER: no thread; everything above but the thread.
@@ -546,12 +546,18 @@ static int engine_round(bls_comm_t *c, int defer)
     return did;
 }
 
-/* The thread's nap while only small blocks are in flight: the mean time between posts, within
- * [poll_max_us, IDLE_MAX_US]. */
+/* poll_max_us, at least 1: the close naps' ceiling and the lazy ones' floor. */
+static long close_nap_us(const bls_comm_t *c)
+{
+    return c->poll_max_us > 0 ? c->poll_max_us : 1;
+}
+
+/* The thread's nap while only small blocks are in flight: twice the mean time between posts,
+ * within [poll_max_us, IDLE_MAX_US]. */
 static long lazy_nap_us(const bls_comm_t *c)
 {
     const lagged_t *g = c->state;
-    long floor_us = c->poll_max_us > 0 ? c->poll_max_us : 1;
+    long floor_us = close_nap_us(c);
     double gap = 2e6 * g->post_gap;
     long nap = gap > IDLE_MAX_US ? IDLE_MAX_US : (long)gap;
     return nap > floor_us ? nap : floor_us;
@@ -563,7 +569,7 @@ static void *progress_main(void *arg)
     lagged_t *g = c->state;
     /* Short naps must be short: the default 50 us timer slack would stretch every poll. */
     prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
-    long nap_us = 0, close_us = c->poll_max_us > 0 ? c->poll_max_us : 1;
+    long nap_us = 0, close_us = close_nap_us(c);
     pthread_mutex_lock(&g->lock);
     while (!g->stop) {
         /* While a large block moves, a productive round calls for another at once; with
@@ -818,7 +824,7 @@ static bls_status_t wait_until(bls_comm_t *c, int (*ready)(const bls_comm_t *, c
         } else {
             if (!nap_user(c, deadline, nap_us))
                 st = timed_out(c, w);
-            if (nap_us < (c->poll_max_us > 0 ? c->poll_max_us : 1))
+            if (nap_us < close_nap_us(c))
                 nap_us *= 2;
         }
     }
@@ -915,8 +921,11 @@ static bls_status_t lagged_wait(bls_comm_t *c, bls_iter_t iter, int blocking, in
     awaited_t w = {"bls_wait", &c->ring[iter % c->nslots], iter};
     double t0 = bls_now(), deadline = bls_deadline(c);
     pthread_mutex_lock(&g->lock);
-    if (!blocking && engine_round(c, g->thread_started == 1) && (g->big_waiting || g->deferred > 0))
-        pthread_cond_signal(&g->wake_progress);
+    if (!blocking) { /* as bls_post: the large blocks this round left go to the thread now */
+        engine_round(c, g->thread_started == 1);
+        if (g->big_waiting || g->deferred > 0)
+            pthread_cond_signal(&g->wake_progress);
+    }
     bls_status_t st =
         blocking ? wait_until(c, iteration_done, iteration_timeout, &w, deadline) : check_fatal(c);
     if (st == BLS_OK && w.rec->done) {
