@@ -101,7 +101,8 @@ static void usage(void)
         "                     inside libbls's calls, and bls_progress() every US of work)\n"
         "  --delay SPEC       injected per-iteration delay, same trace for every mode:\n"
         "                       none | exp:MEAN_US | hiccup:PROB:US | straggler:RANK:US |\n"
-        "                       spike:RANK:ITER:US (once, in iteration ITER)\n"
+        "                       spike:RANK:ITER:US (once, in iteration ITER) |\n"
+        "                       A/ITER/B (spec A before iteration ITER, B from it on)\n"
         "                     (default exp:1000)\n"
         "  --seed S           seed of the delay trace (default 1)\n"
         "  --timeout SEC      libbls timeout (default 60)\n"
@@ -238,8 +239,15 @@ static int parse(int argc, char **argv, opts_t *o)
                    "");
     char err[256];
     o->nmodes =
-        harness_drivers_parse(modes, (int)lag, o->modes, HARNESS_MAX_DRIVERS, err, sizeof(err));
-    return o->nmodes < 0 ? die("--modes: %s", err) : 0;
+        harness_drivers_parse(modes, (int)lag, 0, o->modes, HARNESS_MAX_DRIVERS, err, sizeof(err));
+    if (o->nmodes < 0)
+        return die("--modes: %s", err);
+    for (int i = 0; i < o->nmodes; i++)
+        if (o->modes[i].auto_lag)
+            return die("--modes: %s: adaptive lag is bls-dlrm's (its policy needs the work of "
+                       "every process); bls-bench runs fixed lags",
+                       o->modes[i].name);
+    return 0;
 }
 
 /* The communicator of one mode: counts and displacements of this process's blocks. */

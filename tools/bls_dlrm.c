@@ -239,7 +239,7 @@ static int run_all(tool_t *t, driver_result_t *res)
         for (int i = 0; i < t->o.ndrivers; i++) {
             int di = harness_round_driver(round, i, t->o.ndrivers);
             progress_t pr = {t, t->o.drivers[di].name, round, 0, 0};
-            dist_run_opts_t ro = {t->o.max_batches, t->o.timeout, progress, &pr};
+            dist_run_opts_t ro = {t->o.max_batches, t->o.timeout, progress, &pr, 0};
             dist_run_t run;
             dist_status_t st = dist_session_run(t->session, &t->o.drivers[di], t->src, t->o.batch,
                                                 &t->o.scenario, &ro, &run);
@@ -271,7 +271,7 @@ static double reference_rate(tool_t *t, const driver_result_t *res, const char *
     } else {
         int B = (int)fmin(fmax(round(mean), t->P), t->o.batch);
         int64_t n = t->o.probe_queries / 2 > 20 ? t->o.probe_queries / 2 : 20;
-        dist_run_opts_t ro = {n, t->o.timeout, kick, "a calibration run"};
+        dist_run_opts_t ro = {n, t->o.timeout, kick, "a calibration run", 0};
         dist_run_t run;
         if (dist_session_run(t->session, &t->o.drivers[0], t->src, B, &t->o.scenario, &ro, &run) !=
             DIST_OK)
@@ -310,6 +310,20 @@ static void pool_serve(const tool_t *t, serve_result_t *v, dist_serve_t *g,
     free(v->labels);
     v->pred = g->pred, v->labels = g->labels, v->n_pred = g->samples;
     g->pred = g->labels = NULL;
+    if (g->lag_hist_n > v->lag_hist_n) { /* the run-ahead: counts pooled, the last sequence */
+        int64_t *h = realloc(v->lag_hist, sizeof(int64_t) * (size_t)g->lag_hist_n);
+        if (!h)
+            abort_here(t, "out of memory for the run-ahead counts");
+        for (int l = v->lag_hist_n; l < g->lag_hist_n; l++)
+            h[l] = 0;
+        v->lag_hist = h;
+        v->lag_hist_n = g->lag_hist_n;
+    }
+    for (int l = 0; l < g->lag_hist_n; l++)
+        v->lag_hist[l] += g->lag_hist[l];
+    free(v->lag_mean);
+    v->lag_mean = g->lag_mean, v->n_lag_mean = g->queries;
+    g->lag_mean = NULL;
 }
 
 /* One run's queries, a line each (--latency-out), on rank 0. */
@@ -332,7 +346,7 @@ static int serve_all(tool_t *t, const harness_schedule_t *sch, FILE *lat_out, se
         for (int i = 0; i < t->o.ndrivers; i++) {
             int di = harness_round_driver(round, i, t->o.ndrivers);
             progress_t pr = {t, t->o.drivers[di].name, round, 0, sch->n};
-            dist_run_opts_t ro = {-1, t->o.timeout, progress, &pr};
+            dist_run_opts_t ro = {-1, t->o.timeout, progress, &pr, t->o.bound};
             dist_run_t run;
             dist_serve_t g;
             memset(&g, 0, sizeof(g));
@@ -386,7 +400,7 @@ static int find_peak(tool_t *t, serving_t *sv)
                            16,
                            peak_progress,
                            t};
-    dist_run_opts_t ro = {-1, t->o.timeout, kick, "the peak search"};
+    dist_run_opts_t ro = {-1, t->o.timeout, kick, "the peak search", t->o.bound};
     dist_status_t st = dist_find_peak(t->session, t->o.drivers, t->o.ndrivers, t->src,
                                       &t->o.scenario, &ro, &po, sv->peak);
     if (st == DIST_ERR_INPUT) {
@@ -466,6 +480,8 @@ static void serving_free(serving_t *sv, int n)
         free(sv->res[i].queue);
         free(sv->res[i].pred);
         free(sv->res[i].labels);
+        free(sv->res[i].lag_hist);
+        free(sv->res[i].lag_mean);
     }
     free(sv->res);
     free(sv->clock_estimates);

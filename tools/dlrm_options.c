@@ -56,8 +56,11 @@ void dlrm_options_usage(FILE *f)
         "                               (bounded lag L; plain 'bls' takes --lag), and libbls's\n"
         "                               comparison modes window:L (MPI_Isend/MPI_Irecv, L+1 in\n"
         "                               flight, no progress thread) and ialltoallv[:L]; several\n"
-        "                               run interleaved and are compared (default sync)\n"
-        "  --lag L                      lag of a plain 'bls' or 'window', 0 .. %d (default 4)\n"
+        "                               run interleaved and are compared (default sync);\n"
+        "                               bls:auto[:MAX]: adaptive lag (each process picks its\n"
+        "                               run-ahead per batch, at most MAX, default %d)\n"
+        "  --lag L|auto[:MAX]           lag of a plain 'bls' or 'window', 0 .. %d (default 4);\n"
+        "                               auto makes a plain 'bls' bls:auto:MAX (MAX default %d)\n"
         "  --rounds R                   rounds; each runs every driver once (default 1)\n"
         "  --placement P                contiguous (the reference's blocks: the first T mod P\n"
         "                               processes get one table more) or balanced (greedy, by\n"
@@ -70,8 +73,9 @@ void dlrm_options_usage(FILE *f)
         "Scenarios (the same trace for every driver):\n"
         "  --delay SPEC                 per-process, per-batch delay: none | exp:MEAN_US |\n"
         "                               hiccup:PROB:US | straggler:RANK:US |\n"
-        "                               spike:RANK:ITER:US (once, in batch/query ITER) (default "
-        "none)\n"
+        "                               spike:RANK:ITER:US (once, in batch/query ITER), or\n"
+        "                               A/ITER/B: spec A before batch ITER, B from it on\n"
+        "                               (default none)\n"
         "  --delay-seed N               seed of the delay trace (default 1)\n"
         "  --busy                       delays spin on the CPU instead of sleeping\n"
         "  --hetero RANK:F              process RANK computes F times slower (it idles F-1 times\n"
@@ -133,7 +137,7 @@ void dlrm_options_usage(FILE *f)
         "Exit status: 0 done; 1 the drivers' predictions differ; 2 a bad option, model, weights\n"
         "or data file (reported once, every process exits 2); 3 a failure on one process during\n"
         "the run (that process names it; the job is ended).\n",
-        BLS_MAX_LAG);
+        HARNESS_AUTO_LAG_MAX, BLS_MAX_LAG, HARNESS_AUTO_LAG_MAX);
 }
 
 static int fail(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -406,6 +410,18 @@ static int set_special(dlrm_opts_t *o, int c, const char *v, char *err, size_t l
     }
 }
 
+/* --lag auto[:MAX]: kept in *lag as -1 - MAX (check_options tells the two apart). */
+static int set_auto_lag(const char *name, const char *v, int64_t *lag, char *err, size_t len)
+{
+    int64_t max = HARNESS_AUTO_LAG_MAX;
+    if (strcmp(v, "auto") != 0 && (strncmp(v, "auto:", 5) != 0 ||
+                                   parse_int64(v + 5, 0, BLS_MAX_LAG, &max) != 0))
+        return fail(err, len, "%s takes L (0 .. %d) or auto[:MAX] (MAX 0 .. %d), got '%s'", name,
+                    BLS_MAX_LAG, BLS_MAX_LAG, v);
+    *lag = -1 - max;
+    return 0;
+}
+
 /* One option; 1 for --help, 2 for --version. */
 static int set_option(dlrm_opts_t *o, int c, const char *v, const char *name, int64_t *lag,
                       const char **drivers, char *err, size_t len)
@@ -440,8 +456,12 @@ static int set_option(dlrm_opts_t *o, int c, const char *v, const char *name, in
     case PLACE: case DELAY: case HETERO: case ZIPF: case TIMEOUT: case SCENARIO: case QSIZE:
     case QPS: case LOAD: case BOUND:
         return set_special(o, c, v, err, len);
+    case LAG:
+        if (!strncmp(v, "auto", 4))
+            return set_auto_lag(name, v, lag, err, len);
+        return set_integer(o, c, name, v, lag, err, len);
     case D: case SEED: case SAMPLES: case DSEED: case POOL: case BATCH: case MAXB: case THREADS:
-    case LAG: case ROUNDS: case DELAYSEED: case QUERIES: case SSEED: case PROBEQ: case REFINE:
+    case ROUNDS: case DELAYSEED: case QUERIES: case SSEED: case PROBEQ: case REFINE:
         return set_integer(o, c, name, v, lag, err, len);
     /* clang-format on */
     default: return fail(err, len, "unknown or incomplete option '%s' (see --help)", name);
@@ -537,8 +557,9 @@ static int check_options(dlrm_opts_t *o, int P, const char *drivers, int64_t lag
     if (o->scenario.delay.kind == HARNESS_DELAY_STRAGGLER && o->scenario.delay.a >= P)
         return fail(err, len, "--delay straggler names process %d of %d", (int)o->scenario.delay.a,
                     P);
-    o->ndrivers =
-        harness_drivers_parse(drivers, (int)lag, o->drivers, HARNESS_MAX_DRIVERS, e, sizeof(e));
+    int lag_auto = lag < 0; /* --lag auto[:MAX] */
+    o->ndrivers = harness_drivers_parse(drivers, (int)(lag_auto ? -1 - lag : lag), lag_auto,
+                                        o->drivers, HARNESS_MAX_DRIVERS, e, sizeof(e));
     if (o->ndrivers < 0)
         return fail(err, len, "--driver: %s", e);
     if (o->data && (o->hot_spec || o->pool_spec || o->burst_spec || o->synth.zipf_alpha > 0 ||

@@ -106,6 +106,9 @@ void dlrm_report_print(const report_t *r, const driver_result_t *res)
                1e6 * s->progress_cpu / nb);
     }
     printf("\n");
+    for (int i = 0; i < o->ndrivers; i++)
+        if (o->drivers[i].auto_lag)
+            dlrm_report_lag_line(o->drivers[i].name, res[i].s.lag_hist, res[i].s.lag_hist_n);
     double bound_inf = s0->ideal0 / s0->ideal_inf;
     printf("\nideal model: unlimited lag could give at most %.3fx over synchronous on this "
            "trace.\n",
@@ -114,6 +117,58 @@ void dlrm_report_print(const report_t *r, const driver_result_t *res)
         printf("note: nothing to mask here -- the processes' work is balanced batch by batch, "
                "or one process is persistently slower; lag absorbs jitter, not a slower "
                "process.  Rebalance the tables instead (--placement balanced).\n");
+}
+
+/* The histogram's mean, median and largest run-ahead. */
+static void lag_figures(const int64_t *hist, int n, double *mean, int *p50, int *max)
+{
+    int64_t total = 0, below = 0;
+    double sum = 0;
+    for (int l = 0; l < n; l++) {
+        total += hist[l];
+        sum += (double)l * (double)hist[l];
+        if (hist[l])
+            *max = l;
+    }
+    *mean = total ? sum / (double)total : 0;
+    *p50 = 0;
+    for (int l = 0; l < n; l++) {
+        below += hist[l];
+        if (2 * below >= total) {
+            *p50 = l;
+            break;
+        }
+    }
+}
+
+void dlrm_report_lag_line(const char *name, const int64_t *hist, int n)
+{
+    double mean = 0;
+    int p50 = 0, max = 0;
+    int64_t total = 0;
+    lag_figures(hist, n, &mean, &p50, &max);
+    for (int l = 0; l < n; l++)
+        total += hist[l];
+    printf("run-ahead    %s: mean %.2f, p50 %d, max %d; share at each:", name, mean, p50, max);
+    for (int l = 0; l < n && total; l++)
+        if (hist[l])
+            printf(" %d:%.0f%%", l, 100.0 * (double)hist[l] / (double)total);
+    printf("\n");
+}
+
+cJSON *dlrm_report_lag_json(const int64_t *hist, int n, const double *seq, int64_t nseq)
+{
+    double mean = 0;
+    int p50 = 0, max = 0;
+    lag_figures(hist, n, &mean, &p50, &max);
+    cJSON *j = cJSON_CreateObject(), *h = cJSON_AddArrayToObject(j, "histogram");
+    cJSON_AddNumberToObject(j, "mean", mean);
+    cJSON_AddNumberToObject(j, "p50", p50);
+    cJSON_AddNumberToObject(j, "max", max);
+    for (int l = 0; l < n; l++)
+        cJSON_AddItemToArray(h, cJSON_CreateNumber((double)hist[l]));
+    cJSON_AddItemToObject(j, "per_batch_mean", harness_json_numbers(seq, (size_t)nseq));
+    return j;
 }
 
 static cJSON *json_config(const report_t *r)
@@ -165,6 +220,10 @@ static cJSON *json_driver(const report_t *r, const driver_result_t *res, int i)
     cJSON_AddStringToObject(d, "name", r->o->drivers[i].name);
     cJSON_AddStringToObject(d, "mode", bls_mode_name(r->o->drivers[i].mode));
     cJSON_AddNumberToObject(d, "lag", r->o->drivers[i].lag);
+    cJSON_AddBoolToObject(d, "auto_lag", r->o->drivers[i].auto_lag);
+    cJSON_AddItemToObject(d, "run_ahead",
+                          dlrm_report_lag_json(s->lag_hist, s->lag_hist_n, s->lag_mean,
+                                               s->batches));
     cJSON_AddNumberToObject(d, "seconds", s->loop / R);
     cJSON_AddNumberToObject(d, "ms_per_batch", 1e3 * s->loop / ((double)s->batches * R));
     cJSON_AddNumberToObject(d, "samples_per_s", (double)s->samples * R / s->loop);

@@ -25,6 +25,10 @@ typedef struct {
     int64_t n_pred;
     int identical; /* predictions bit for bit the first driver's */
     int valid;
+    int64_t *lag_hist; /* queries x processes at each run-ahead, all rounds */
+    int lag_hist_n;
+    double *lag_mean; /* [queries of the last round] run-ahead, mean over the processes */
+    int64_t n_lag_mean;
 } serve_result_t;
 
 /* The serving part of a run: the rate, the schedule, the clock, the results. */
@@ -68,6 +72,11 @@ void dlrm_report_serve_print(const report_t *r);
 void dlrm_report_peak_print(const report_t *r);
 /* The "server" object of the JSON. */
 cJSON *dlrm_report_serve_json(const report_t *r);
+
+/* The run-ahead a driver's batches were produced with (bls:auto's choices): one line for the
+ * table, and the JSON object {"mean", "p50", "max", "histogram", "per_batch_mean"}. */
+void dlrm_report_lag_line(const char *name, const int64_t *hist, int n);
+cJSON *dlrm_report_lag_json(const int64_t *hist, int n, const double *seq, int64_t nseq);
 
 /* One "probability label" line per sample, in input order; 0, or -1 with err. */
 int dlrm_report_predictions(const report_t *r, const float *pred, const float *labels, int64_t n,

@@ -100,6 +100,9 @@ void dlrm_report_serve_print(const report_t *r)
     }
     printf("(milliseconds; ideal p99: the open-loop ideal model on each run's measured work, "
            "zero communication)\n");
+    for (int i = 0; i < o->ndrivers; i++)
+        if (o->drivers[i].auto_lag)
+            dlrm_report_lag_line(o->drivers[i].name, sv->res[i].lag_hist, sv->res[i].lag_hist_n);
     if (sv->offline_identical >= 0)
         printf("predictions  server runs %s the offline run's, bit for bit\n",
                sv->offline_identical ? "equal" : "DIFFER FROM");
@@ -145,6 +148,9 @@ static cJSON *json_serve_driver(const report_t *r, int i)
     cJSON *d = cJSON_CreateObject();
     cJSON_AddStringToObject(d, "name", r->o->drivers[i].name);
     cJSON_AddNumberToObject(d, "lag", r->o->drivers[i].lag);
+    cJSON_AddBoolToObject(d, "auto_lag", r->o->drivers[i].auto_lag);
+    cJSON_AddItemToObject(d, "run_ahead", dlrm_report_lag_json(v->lag_hist, v->lag_hist_n,
+                                                               v->lag_mean, v->n_lag_mean));
     cJSON_AddNumberToObject(d, "queries", (double)v->queries);
     cJSON_AddNumberToObject(d, "scheduled_qps", scheduled_qps(v));
     cJSON_AddNumberToObject(d, "completed_qps", completed_qps(v));

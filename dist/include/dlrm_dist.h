@@ -146,7 +146,15 @@ typedef struct {
      * run waits for an arrival (may be NULL). */
     void (*progress)(void *arg, int64_t batches, int64_t samples, double seconds);
     void *progress_arg;
+    /* Server runs with bls:auto: the policy keeps its window's ideal latency within this
+     * (seconds; 0: no bound). */
+    double latency_bound;
 } dist_run_opts_t;
+
+/* bls:auto[:MAX] (harness.h's lag policy): the window of batches it models and how close to
+ * MAX's ideal time the run-ahead it picks must come. */
+#define DIST_AUTO_WINDOW 64
+#define DIST_AUTO_TOLERANCE 0.02
 
 /* One run of one driver on this process. */
 typedef struct {
@@ -167,6 +175,8 @@ typedef struct {
                           seconds after the schedule's start, on process 0's clock */
     double *begun;     /* [batches] when this process began the query, likewise */
     int stopped_early; /* the run stopped at a divergence checkpoint */
+    int *lag;          /* [batches] how far this process could run ahead of batch k when it
+                          produced it: the driver's lag, or bls:auto's choice */
 } dist_run_t;
 
 typedef struct dist_session dist_session_t;
@@ -255,6 +265,9 @@ typedef struct {
     double p50, p99, ideal_p99; /* every process */
     double wait, progress_cpu;  /* per process, mean */
     float *pred, *labels;       /* rank 0: input order */
+    double *lag_mean;           /* rank 0, [queries]: run-ahead, mean over the processes */
+    int64_t *lag_hist;          /* rank 0, [lag_hist_n]: queries x processes at each run-ahead */
+    int lag_hist_n;
 } dist_serve_t;
 
 dist_status_t dist_gather_serve(dist_session_t *s, const dist_run_t *r,
@@ -321,6 +334,10 @@ typedef struct {
     size_t nlat;
     int64_t batches, samples; /* of one round */
     float *pred, *labels;     /* input order, from the last round */
+    /* The run-ahead each batch was produced with (the driver's lag, or bls:auto's choice): */
+    double *lag_mean; /* [batches] mean over the processes, the last round */
+    int64_t *lag_hist; /* [lag_hist_n] batches x processes at each run-ahead, all rounds */
+    int lag_hist_n;
 } dist_summary_t;
 
 /* Adds run r (every process calls it) to *sum on rank 0; lags[i] of n_lags also gets

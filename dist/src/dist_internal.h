@@ -37,6 +37,8 @@ typedef struct {
     double start;      /* when its latency starts: production (offline), arrival (server) */
 } slot_t;
 
+typedef struct autolag autolag_t; /* adaptive lag's state (autolag.c) */
+
 /* A run's working state. */
 typedef struct {
     dist_session_t *s;
@@ -55,6 +57,9 @@ typedef struct {
     double t0;            /* server run: the schedule's start on this process's clock */
     double cpu0;          /* process CPU time at the run's start */
     const dist_run_opts_t *opts;
+    autolag_t *al;           /* bls:auto: the policy and its figures' exchange, else NULL */
+    const double *arrivals;  /* server run: the schedule's arrivals (the policy's open loop) */
+    int cur_lag;             /* the run-ahead of the batch being produced */
 } run_t;
 
 /* Buffers, the driver's communicator, the source rewound; then a barrier. */
@@ -68,5 +73,18 @@ dist_status_t run_produce_post(run_t *x, int64_t k, const dist_batch_t *b, slot_
 /* Every batch consumed, the communicator finished and released, the figures; st: the loop's
  * status (DIST_ERR_INPUT is every process's, the run still ends in order). */
 dist_status_t run_end(run_t *x, double t0, dist_status_t st);
+
+/* ---- adaptive lag (autolag.c): all no-ops for a fixed-lag driver ---- */
+/* The policy and its communicator (collective, with the driver's). */
+dist_status_t autolag_begin(run_t *x, double timeout);
+/* The run-ahead for the next batch: the driver's lag, or the policy's choice. */
+int autolag_choose(run_t *x);
+/* Batch k's figures to every process, before batch k's exchange is posted. */
+dist_status_t autolag_post(run_t *x, int64_t k);
+/* Batch j was seen complete here now. */
+void autolag_seen(run_t *x, int64_t j);
+/* Every figure received and the communicator finished (collective). */
+dist_status_t autolag_finish(run_t *x);
+void autolag_free(run_t *x);
 
 #endif

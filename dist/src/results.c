@@ -58,6 +58,45 @@ static dist_status_t gather_rows(dist_session_t *s, MPI_Comm comm, int rank, int
     return ok ? DIST_OK : dist_error(DIST_ERR_NOMEM, "gather: out of memory on rank 0");
 }
 
+/* Every process's run-ahead per batch (r->lag) to rank 0: *mean_p ([K], replaced) the mean
+ * over the processes per batch, and every value counted into *hist_p ([*hist_n], grown). */
+static dist_status_t gather_lags(MPI_Comm comm, int rank, int P, const dist_run_t *r,
+                                 double **mean_p, int64_t **hist_p, int *hist_n)
+{
+    int K = (int)r->batches;
+    size_t PK = (size_t)P * (size_t)K;
+    int *all = rank == 0 ? malloc(sizeof(int) * (PK + 1)) : NULL;
+    MPI_Gather(r->lag, K, MPI_INT, all, K, MPI_INT, 0, comm);
+    if (rank != 0)
+        return DIST_OK;
+    double *mean = all ? calloc((size_t)K + 1, sizeof(double)) : NULL;
+    int top = -1;
+    for (size_t i = 0; mean && i < PK; i++)
+        top = all[i] > top ? all[i] : top;
+    int64_t *hist = mean && top >= *hist_n ? realloc(*hist_p, sizeof(int64_t) * (size_t)(top + 1))
+                                           : *hist_p;
+    if (!mean || (top >= 0 && !hist)) {
+        free(all);
+        free(mean);
+        return dist_error(DIST_ERR_NOMEM, "gather: out of memory on rank 0");
+    }
+    for (int i = *hist_n; i <= top; i++)
+        hist[i] = 0;
+    if (top >= *hist_n)
+        *hist_n = top + 1;
+    *hist_p = hist;
+    for (int p = 0; p < P; p++)
+        for (int k = 0; k < K; k++) {
+            int l = all[(size_t)p * (size_t)K + (size_t)k];
+            mean[k] += (double)l / P;
+            hist[l]++;
+        }
+    free(*mean_p);
+    *mean_p = mean;
+    free(all);
+    return DIST_OK;
+}
+
 /* The ideal model on the gathered trace work [P][K]. */
 static dist_status_t add_ideal(const double *work, int P, int K, int lag, const int *lags,
                                int n_lags, double *ideal_at, dist_summary_t *sum)
@@ -96,6 +135,9 @@ dist_status_t dist_gather(dist_session_t *s, const dist_run_t *r, int lag, const
     MPI_Gather(r->work, K, MPI_DOUBLE, work, K, MPI_DOUBLE, 0, comm);
     MPI_Gather(r->lat, K, MPI_DOUBLE, lat ? lat + sum->nlat : NULL, K, MPI_DOUBLE, 0, comm);
     dist_status_t st = gather_rows(s, comm, rank, P, r, sum);
+    dist_status_t sl = gather_lags(comm, rank, P, r, &sum->lag_mean, &sum->lag_hist,
+                                   &sum->lag_hist_n);
+    st = st == DIST_OK ? sl : st;
     if (rank == 0 && st == DIST_OK && (!work || !lat))
         st = dist_error(DIST_ERR_NOMEM, "gather: out of memory on rank 0");
     if (rank == 0 && st == DIST_OK) {
@@ -119,6 +161,8 @@ void dist_summary_free(dist_summary_t *sum)
     free(sum->lat);
     free(sum->pred);
     free(sum->labels);
+    free(sum->lag_mean);
+    free(sum->lag_hist);
     memset(sum, 0, sizeof(*sum));
 }
 
@@ -185,6 +229,9 @@ dist_status_t dist_gather_serve(dist_session_t *s, const dist_run_t *r,
     }
     dist_summary_t rows = {0};
     dist_status_t st = gather_rows(s, comm, rank, P, r, &rows);
+    dist_status_t sl = gather_lags(comm, rank, P, r, &out->lag_mean, &out->lag_hist,
+                                   &out->lag_hist_n);
+    st = st == DIST_OK ? sl : st;
     out->queries = K;
     out->samples = r->samples;
     out->stopped_early = r->stopped_early;
@@ -216,5 +263,7 @@ void dist_serve_free(dist_serve_t *v)
     free(v->ideal);
     free(v->pred);
     free(v->labels);
+    free(v->lag_mean);
+    free(v->lag_hist);
     memset(v, 0, sizeof(*v));
 }

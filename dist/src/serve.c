@@ -1,8 +1,8 @@
 /*
  * Serving (dlrm_dist.h): queries on a schedule, latency as a client sees it, clocks.
  *
- * The loop of a process, per query k of the schedule: consume query k-S (the bound, waiting if
- * it is not complete), read k's samples (a request carries its data), wait for k's arrival
+ * The loop of a process, per query k of the schedule: consume query k-L-1 (the bound, waiting
+ * if it is not complete; L the driver's lag or bls:auto's choice for k), read k's samples (a request carries its data), wait for k's arrival
  * while consuming whatever completes, then produce k and post its exchange, and consume what
  * completed.  A query's
  * work here (for the ideal model) is the time spent producing and consuming it; its latency
@@ -153,7 +153,8 @@ static int checkpoint(dist_session_t *s, stop_t *c, double stop_wait)
 static dist_status_t serve_query(run_t *x, dist_source_t *src, const harness_schedule_t *sch,
                                  int64_t k, stop_t *c)
 {
-    dist_status_t st = run_consume_upto(x, k - x->S + 1, 1); /* query k-S's slot is k's */
+    x->cur_lag = autolag_choose(x); /* the driver's lag, or bls:auto's choice */
+    dist_status_t st = run_consume_upto(x, k - x->cur_lag, 1); /* the bound */
     double due = x->t0 + sch->at[k];
     dist_batch_t b;
     if (st == DIST_OK)
@@ -196,7 +197,13 @@ dist_status_t dist_session_serve(dist_session_t *s, const harness_driver_t *drv,
     if (!drv || !src || !sched || !opts)
         return dist_error(DIST_ERR_ARG, "dist_session_serve: driver, source, schedule and "
                                         "options are required");
-    run_t x = {.s = s, .drv = drv, .sc = sc, .r = out, .serving = 1, .opts = opts};
+    run_t x = {.s = s,
+               .drv = drv,
+               .sc = sc,
+               .r = out,
+               .serving = 1,
+               .opts = opts,
+               .arrivals = sched->at};
     dist_status_t st = run_begin(&x, src, opts->timeout);
     stop_t c = {MPI_REQUEST_NULL, 0, 0, 0};
     x.t0 = st == DIST_OK ? agree_start(s) : harness_now();

@@ -4,10 +4,11 @@
  * Per batch k a process produces (bottom MLP of its rows, lookups of its tables for all rows,
  * then the scenario's injected delay), posts the exchange of batch k, and consumes whatever
  * batches completed, oldest first: unpack what arrived into table order, interaction and top
- * MLP, predictions at their local place.  Before producing batch k it consumes batch k-S
- * (S = L+1 slots of buffers), waiting for it if it is not complete: that, and libbls's own
- * bound, keep at most L+1 batches in flight.  With sync (L = 0) each batch is consumed right
- * after its MPI_Alltoallv.  Nothing is gathered per batch.
+ * MLP, predictions at their local place.  Before producing batch k it consumes batch k-L-1,
+ * waiting for it if it is not complete (S = L+1 slots of buffers): that, and libbls's own
+ * bound, keep at most L+1 batches in flight.  With bls:auto[:MAX] the communicator's bound
+ * and the slots are MAX's, and L is chosen per batch (autolag.c).  With sync (L = 0) each
+ * batch is consumed right after its MPI_Alltoallv.  Nothing is gathered per batch.
  *
  * Latency of a batch here: from the start of its production on a process to its predictions
  * there.  Work (the ideal model's w): the batch's time outside the collective.
@@ -131,6 +132,7 @@ dist_status_t run_grow(run_t *x, int64_t k, int64_t need)
         r->batch_n = realloc(r->batch_n, sizeof(int64_t) * (size_t)x->cap_b);
         r->lat = realloc(r->lat, sizeof(double) * (size_t)x->cap_b);
         r->work = realloc(r->work, sizeof(double) * (size_t)x->cap_b);
+        r->lag = realloc(r->lag, sizeof(int) * (size_t)x->cap_b);
         if (x->serving) {
             r->done = realloc(r->done, sizeof(double) * (size_t)x->cap_b);
             r->begun = realloc(r->begun, sizeof(double) * (size_t)x->cap_b);
@@ -142,7 +144,7 @@ dist_status_t run_grow(run_t *x, int64_t k, int64_t need)
         r->pred = realloc(r->pred, sizeof(float) * (size_t)x->cap_l);
         r->labels = realloc(r->labels, sizeof(float) * (size_t)x->cap_l);
     }
-    if (!r->batch_n || !r->lat || !r->work || !r->pred || !r->labels ||
+    if (!r->batch_n || !r->lat || !r->work || !r->lag || !r->pred || !r->labels ||
         (x->serving && (!r->done || !r->begun)))
         return dist_error(DIST_ERR_NOMEM, "session: out of memory for the per-batch records");
     return DIST_OK;
@@ -189,6 +191,7 @@ dist_status_t run_consume_upto(run_t *x, int64_t upto, int wait)
             return comm_error(st, wait ? "waiting for the exchange" : "testing the exchange", j);
         if (!flag)
             return DIST_OK;
+        autolag_seen(x, j);
         dist_status_t ds = consume(x, &x->slots[j % x->S]);
         if (ds != DIST_OK)
             return ds;
@@ -240,8 +243,11 @@ dist_status_t run_produce_post(run_t *x, int64_t k, const dist_batch_t *b, slot_
     if (st == DIST_OK)
         st = produce(x, k, b, sl);
     if (st == DIST_OK)
+        st = autolag_post(x, k);
+    if (st == DIST_OK)
         st = post(x, k, sl);
     if (st == DIST_OK) {
+        x->r->lag[k] = x->cur_lag;
         x->r->batch_n[k] = b->n;
         x->r->batches = k + 1;
         x->r->samples += b->n;
@@ -249,12 +255,14 @@ dist_status_t run_produce_post(run_t *x, int64_t k, const dist_batch_t *b, slot_
     return st;
 }
 
-/* One batch: the bound, produce, post, consume what completed.  *ended once the data ends. */
+/* One batch: the bound (the driver's lag, or bls:auto's choice, at most the slots allow),
+ * produce, post, consume what completed.  *ended once the data ends. */
 static dist_status_t step(run_t *x, dist_source_t *src, int batch, int64_t k, int *ended)
 {
     dist_run_t *r = x->r;
     double it0 = harness_now(), lib0 = x->in_lib;
-    dist_status_t st = run_consume_upto(x, k - x->S + 1, 1); /* batch k-S's slot is k's */
+    x->cur_lag = autolag_choose(x);
+    dist_status_t st = run_consume_upto(x, k - x->cur_lag, 1); /* k-L-1 done: k's slot free */
     slot_t *sl = &x->slots[k % x->S];
     sl->start = harness_now();
     dist_batch_t b;
@@ -280,6 +288,8 @@ dist_status_t run_begin(run_t *x, dist_source_t *src, double timeout)
     if (st == DIST_OK)
         st = run_comm(x, timeout);
     if (st == DIST_OK)
+        st = autolag_begin(x, timeout);
+    if (st == DIST_OK)
         st = dist_source_rewind(src); /* opened when made: cannot fail here alone */
     if (st == DIST_OK)
         MPI_Barrier(x->s->comm);
@@ -291,6 +301,8 @@ dist_status_t run_begin(run_t *x, dist_source_t *src, double timeout)
 static dist_status_t finish(run_t *x, double t0)
 {
     dist_status_t st = run_consume_upto(x, x->r->batches, 1);
+    if (st == DIST_OK)
+        st = autolag_finish(x);
     bls_status_t bs = st == DIST_OK ? bls_finish(x->comm) : BLS_OK;
     if (bs != BLS_OK)
         st = dist_error(DIST_ERR_COMM, "ending the %s run: %s", x->drv->name, bls_last_error());
@@ -317,6 +329,7 @@ dist_status_t run_end(run_t *x, double t0, dist_status_t st)
     else
         bls_comm_destroy(x->comm);
     x->comm = NULL;
+    autolag_free(x);
     run_free_buffers(x);
     if (st == DIST_OK && input != DIST_OK)
         return dist_error(input, "%s", input_msg);
@@ -354,6 +367,7 @@ void dist_run_free(dist_run_t *r)
     free(r->batch_n);
     free(r->lat);
     free(r->work);
+    free(r->lag);
     free(r->pred);
     free(r->labels);
     memset(r, 0, sizeof(*r));

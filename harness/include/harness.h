@@ -55,6 +55,8 @@ char *harness_table_sizes(long n, long rows);
  *   hiccup:PROB:US       US with probability PROB, else nothing
  *   straggler:RANK:US    process RANK is late by US every iteration (a persistently slower one)
  *   spike:RANK:ITER:US   process RANK is late by US in iteration ITER only (one hiccup, placed)
+ *   A/ITER/B             two phases: spec A before iteration ITER (>= 1), spec B from it on
+ *                        (delays that change character part-way, e.g. exp:5000/100/none)
  */
 enum {
     HARNESS_DELAY_NONE,
@@ -69,6 +71,11 @@ typedef struct {
     double a, b; /* exp: mean; hiccup: probability, us; straggler: rank, us; spike: rank, us */
     uint64_t seed;
     long at; /* spike: the iteration */
+    /* Two phases (A/ITER/B): the fields above are A's, until ITER; then B's: */
+    long until; /* 0: one phase */
+    int then_kind;
+    double then_a, then_b;
+    long then_at;
 } harness_delay_t;
 
 /* Parses SPEC (above) into *d, keeping d->seed. */
@@ -109,6 +116,49 @@ double harness_ideal_time(const double *work, int P, int K, int lag, double *scr
 /* done: [K] out; scratch: P doubles.  Returns done(K-1). */
 double harness_ideal_open(const double *work, const double *arrival, int P, int K, int lag,
                           double *done, double *scratch);
+
+/* Both models with an exchange that takes `comm` seconds after its last block is sent, on no
+ * process's CPU: done(k) = max_p send(p,k) + comm.  Lag hides it as it hides work: L = 0 pays
+ * it every iteration, L >= 1 overlaps it with the next iteration's work. */
+double harness_ideal_time_comm(const double *work, int P, int K, int lag, double comm,
+                               double *scratch);
+double harness_ideal_open_comm(const double *work, const double *arrival, int P, int K, int lag,
+                               double comm, double *done, double *scratch);
+
+/* ---- adaptive lag: how far a process runs ahead, chosen per batch ----
+ * Any run-ahead within the communicator's lag bound MAX keeps results exact, so each process
+ * decides alone.  The policy sees, batch by batch in order, every process's work w[p][j]
+ * (outside the exchange) and the exchange's own time c_j (from the last process's post to the
+ * batch's completion here; it can only be seen too late, never too early, so the window's
+ * smallest is taken as the exchange's cost c).  On the last `window` batches it runs the
+ * ideal model with comm = c for run-ahead 0..MAX and takes the smallest l whose time is within
+ * `tolerance` of MAX's:
+ *   closed loop: T_ideal(l) <= (1 + tolerance) T_ideal(MAX);
+ *   open loop (arrivals given): the window's worst ideal latency, done(k) - arrival(k), within
+ *   (1 + tolerance) of MAX's, and within the latency bound whenever MAX's is.
+ * Both are non-increasing in l, so a bisection finds l in about log2(MAX) models of
+ * window x P steps.  Until `window / 4` batches (at least 4) are seen the choice is min(1, MAX).
+ * What it buys: no delays, l stays at 0 (or 1 where the exchange costs more than the
+ * tolerance of the work: pipelining hides it); independent delays, l grows as far as it pays;
+ * a persistent straggler (max of sums = sum of maxima), no growth beyond hiding c.
+ */
+typedef struct harness_lag_policy harness_lag_policy_t;
+
+/* NULL when out of memory or an argument is out of range (P >= 1, 0 <= max_lag <= BLS_MAX_LAG,
+ * window >= 4, 0 <= tolerance < 1). */
+harness_lag_policy_t *harness_lag_policy_new(int P, int max_lag, int window, double tolerance);
+void harness_lag_policy_free(harness_lag_policy_t *pol);
+/* Open loop: choices also keep the window's worst ideal latency within bound_s (0: none). */
+void harness_lag_policy_bound(harness_lag_policy_t *pol, double bound_s);
+/* The next batch's figures: work[P] seconds; comm seconds (< 0 or NaN: not seen);
+ * arrival seconds in the open loop (NaN in a closed loop). */
+void harness_lag_observe(harness_lag_policy_t *pol, const double *work, double comm,
+                         double arrival);
+/* The run-ahead for the next batch, 0 .. max_lag. */
+int harness_lag_choose(harness_lag_policy_t *pol);
+/* Batches observed so far, and the exchange cost c the last choice used. */
+int64_t harness_lag_observed(const harness_lag_policy_t *pol);
+double harness_lag_comm(const harness_lag_policy_t *pol);
 
 /* ---- query schedules (serving) ----
  * Query sizes: fixed:N, uniform:A:B (integers A..B, each equally likely), or
@@ -152,14 +202,20 @@ int harness_schedule_write(const harness_schedule_t *s, const char *path, char *
 #define HARNESS_MAX_DRIVERS 16
 typedef struct {
     bls_mode_t mode;
-    int lag;       /* 0 for sync */
-    char name[24]; /* "sync", "bls:4", "window:2", "ialltoallv" or "ialltoallv:2" */
+    int lag;       /* 0 for sync; with auto_lag the bound MAX */
+    int auto_lag;  /* bls:auto[:MAX]: each process chooses its run-ahead per batch (lag policy) */
+    char name[24]; /* "sync", "bls:4", "bls:auto:8", "window:2", "ialltoallv" or "ialltoallv:2" */
 } harness_driver_t;
 
-/* Parses a comma-separated list of bls_mode_parse specs; a bare "bls" or "window" takes
- * default_lag.  Returns the count (1 .. max), or -1 with the reason in err. */
-int harness_drivers_parse(const char *list, int default_lag, harness_driver_t *out, int max,
-                          char *err, size_t errlen);
+/* The lag bound of "bls:auto" without one. */
+#define HARNESS_AUTO_LAG_MAX 8
+
+/* Parses a comma-separated list of bls_mode_parse specs, or bls:auto[:MAX] (MAX default
+ * HARNESS_AUTO_LAG_MAX); a bare "bls" or "window" takes default_lag, and a bare "bls" is
+ * auto with default_auto (its MAX default_lag).  Returns the count (1 .. max), or -1 with the
+ * reason in err. */
+int harness_drivers_parse(const char *list, int default_lag, int default_auto,
+                          harness_driver_t *out, int max, char *err, size_t errlen);
 
 /* Which of n drivers runs at position i of round r: the order rotates, so that no driver
  * always goes first on a machine whose speed drifts. */

@@ -19,6 +19,14 @@ static double uniform(const harness_delay_t *d, int p, long k, int stream)
 
 double harness_delay_us(const harness_delay_t *d, int p, long k)
 {
+    if (d->until > 0 && k >= d->until) { /* the second phase: its spec, the same seed */
+        harness_delay_t then = {.kind = d->then_kind,
+                                .a = d->then_a,
+                                .b = d->then_b,
+                                .at = d->then_at,
+                                .seed = d->seed};
+        return harness_delay_us(&then, p, k);
+    }
     switch (d->kind) {
     case HARNESS_DELAY_EXP: return -d->a * log(uniform(d, p, k, 1));
     case HARNESS_DELAY_HICCUP: return uniform(d, p, k, 2) < d->a ? d->b : 0.0;
@@ -43,7 +51,8 @@ static int index_ok(double x)
     return x >= 0 && x <= DELAY_MAX_INDEX && x == floor(x);
 }
 
-int harness_delay_parse(const char *v, harness_delay_t *d, char *err, size_t errlen)
+/* One phase's spec into *d (kind, a, b, at); -1 when it is not one. */
+static int parse_phase(const char *v, harness_delay_t *d)
 {
     double a = 0, b = 0, at = 0;
     char tail;
@@ -60,10 +69,6 @@ int harness_delay_parse(const char *v, harness_delay_t *d, char *err, size_t err
         d->kind = HARNESS_DELAY_SPIKE;
         d->at = (long)at;
     } else {
-        snprintf(err, errlen,
-                 "a delay is none, exp:MEAN_US, hiccup:PROB:US (0 <= PROB <= 1), "
-                 "straggler:RANK:US or spike:RANK:ITER:US (US at most 3.6e9, an hour); got '%s'",
-                 v);
         return -1;
     }
     d->a = a;
@@ -71,14 +76,59 @@ int harness_delay_parse(const char *v, harness_delay_t *d, char *err, size_t err
     return 0;
 }
 
+int harness_delay_parse(const char *v, harness_delay_t *d, char *err, size_t errlen)
+{
+    harness_delay_t first = {.seed = d->seed}, then = {0};
+    char a[128] = "", b[128] = "";
+    double until = 0;
+    int n = -1, ok;
+    const char *slash = strchr(v, '/');
+    if (slash) { /* A/ITER/B: two phases */
+        ok = sscanf(v, "%127[^/]/%lf/%127[^/]%n", a, &until, b, &n) == 3 && n > 0 && v[n] == '\0' &&
+             index_ok(until) && until >= 1 && parse_phase(a, &first) == 0 &&
+             parse_phase(b, &then) == 0;
+    } else {
+        ok = parse_phase(v, &first) == 0;
+    }
+    if (!ok) {
+        snprintf(err, errlen,
+                 "a delay is none, exp:MEAN_US, hiccup:PROB:US (0 <= PROB <= 1), "
+                 "straggler:RANK:US or spike:RANK:ITER:US (US at most 3.6e9, an hour), or two "
+                 "of them as A/ITER/B (A before iteration ITER >= 1, B from it on); got '%s'",
+                 v);
+        return -1;
+    }
+    if (slash) {
+        first.until = (long)until;
+        first.then_kind = then.kind;
+        first.then_a = then.a;
+        first.then_b = then.b;
+        first.then_at = then.at;
+    }
+    *d = first;
+    return 0;
+}
+
+static void format_phase(int kind, double a, double b, long at, char *buf, size_t len)
+{
+    switch (kind) {
+    case HARNESS_DELAY_EXP: snprintf(buf, len, "exp:%g", a); break;
+    case HARNESS_DELAY_HICCUP: snprintf(buf, len, "hiccup:%g:%g", a, b); break;
+    case HARNESS_DELAY_STRAGGLER: snprintf(buf, len, "straggler:%g:%g", a, b); break;
+    case HARNESS_DELAY_SPIKE: snprintf(buf, len, "spike:%g:%ld:%g", a, at, b); break;
+    default: snprintf(buf, len, "none");
+    }
+}
+
 void harness_delay_format(const harness_delay_t *d, char *buf, size_t len)
 {
-    switch (d->kind) {
-    case HARNESS_DELAY_EXP: snprintf(buf, len, "exp:%g", d->a); break;
-    case HARNESS_DELAY_HICCUP: snprintf(buf, len, "hiccup:%g:%g", d->a, d->b); break;
-    case HARNESS_DELAY_STRAGGLER: snprintf(buf, len, "straggler:%g:%g", d->a, d->b); break;
-    case HARNESS_DELAY_SPIKE: snprintf(buf, len, "spike:%g:%ld:%g", d->a, d->at, d->b); break;
-    default: snprintf(buf, len, "none");
+    format_phase(d->kind, d->a, d->b, d->at, buf, len);
+    if (d->until > 0) {
+        char then[64];
+        format_phase(d->then_kind, d->then_a, d->then_b, d->then_at, then, sizeof(then));
+        size_t used = strlen(buf);
+        if (used < len)
+            snprintf(buf + used, len - used, "/%ld/%s", d->until, then);
     }
 }
 

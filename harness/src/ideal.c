@@ -3,6 +3,12 @@
 
 double harness_ideal_time(const double *work, int P, int K, int lag, double *scratch)
 {
+    return harness_ideal_time_comm(work, P, K, lag, 0.0, scratch);
+}
+
+double harness_ideal_time_comm(const double *work, int P, int K, int lag, double comm,
+                               double *scratch)
+{
     double *start = scratch;    /* [P] start of the current iteration per process */
     double *done = scratch + P; /* [K] */
     for (int p = 0; p < P; p++)
@@ -15,7 +21,7 @@ double harness_ideal_time(const double *work, int P, int K, int lag, double *scr
             if (send > dk)
                 dk = send;
         }
-        done[k] = dk;
+        done[k] = dk + comm;
         /* start(p,k+1) = max(send(p,k), done(k-L)) */
         int j = k - lag;
         double gate = j >= 0 ? done[j] : 0.0;
@@ -28,6 +34,12 @@ double harness_ideal_time(const double *work, int P, int K, int lag, double *scr
 
 double harness_ideal_open(const double *work, const double *arrival, int P, int K, int lag,
                           double *done, double *scratch)
+{
+    return harness_ideal_open_comm(work, arrival, P, K, lag, 0.0, done, scratch);
+}
+
+double harness_ideal_open_comm(const double *work, const double *arrival, int P, int K, int lag,
+                               double comm, double *done, double *scratch)
 {
     double *sent = scratch; /* [P] send(p, k-1) */
     for (int p = 0; p < P; p++)
@@ -44,7 +56,7 @@ double harness_ideal_open(const double *work, const double *arrival, int P, int 
             if (sent[p] > dk)
                 dk = sent[p];
         }
-        done[k] = dk;
+        done[k] = dk + comm;
     }
     return K > 0 ? done[K - 1] : 0.0;
 }

@@ -61,7 +61,7 @@ static void check_drivers(void)
 {
     harness_driver_t d[HARNESS_MAX_DRIVERS];
     char err[256];
-    int n = harness_drivers_parse("sync,bls:1,bls,window,ialltoallv,ialltoallv:2", 4, d,
+    int n = harness_drivers_parse("sync,bls:1,bls,window,ialltoallv,ialltoallv:2", 4, 0, d,
                                   HARNESS_MAX_DRIVERS, err, sizeof(err));
     const char *names[] = {"sync", "bls:1", "bls:4", "window:4", "ialltoallv", "ialltoallv:2"};
     const int lags[] = {0, 1, 4, 4, 0, 2};
@@ -69,17 +69,32 @@ static void check_drivers(void)
     for (int i = 0; i < n && i < 6; i++)
         CHECK(!strcmp(d[i].name, names[i]) && d[i].lag == lags[i], "driver %d: %s lag %d", i,
               d[i].name, d[i].lag);
-    CHECK(harness_drivers_parse("sync,bls:x", 4, d, 16, err, sizeof(err)) == -1 &&
+    CHECK(harness_drivers_parse("sync,bls:x", 4, 0, d, 16, err, sizeof(err)) == -1 &&
               strstr(err, "unknown driver 'bls:x'"),
           "bls:x: %s", err);
-    CHECK(harness_drivers_parse("sync,pairwise", 4, d, 16, err, sizeof(err)) == -1 &&
+    CHECK(harness_drivers_parse("sync,pairwise", 4, 0, d, 16, err, sizeof(err)) == -1 &&
               strstr(err, "unknown driver 'pairwise'"),
           "pairwise: %s", err);
-    CHECK(harness_drivers_parse(",", 4, d, 16, err, sizeof(err)) == -1 && strstr(err, "empty"),
+    CHECK(harness_drivers_parse(",", 4, 0, d, 16, err, sizeof(err)) == -1 && strstr(err, "empty"),
           "an empty list: %s", err);
-    CHECK(harness_drivers_parse("sync,sync,sync", 4, d, 2, err, sizeof(err)) == -1 &&
+    CHECK(harness_drivers_parse("sync,sync,sync", 4, 0, d, 2, err, sizeof(err)) == -1 &&
               strstr(err, "at most 2"),
           "too many: %s", err);
+    CHECK(harness_drivers_parse("bls:auto,bls:auto:2,bls:3", 4, 0, d, 16, err, sizeof(err)) == 3 &&
+              d[0].auto_lag && d[0].lag == HARNESS_AUTO_LAG_MAX &&
+              !strcmp(d[0].name, "bls:auto:8") && d[1].auto_lag && d[1].lag == 2 &&
+              !strcmp(d[1].name, "bls:auto:2") && !d[2].auto_lag && d[2].lag == 3,
+          "auto drivers: %s", err);
+    CHECK(harness_drivers_parse("sync,bls,window", 6, 1, d, 16, err, sizeof(err)) == 3 &&
+              !d[0].auto_lag && d[1].auto_lag && d[1].lag == 6 &&
+              !strcmp(d[1].name, "bls:auto:6") && !d[2].auto_lag && d[2].lag == 6,
+          "--lag auto:6 makes a plain bls auto: %s", err);
+    CHECK(harness_drivers_parse("bls:auto:x", 4, 0, d, 16, err, sizeof(err)) == -1 &&
+              strstr(err, "bls:auto:x"),
+          "bls:auto:x: %s", err);
+    CHECK(harness_drivers_parse("bls:auto:5000", 4, 0, d, 16, err, sizeof(err)) == -1 &&
+              strstr(err, "[0, 4096]"),
+          "bls:auto:5000: %s", err);
     for (int r = 0; r < 3; r++) { /* each round runs every driver once, the order rotating */
         int seen = 0;
         for (int i = 0; i < 3; i++)
@@ -118,6 +133,28 @@ static void check_delays(void)
     CHECK(harness_delay_parse("spike:2:1.5:30", &d, err, sizeof(err)) == -1 &&
               strstr(err, "spike:RANK:ITER:US"),
           "a fractional iteration: %s", err);
+    /* Two phases: A's trace before the switch, B's from it on, and the text back. */
+    harness_delay_t e = {.seed = 42}, x = {.seed = 42};
+    CHECK(harness_delay_parse("exp:2000/100/straggler:1:500", &d, err, sizeof(err)) == 0 &&
+              d.seed == 42 && harness_delay_parse("exp:2000", &e, err, sizeof(err)) == 0,
+          "two phases: %s", err);
+    int same = 1;
+    for (long k = 0; k < 100; k++)
+        same &= harness_delay_us(&d, 2, k) == harness_delay_us(&e, 2, k);
+    CHECK(same, "the first phase is exp:2000's trace");
+    CHECK(harness_delay_us(&d, 1, 100) == 500 && harness_delay_us(&d, 0, 100) == 0 &&
+              harness_delay_us(&d, 1, 5000) == 500,
+          "the second phase is the straggler");
+    harness_delay_format(&d, text, sizeof(text));
+    CHECK(!strcmp(text, "exp:2000/100/straggler:1:500"), "two phases' format: %s", text);
+    CHECK(harness_delay_parse(text, &x, err, sizeof(err)) == 0 && x.until == 100, "parsed back");
+    const char *bad[] = {
+        "exp:2000/0/none",           "exp:2000/10",       "exp:2000/10/",  "/10/none",
+        "exp:2000/10/none/20/exp:1", "exp:2000/1.5/none", "exp:1/10/bogus"};
+    for (int i = 0; i < 7; i++)
+        CHECK(harness_delay_parse(bad[i], &x, err, sizeof(err)) == -1 && strstr(err, "A/ITER/B") &&
+                  strstr(err, bad[i]),
+              "'%s' refused: %s", bad[i], err);
 }
 
 static void check_schedules(void)
