@@ -414,8 +414,8 @@ static int set_special(dlrm_opts_t *o, int c, const char *v, char *err, size_t l
 static int set_auto_lag(const char *name, const char *v, int64_t *lag, char *err, size_t len)
 {
     int64_t max = HARNESS_AUTO_LAG_MAX;
-    if (strcmp(v, "auto") != 0 && (strncmp(v, "auto:", 5) != 0 ||
-                                   parse_int64(v + 5, 0, BLS_MAX_LAG, &max) != 0))
+    if (strcmp(v, "auto") != 0 &&
+        (strncmp(v, "auto:", 5) != 0 || parse_int64(v + 5, 0, BLS_MAX_LAG, &max) != 0))
         return fail(err, len, "%s takes L (0 .. %d) or auto[:MAX] (MAX 0 .. %d), got '%s'", name,
                     BLS_MAX_LAG, BLS_MAX_LAG, v);
     *lag = -1 - max;
@@ -554,9 +554,12 @@ static int check_options(dlrm_opts_t *o, int P, const char *drivers, int64_t lag
                     P);
     if (o->scenario.hetero_rank >= P)
         return fail(err, len, "--hetero names process %d of %d", o->scenario.hetero_rank, P);
-    if (o->scenario.delay.kind == HARNESS_DELAY_STRAGGLER && o->scenario.delay.a >= P)
-        return fail(err, len, "--delay straggler names process %d of %d", (int)o->scenario.delay.a,
-                    P);
+    const harness_delay_t *dl = &o->scenario.delay;
+    if (dl->kind == HARNESS_DELAY_STRAGGLER && dl->a >= P)
+        return fail(err, len, "--delay straggler names process %d of %d", (int)dl->a, P);
+    if (dl->until > 0 && dl->then_kind == HARNESS_DELAY_STRAGGLER && dl->then_a >= P)
+        return fail(err, len, "--delay straggler (from batch %ld) names process %d of %d",
+                    dl->until, (int)dl->then_a, P);
     int lag_auto = lag < 0; /* --lag auto[:MAX] */
     o->ndrivers = harness_drivers_parse(drivers, (int)(lag_auto ? -1 - lag : lag), lag_auto,
                                         o->drivers, HARNESS_MAX_DRIVERS, e, sizeof(e));

@@ -221,9 +221,8 @@ static cJSON *json_driver(const report_t *r, const driver_result_t *res, int i)
     cJSON_AddStringToObject(d, "mode", bls_mode_name(r->o->drivers[i].mode));
     cJSON_AddNumberToObject(d, "lag", r->o->drivers[i].lag);
     cJSON_AddBoolToObject(d, "auto_lag", r->o->drivers[i].auto_lag);
-    cJSON_AddItemToObject(d, "run_ahead",
-                          dlrm_report_lag_json(s->lag_hist, s->lag_hist_n, s->lag_mean,
-                                               s->batches));
+    cJSON_AddItemToObject(
+        d, "run_ahead", dlrm_report_lag_json(s->lag_hist, s->lag_hist_n, s->lag_mean, s->batches));
     cJSON_AddNumberToObject(d, "seconds", s->loop / R);
     cJSON_AddNumberToObject(d, "ms_per_batch", 1e3 * s->loop / ((double)s->batches * R));
     cJSON_AddNumberToObject(d, "samples_per_s", (double)s->samples * R / s->loop);

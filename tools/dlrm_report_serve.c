@@ -149,8 +149,9 @@ static cJSON *json_serve_driver(const report_t *r, int i)
     cJSON_AddStringToObject(d, "name", r->o->drivers[i].name);
     cJSON_AddNumberToObject(d, "lag", r->o->drivers[i].lag);
     cJSON_AddBoolToObject(d, "auto_lag", r->o->drivers[i].auto_lag);
-    cJSON_AddItemToObject(d, "run_ahead", dlrm_report_lag_json(v->lag_hist, v->lag_hist_n,
-                                                               v->lag_mean, v->n_lag_mean));
+    cJSON_AddItemToObject(
+        d, "run_ahead",
+        dlrm_report_lag_json(v->lag_hist, v->lag_hist_n, v->lag_mean, v->n_lag_mean));
     cJSON_AddNumberToObject(d, "queries", (double)v->queries);
     cJSON_AddNumberToObject(d, "scheduled_qps", scheduled_qps(v));
     cJSON_AddNumberToObject(d, "completed_qps", completed_qps(v));

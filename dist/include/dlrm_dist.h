@@ -335,7 +335,7 @@ typedef struct {
     int64_t batches, samples; /* of one round */
     float *pred, *labels;     /* input order, from the last round */
     /* The run-ahead each batch was produced with (the driver's lag, or bls:auto's choice): */
-    double *lag_mean; /* [batches] mean over the processes, the last round */
+    double *lag_mean;  /* [batches] mean over the processes, the last round */
     int64_t *lag_hist; /* [lag_hist_n] batches x processes at each run-ahead, all rounds */
     int lag_hist_n;
 } dist_summary_t;

@@ -34,9 +34,9 @@ struct autolag {
     size_t *sdispl; /* [P] 0: every peer gets the same two doubles */
     size_t *rdispl; /* [P] 2p */
     int64_t posted, reported, fed;
-    double *work;    /* [R][P] batch j's work, from meta j+1 */
-    double *lastpost;/* [R] the last process's post of batch j, process 0's clock */
-    double *seen;    /* [R] when batch j was seen complete here, process 0's clock */
+    double *work;     /* [R][P] batch j's work, from meta j+1 */
+    double *lastpost; /* [R] the last process's post of batch j, process 0's clock */
+    double *seen;     /* [R] when batch j was seen complete here, process 0's clock */
 };
 
 void autolag_free(run_t *x)
@@ -180,9 +180,9 @@ dist_status_t autolag_post(run_t *x, int64_t k)
     m[0] = k > 0 ? x->r->work[k - 1] : 0;
     m[1] = global_now(x);
     bls_iter_t it;
-    bls_status_t st = bls_post(a->comm, m, a->counts, a->sdispl,
-                               a->recv + (size_t)(k % a->M) * (size_t)a->P * 2, a->counts,
-                               a->rdispl, &it);
+    bls_status_t st =
+        bls_post(a->comm, m, a->counts, a->sdispl, a->recv + (size_t)(k % a->M) * (size_t)a->P * 2,
+                 a->counts, a->rdispl, &it);
     if (st != BLS_OK)
         return dist_error(DIST_ERR_COMM, "adaptive lag: posting the figures of batch %lld: %s: %s",
                           (long long)k, bls_strerror(st), bls_last_error());

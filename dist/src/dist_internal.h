@@ -57,9 +57,9 @@ typedef struct {
     double t0;            /* server run: the schedule's start on this process's clock */
     double cpu0;          /* process CPU time at the run's start */
     const dist_run_opts_t *opts;
-    autolag_t *al;           /* bls:auto: the policy and its figures' exchange, else NULL */
-    const double *arrivals;  /* server run: the schedule's arrivals (the policy's open loop) */
-    int cur_lag;             /* the run-ahead of the batch being produced */
+    autolag_t *al;          /* bls:auto: the policy and its figures' exchange, else NULL */
+    const double *arrivals; /* server run: the schedule's arrivals (the policy's open loop) */
+    int cur_lag;            /* the run-ahead of the batch being produced */
 } run_t;
 
 /* Buffers, the driver's communicator, the source rewound; then a barrier. */

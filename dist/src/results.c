@@ -73,8 +73,8 @@ static dist_status_t gather_lags(MPI_Comm comm, int rank, int P, const dist_run_
     int top = -1;
     for (size_t i = 0; mean && i < PK; i++)
         top = all[i] > top ? all[i] : top;
-    int64_t *hist = mean && top >= *hist_n ? realloc(*hist_p, sizeof(int64_t) * (size_t)(top + 1))
-                                           : *hist_p;
+    int64_t *hist =
+        mean && top >= *hist_n ? realloc(*hist_p, sizeof(int64_t) * (size_t)(top + 1)) : *hist_p;
     if (!mean || (top >= 0 && !hist)) {
         free(all);
         free(mean);
@@ -135,8 +135,8 @@ dist_status_t dist_gather(dist_session_t *s, const dist_run_t *r, int lag, const
     MPI_Gather(r->work, K, MPI_DOUBLE, work, K, MPI_DOUBLE, 0, comm);
     MPI_Gather(r->lat, K, MPI_DOUBLE, lat ? lat + sum->nlat : NULL, K, MPI_DOUBLE, 0, comm);
     dist_status_t st = gather_rows(s, comm, rank, P, r, sum);
-    dist_status_t sl = gather_lags(comm, rank, P, r, &sum->lag_mean, &sum->lag_hist,
-                                   &sum->lag_hist_n);
+    dist_status_t sl =
+        gather_lags(comm, rank, P, r, &sum->lag_mean, &sum->lag_hist, &sum->lag_hist_n);
     st = st == DIST_OK ? sl : st;
     if (rank == 0 && st == DIST_OK && (!work || !lat))
         st = dist_error(DIST_ERR_NOMEM, "gather: out of memory on rank 0");
@@ -229,8 +229,8 @@ dist_status_t dist_gather_serve(dist_session_t *s, const dist_run_t *r,
     }
     dist_summary_t rows = {0};
     dist_status_t st = gather_rows(s, comm, rank, P, r, &rows);
-    dist_status_t sl = gather_lags(comm, rank, P, r, &out->lag_mean, &out->lag_hist,
-                                   &out->lag_hist_n);
+    dist_status_t sl =
+        gather_lags(comm, rank, P, r, &out->lag_mean, &out->lag_hist, &out->lag_hist_n);
     st = st == DIST_OK ? sl : st;
     out->queries = K;
     out->samples = r->samples;

@@ -2,12 +2,11 @@
  * Serving (dlrm_dist.h): queries on a schedule, latency as a client sees it, clocks.
  *
  * The loop of a process, per query k of the schedule: consume query k-L-1 (the bound, waiting
- * if it is not complete; L the driver's lag or bls:auto's choice for k), read k's samples (a request carries its data), wait for k's arrival
- * while consuming whatever completes, then produce k and post its exchange, and consume what
- * completed.  A query's
- * work here (for the ideal model) is the time spent producing and consuming it; its latency
- * here runs from its arrival to its predictions; gathered, a client's latency is the largest
- * over the processes.
+ * if it is not complete; L the driver's lag or bls:auto's choice for k), read k's samples (a
+ * request carries its data), wait for k's arrival while consuming whatever completes, then produce
+ * k and post its exchange, and consume what completed.  A query's work here (for the ideal model)
+ * is the time spent producing and consuming it; its latency here runs from its arrival to its
+ * predictions; gathered, a client's latency is the largest over the processes.
  */
 #include "dist_internal.h"
 
@@ -197,13 +196,8 @@ dist_status_t dist_session_serve(dist_session_t *s, const harness_driver_t *drv,
     if (!drv || !src || !sched || !opts)
         return dist_error(DIST_ERR_ARG, "dist_session_serve: driver, source, schedule and "
                                         "options are required");
-    run_t x = {.s = s,
-               .drv = drv,
-               .sc = sc,
-               .r = out,
-               .serving = 1,
-               .opts = opts,
-               .arrivals = sched->at};
+    run_t x = {
+        .s = s, .drv = drv, .sc = sc, .r = out, .serving = 1, .opts = opts, .arrivals = sched->at};
     dist_status_t st = run_begin(&x, src, opts->timeout);
     stop_t c = {MPI_REQUEST_NULL, 0, 0, 0};
     x.t0 = st == DIST_OK ? agree_start(s) : harness_now();

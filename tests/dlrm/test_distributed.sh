@@ -3,8 +3,8 @@
 #  Exactness: for each workload (synthetic dot with multi-hot, random and bursty pooling and hot
 #  tables; synthetic cat; a Criteo-format file with a malformed line and a short last batch,
 #  dot with self-interaction and balanced placement; delays that put processes out of step),
-#  the predictions of P = 1, 2, 3, 4 processes under the drivers sync, bls:0, bls:1 and bls:4
-#  are bit-identical to the single-process run (the engine alone is checked against an
+#  the predictions of P = 1, 2, 3, 4 processes under the drivers sync, bls:0, bls:1, bls:4 and
+#  bls:auto:3 (adaptive lag: each process picks its run-ahead per batch) are bit-identical to the single-process run (the engine alone is checked against an
 #  independent PyTorch implementation in tests/engine).  A different seed must differ, so the
 #  comparison can fail.  A heterogeneous cluster (processes on different Linear kernels:
 #  AVX-512, AVX2, generic) gives the single-process bits too.
@@ -24,13 +24,29 @@ exact_only=${BLS_TEST_EXACT_ONLY:-0}
 
 emb=$(seq -s- 1000 37 1925)   # 26 tables of 1000..1925 rows
 model=(--arch-mlp-bot 13-32-16 --arch-mlp-top 64-32-1 --arch-embedding-size "$emb" --quiet)
-drivers=(--driver sync,bls:0,bls:1,bls:4)
+drivers=(--driver sync,bls:0,bls:1,bls:4,bls:auto:3)
 
 # A Criteo file: 1000 synthetic samples, plus a malformed line (25 categoricals) at line 301.
 "$tool" "${model[@]}" --synthetic-samples 1000 --data-seed 5 --write-criteo "$out/gen.txt" > /dev/null \
   || bad "--write-criteo"
 awk 'NR == 301 { n = split($0, f, "\t"); line = f[1]; for (i = 2; i < n; i++) line = line "\t" f[i]; print line } { print }' \
   "$out/gen.txt" > "$out/criteo.txt"
+
+# The run-ahead each driver's batches were produced with: every batch of every process counted
+# once; a fixed lag's all at its lag; bls:auto:3's within 0..3.
+check_run_ahead() {
+  /usr/bin/python3 - "$1" "$2" <<'PY'
+import json, sys
+d, P = json.load(open(sys.argv[1])), int(sys.argv[2])
+for x in d["drivers"]:
+    h, seq = x["run_ahead"]["histogram"], x["run_ahead"]["per_batch_mean"]
+    assert sum(h) == P * d["batches"] and len(seq) == d["batches"], (x["name"], h, len(seq))
+    if x["auto_lag"]:
+        assert x["name"] == "bls:auto:3" and len(h) <= 4 and all(0 <= v <= 3 for v in seq), (h, seq)
+    else:
+        assert h[x["lag"]] == sum(h) and all(v == x["lag"] for v in seq), (x["name"], h)
+PY
+}
 
 check_workload() {
   local name=$1; shift
@@ -40,7 +56,8 @@ check_workload() {
     run "$np" "$@" "${drivers[@]}" --predictions "$out/$name.p$np" --json "$out/$name.p$np.json" \
       > "$out/$name.p$np.out" 2>&1 || { bad "$name P=$np: exit $?: $(tail -5 "$out/$name.p$np.out")"; continue; }
     cmp -s "$out/$name.ref" "$out/$name.p$np" && ok || bad "$name P=$np: predictions differ from one process's"
-    [ "$(grep -c '"identical": true' "$out/$name.p$np.json")" -eq 4 ] && ok || bad "$name P=$np: a driver differs"
+    [ "$(grep -c '"identical": true' "$out/$name.p$np.json")" -eq 5 ] && ok || bad "$name P=$np: a driver differs"
+    check_run_ahead "$out/$name.p$np.json" "$np" && ok || bad "$name P=$np: the run-ahead record"
   done
 }
 check_workload synth_dot "${model[@]}" --synthetic-samples 1000 --batch-size 96 --pooling 3 \
@@ -50,8 +67,9 @@ check_workload file_itself "${model[@]}" --data "$out/criteo.txt" --batch-size 9
 if [ "$exact_only" != 1 ]; then
   check_workload synth_cat "${model[@]/64-32-1/32-1}" --arch-interaction-op cat --synthetic-samples 700 \
     --batch-size 64 --pooling 2 --table-pooling 20-25:0
-  check_workload delayed "${model[@]}" --synthetic-samples 2400 --batch-size 48 --delay exp:3000 \
-    --hetero 0:2
+  # 100 batches: bls:auto's policy decides from batch 16 on, under delays that change
+  check_workload delayed "${model[@]}" --synthetic-samples 4800 --batch-size 48 \
+    --delay exp:3000/50/straggler:0:2000 --hetero 0:2
   # Processes on different kernels, as hosts with different CPUs: rank r runs the (r mod n)-th
   # of the kernels this CPU has (kernel_by_rank.sh sets DLRM_KERNEL from the MPI rank).
   kernels=$("$tool" --kernel list | paste -sd, -)
@@ -92,6 +110,16 @@ run 3 "${model[@]}" --driver bls:2 --data "$out/criteo.txt" --strict --batch-siz
 run 2 "${model[@]}" --driver bls:1 --data "$out/criteo.txt" --batch-size 100 --max-batches 50 > "$out/short.out" 2> "$out/short.err"; rc=$?
 [ $rc -eq 0 ] && grep -q "data ended after 10 of the 50 batches" "$out/short.out" && ok \
   || bad "short data (rc $rc): $(cat "$out/short.out" "$out/short.err")"
+run 2 "${model[@]}" --driver bls --lag auto:x > /dev/null 2> "$out/lag.err"; rc=$?
+[ $rc -eq 2 ] && [ "$(grep -c -- "--lag takes L (0 .. 4096) or auto\[:MAX\]" "$out/lag.err")" -eq 1 ] && ok \
+  || bad "--lag auto:x (rc $rc): $(cat "$out/lag.err")"
+run 2 "${model[@]}" --driver bls:auto:-1 > /dev/null 2> "$out/auto.err"; rc=$?
+[ $rc -eq 2 ] && [ "$(grep -c "bls:auto:-1.*integer in \[0, 4096\]" "$out/auto.err")" -eq 1 ] && ok \
+  || bad "bls:auto:-1 (rc $rc): $(cat "$out/auto.err")"
+run 2 "${model[@]}" --synthetic-samples 960 --batch-size 48 --driver sync,bls --lag auto:2 \
+  --json "$out/lagauto.json" > /dev/null 2> "$out/lagauto.err" \
+  && grep -q '"name": "bls:auto:2"' "$out/lagauto.json" && ok \
+  || bad "--lag auto:2 makes a plain bls bls:auto:2: $(cat "$out/lagauto.err")"
 run 2 "${model[@]}" --driver bls:x > /dev/null 2> "$out/drv.err"; rc=$?
 [ $rc -ne 0 ] && [ "$(grep -c "unknown driver 'bls:x'" "$out/drv.err")" -eq 1 ] && ok || bad "bad driver: $(cat "$out/drv.err")"
 
