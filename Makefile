@@ -23,7 +23,7 @@ build: deps
 # driver, the throughput.  Server: 1000 Poisson queries at 0.9 of sync's offline rate, the
 # latency a client sees against MLPerf's 60 ms p99 bound.  A table, JSON and a PNG.
 MAIN_JOB = --batch-size 256 --synthetic-samples 256000 --max-batches 200 --pooling 2 \
-  --bursts 0.1:8 --hot-tables 0-6:1.05 --delay exp:5000 --driver sync,bls:1,bls:4 \
+  --bursts 0.1:8 --hot-tables 0-6:1.05 --delay exp:5000 --driver sync,bls:1,bls:4,bls:auto \
   --scenario offline,server --load 0.9 --queries 1000
 run: build
 	$(MPIRUN) -np $(NP) $(BUILD)/tools/bls-dlrm $(MAIN_JOB) --json $(BUILD)/main-job.json

@@ -5,7 +5,9 @@
   server    each driver's latency as a client sees it (arrival to last prediction): p50, p99
             and p99.9 bars, the ideal model's p99, and the p99 bound; VALID or not;
   peak      (--find-peak) each driver's highest rate with p99 within the bound, and its ratio
-            to the first driver's.
+            to the first driver's;
+  run-ahead (bls:auto drivers) the run-ahead the adaptive lag chose per batch or query, the
+            mean over the processes, against its MAX.
 
 Runs under Debian's /usr/bin/python3 (matplotlib from python3-matplotlib), not a PATH python.
 Usage: /usr/bin/python3 bench/plot_dlrm.py RESULT.json OUT.png
@@ -72,6 +74,28 @@ def peak_panel(ax, s):
     ax.set_title(f"peak: highest rate with p99 <= {s['latency_bound_ms']:.0f} ms", fontsize=10)
 
 
+def auto_runs(r):
+    """(label, per-batch mean run-ahead, MAX) of every bls:auto run, offline and server."""
+    runs = []
+    for part, where in ((r, "offline"), (r.get("server") or {}, "server")):
+        for d in part.get("drivers", []):
+            if d.get("auto_lag"):
+                runs.append((f"{d['name']} {where}", d["run_ahead"]["per_batch_mean"], d["lag"]))
+    return runs
+
+
+def run_ahead_panel(ax, r):
+    colors = [BLUE, ORANGE, RED, GREY]
+    for i, (label, seq, top) in enumerate(auto_runs(r)):
+        ax.plot(range(len(seq)), seq, color=colors[i % len(colors)], lw=1, label=label)
+        ax.axhline(top, color=colors[i % len(colors)], ls=":", lw=1)
+    ax.set_xlabel("batch (offline) or query (server), the last round")
+    ax.set_ylabel("run-ahead chosen, mean over processes")
+    ax.set_title("bls:auto: how far each batch could run ahead (dotted: MAX)", fontsize=10)
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=8)
+
+
 def main():
     if len(sys.argv) != 3 or sys.argv[1] in ("-h", "--help"):
         print(__doc__.strip())
@@ -84,6 +108,8 @@ def main():
         panels.append((server_panel, s))
     if s.get("peak"):
         panels.append((peak_panel, s))
+    if auto_runs(r):
+        panels.append((run_ahead_panel, r))
     if not panels:
         sys.exit(f"plot_dlrm.py: {sys.argv[1]} holds no offline drivers, server runs or peak search")
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.2), squeeze=False)

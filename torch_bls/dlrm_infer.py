@@ -10,7 +10,10 @@ as in the reference's distributed forward.
   --dist-backend bls    up to L+1 all_to_all_single calls in flight (L = --lag); a batch is
                         consumed (interaction, top MLP) as soon as its call completed, and at
                         the latest when L+1 are in flight; predictions are gathered once, at
-                        the end.  Results are bit-identical for every L.
+                        the end.  Results are bit-identical for every L.  --lag auto[:MAX]:
+                        each process picks L per batch, at most MAX, with bls-dlrm's policy
+                        (torch_bls.LagPolicy); each block then carries two more floats, the
+                        sender's work and post time, which the policy learns from.
 
 Scenarios, as bls-dlrm's (README, "Serving"):
   --scenario offline    a closed loop: each process starts the next batch as soon as it may.
@@ -64,6 +67,8 @@ from dlrm_model import (Model, criteo_batches, exchange_splits, parse_dims, slic
 from dlrm_serving import QuerySizes, Schedule, agree_start, clock_sync, server_figures, share_schedule  # noqa: E402
 
 KEEP_UP = 0.95  # a valid server run completes at least this share of the scheduled rate
+AUTO_MAX = 8    # --lag auto's bound, bls-dlrm's HARNESS_AUTO_LAG_MAX
+MAX_LAG = 4096  # libbls's BLS_MAX_LAG
 
 
 class PeerFailed(Exception):
@@ -89,7 +94,9 @@ def parse_args(argv):
     d.add_argument("--pooling", type=int, default=1, help="synthetic indices per bag (default 1)")
     r = ap.add_argument_group("distribution and run")
     r.add_argument("--dist-backend", default="bls", choices=["bls", "gloo"], help="default bls")
-    r.add_argument("--lag", type=int, default=4, help="bls: calls in flight are at most L+1 (default 4)")
+    r.add_argument("--lag", default="4", help="bls: calls in flight are at most L+1 (default 4); auto[:MAX]: "
+                   "each process picks its run-ahead per batch, at most MAX (default 8), with bls-dlrm's "
+                   "policy (bls:auto)")
     r.add_argument("--batch-size", type=int, default=128, help="global samples per batch (default 128)")
     r.add_argument("--max-batches", type=int, default=0, help="stop after N batches (default: all data)")
     r.add_argument("--delay", default="none", help="per-process, per-batch delay: none | exp:MEAN_US (default none)")
@@ -114,8 +121,10 @@ def parse_args(argv):
     s.add_argument("--latency-out", help="write every query's 'driver round query arrival_ms size "
                    "latency_ms queue_ms ideal_ms' (bls-dlrm's format)")
     a = ap.parse_args(argv)
-    if a.lag < 0:
-        ap.error(f"--lag {a.lag}: must be >= 0")
+    try:
+        a.lag, a.lag_auto = parse_lag(a.lag)
+    except ValueError as e:
+        ap.error(str(e))
     if a.batch_size <= 0 or a.pooling <= 0 or a.synthetic_samples <= 0 or a.threads <= 0:
         ap.error("--batch-size, --pooling, --synthetic-samples and --threads must be positive")
     if a.delay != "none":
@@ -132,6 +141,15 @@ def parse_args(argv):
     except ValueError as e:
         ap.error(str(e))
     return a
+
+
+def parse_lag(v):
+    """--lag L or auto[:MAX] -> (L or MAX, auto?)."""
+    auto = v == "auto" or v.startswith("auto:")
+    text = (v[5:] if v != "auto" else str(AUTO_MAX)) if auto else v
+    if not text.isdigit() or int(text) > MAX_LAG:
+        raise ValueError(f"--lag {v}: expected L or auto[:MAX], integers 0 .. {MAX_LAG}")
+    return int(text), auto
 
 
 def check_serving(a):
@@ -239,6 +257,42 @@ class Pipeline:
         self.waited, self.samples = 0.0, 0
         self.t0 = None  # server runs: the schedule's start on this process's clock
         self.begun, self.done = {}, {}  # server runs: seconds since the start, process 0's clock
+        self.lags = {}  # the run-ahead each batch was produced with
+        # --lag auto: the policy, and what it learns from the two floats every process appends
+        # to each block it sends (its work on its previous step, the moment it posts).
+        self.policy = torch_bls.LagPolicy(P, L) if a.lag_auto and a.dist_backend == "bls" else None
+        self.t_ref, self.arrivals = time.monotonic(), None
+        self.step_t0 = self.step_w0 = None
+        self.step_work, self.seen, self.lastpost, self.peer_work = 0.0, {}, {}, {}
+
+    def choose(self, k):
+        """The run-ahead for batch k: the fixed lag, or the policy's choice."""
+        self.lags[k] = self.L if self.policy is None else self.policy.choose()
+        return self.lags[k]
+
+    def bound(self, L):
+        """At most L exchanges in flight before the next one is started."""
+        while len(self.pending) > L:
+            self.consume(self.pending.popleft())
+
+    def step_begins(self, idle=0.0):
+        """A step's work, for the policy: its time minus waiting in the exchange and idling."""
+        now = time.perf_counter()
+        if self.step_t0 is not None:
+            self.step_work = max(0.0, now - self.step_t0 - (self.waited - self.step_w0) - idle)
+        self.step_t0, self.step_w0 = now, self.waited
+
+    def learn(self, k, out, out_splits):
+        """Batch k's exchange completed: strip the peers' two floats, feed batch k-1."""
+        self.seen[k] = time.monotonic() - self.t_ref
+        parts = out.split([n + 2 for n in out_splits])
+        meta = [p_[-2:].tolist() for p_ in parts]
+        self.lastpost[k] = max(m[1] for m in meta)
+        if k > 0:
+            j = k - 1
+            arrival = self.arrivals[j] if self.arrivals is not None else None
+            self.policy.observe([m[0] for m in meta], self.seen.pop(j) - self.lastpost.pop(j), arrival)
+        return [p_[:-2] for p_ in parts]
 
     def produce(self, k, batch):
         t0 = time.perf_counter()
@@ -251,10 +305,15 @@ class Pipeline:
             time.sleep(self.rng.expovariate(1.0 / self.a.delay_mean_s))
         send = ly_local.reshape(-1)
         in_splits, out_splits = exchange_splits(self.owners, r, P, B, self.d)
-        out = send.new_empty(sum(out_splits))
+        out = send.new_empty(sum(out_splits) + (2 * P if self.policy else 0))
         self.work[k] = time.perf_counter() - t0
+        if self.policy is not None:  # each block carries this process's two figures
+            meta = torch.tensor([self.step_work, time.monotonic() - self.t_ref], dtype=send.dtype)
+            send = torch.cat([x for c in send.split(in_splits) for x in (c, meta)])
+            in_splits = [n + 2 for n in in_splits]
         t1 = time.perf_counter()
-        w = dist.all_to_all_single(out, send, out_splits, in_splits, async_op=True)
+        recv_splits = out_splits if self.policy is None else [n + 2 for n in out_splits]
+        w = dist.all_to_all_single(out, send, recv_splits, in_splits, async_op=True)
         self.waited += time.perf_counter() - t1
         self.pending.append((k, w, out, x, out_splits, lN))
         self.samples += B
@@ -265,7 +324,8 @@ class Pipeline:
         w.wait()
         t1 = time.perf_counter()
         self.waited += t1 - t0
-        ly = torch.cat([o.view(lN, -1) for o in out.split(out_splits)], dim=1)
+        blocks = out.split(out_splits) if self.policy is None else self.learn(k, out, out_splits)
+        ly = torch.cat([o.view(lN, -1) for o in blocks], dim=1)
         self.preds[k] = self.model.interact_top(x, ly)  # called inside run()'s no_grad
         self.work[k] += time.perf_counter() - t1
         if self.t0 is not None:
@@ -282,12 +342,15 @@ class Pipeline:
         self.waited += time.perf_counter() - t0
 
     def run(self, batches, log):
-        t_start = time.perf_counter()
+        t_start, self.t_ref = time.perf_counter(), time.monotonic()  # just after a barrier
         with torch.no_grad():
             for k, batch in enumerate(batches):
+                self.bound(self.choose(k))
+                self.step_begins()
                 self.produce(k, batch)
                 self.settle()
-                if self.a.dist_backend == "gloo":
+                if self.a.dist_backend == "gloo":  # the reference's: waited for at once
+                    self.bound(0)
                     self.gather_predictions(k, batch.size)
                 if not self.a.quiet and self.r == 0 and (k + 1) % 100 == 0:
                     log(f"{k + 1} batches, {self.samples} samples, "
@@ -297,28 +360,35 @@ class Pipeline:
         return time.perf_counter() - t_start
 
     def settle(self):
-        """Consumes the oldest exchanges: while more than L are in flight, or they completed."""
-        while self.pending and (len(self.pending) > self.L or self.pending[0][1].is_completed()):
+        """Consumes the oldest exchanges that completed."""
+        while self.pending and self.pending[0][1].is_completed():
             self.consume(self.pending.popleft())
 
     def serve(self, sched, queries, t0, log):
         """The open loop: query k (its data read first: a request carries it) starts at its
         arrival, with at most L+1 in flight; completed queries are consumed while waiting."""
-        self.t0 = t0
+        self.t0, self.t_ref, self.arrivals = t0, t0, sched.at
+        if self.policy is not None:
+            self.policy.bound(self.a.bound_s)
         with torch.no_grad():
             for k, batch in enumerate(queries):
+                self.bound(self.choose(k))
                 due = t0 + sched.at[k]
                 now = time.monotonic()
+                idle = 0.0
                 while now < due:
                     if self.pending and self.pending[0][1].is_completed():
                         self.consume(self.pending.popleft())
                     else:
                         time.sleep(min(1e-4, due - now))
+                        idle += time.monotonic() - now
                     now = time.monotonic()
                 self.begun[k] = now - t0
+                self.step_begins(idle)
                 self.produce(k, batch)
                 self.settle()
-                if self.a.dist_backend == "gloo":
+                if self.a.dist_backend == "gloo":  # the reference's: waited for at once
+                    self.bound(0)
                     self.gather_predictions(k, batch.size)
                 if not self.a.quiet and self.r == 0 and (k + 1) % 200 == 0:
                     log(f"{k + 1} of {sched.n} queries, {now - t0:.1f} s")
@@ -342,7 +412,29 @@ def predictions_in_order(everyone, P, K):
 
 
 def driver_name(a, L):
-    return f"bls:{L}" if a.dist_backend == "bls" else a.dist_backend
+    if a.dist_backend != "bls":
+        return a.dist_backend
+    return f"bls:auto:{L}" if a.lag_auto else f"bls:{L}"
+
+
+def run_ahead(lags):
+    """The run-ahead record of every process's batches ([P][K]): bls-dlrm's JSON object."""
+    flat = [x for row in lags for x in row]
+    hist = [0] * (max(flat) + 1 if flat else 0)
+    for x in flat:
+        hist[x] += 1
+    srt = sorted(flat)
+    K = len(lags[0]) if lags else 0
+    return {"mean": sum(flat) / len(flat) if flat else 0, "p50": srt[(len(srt) - 1) // 2] if srt else 0,
+            "max": srt[-1] if srt else 0, "histogram": hist,
+            "per_batch_mean": [sum(row[k] for row in lags) / len(lags) for k in range(K)]}
+
+
+def run_ahead_line(a, L, ra):
+    total = sum(ra["histogram"]) or 1
+    shares = " ".join(f"{l}:{100 * n / total:.0f}%" for l, n in enumerate(ra["histogram"]) if n)
+    return (f"run-ahead {driver_name(a, L)}: mean {ra['mean']:.2f}, p50 {ra['p50']}, max {ra['max']}; "
+            f"share at each: {shares}")
 
 
 def results(a, P, L, everyone):
@@ -359,7 +451,8 @@ def results(a, P, L, everyone):
         "samples_per_s": len(pred) / t_meas, "wait_s_mean": sum(e["waited"] for e in everyone) / P,
         "work_ms_mean": 1e3 * sum(map(sum, trace)) / max(P * K, 1),
         "ideal_s": t_l, "ideal0_s": t_0, "efficiency": t_l / t_meas, "bound": t_0 / t_l if t_l else None,
-        "accuracy": acc, "auc": auc, "logloss": ll,
+        "accuracy": acc, "auc": auc, "logloss": ll, "auto_lag": bool(a.lag_auto and a.dist_backend == "bls"),
+        "run_ahead": run_ahead([e["lags"] for e in everyone]),
     }
     return result, pred, lab
 
@@ -372,6 +465,8 @@ def report_offline(a, L, result):
           f"wait {result['wait_s_mean']:.3f} s, ideal {t_l:.3f} s (efficiency {result['efficiency']:.3f}, "
           f"bound {t_0 / t_l if t_l else float('nan'):.2f}x), accuracy {result['accuracy']:.4f}, "
           f"auc {auc if auc is None else round(auc, 4)}, logloss {result['logloss']:.4f}", flush=True)
+    if result["auto_lag"]:
+        print(run_ahead_line(a, L, result["run_ahead"]), flush=True)
 
 
 def report_server(a, L, P, v):
@@ -382,6 +477,8 @@ def report_server(a, L, P, v):
           + f"; ideal p99 {v['ideal_latency_ms']['p99']:.2f}; "
           f"{'VALID' if v['valid'] else 'not valid'} (p99 <= {1e3 * a.bound_s:.0f} ms, completed >= "
           f"{KEEP_UP} of scheduled)", flush=True)
+    if v["auto_lag"]:
+        print(run_ahead_line(a, L, v["run_ahead"]), flush=True)
 
 
 def write_outputs(a, result, pred, lab):
@@ -406,6 +503,7 @@ def run_offline(a, r, P, owners, model, L, log, max_batches=None, size=None):
                             for k in range(max_batches)), log)
     K = len(pipe.work)
     everyone = gather({"elapsed": elapsed, "waited": pipe.waited, "work": [pipe.work[k] for k in range(K)],
+                       "lags": [pipe.lags[k] for k in range(K)],
                        "pred": [pipe.preds[k] for k in range(K)],
                        "labels": [pipe.labels[k] for k in range(K)]}, P)
     rate = pipe.samples / max(e["elapsed"] for e in everyone)
@@ -450,6 +548,7 @@ def run_server(a, r, P, owners, model, L, log, offline_rate):
     K = len(pipe.done)
     everyone = gather({"done": [pipe.done[k] for k in range(K)], "begun": [pipe.begun[k] for k in range(K)],
                        "work": [pipe.work[k] for k in range(K)], "samples": pipe.samples,
+                       "lags": [pipe.lags[k] for k in range(K)],
                        "pred": [pipe.preds[k] for k in range(K)], "labels": [pipe.labels[k] for k in range(K)],
                        "uncertainty": uncertainty, "shared": shared, "estimate": estimate,
                        "bound": bound}, P)
@@ -457,7 +556,8 @@ def run_server(a, r, P, owners, model, L, log, offline_rate):
         return None
     ideal_done = torch_bls.ideal_open([e["work"] for e in everyone], sched.at[:K], L)
     v, lat, queue, ideal = server_figures(sched, everyone, ideal_done, a.bound_s, KEEP_UP)
-    v.update({"name": driver_name(a, L), "lag": L, "qps": qps, "query_size": a.query_size or f"fixed:{a.batch_size}",
+    v.update({"name": driver_name(a, L), "lag": L, "auto_lag": bool(a.lag_auto and a.dist_backend == "bls"),
+              "run_ahead": run_ahead([e["lags"] for e in everyone]), "qps": qps, "query_size": a.query_size or f"fixed:{a.batch_size}",
               "schedule_seed": a.schedule_seed, "latency_bound_ms": 1e3 * a.bound_s,
               "clock_shared": all(e["shared"] for e in everyone),
               "clock_uncertainty_us": 1e6 * max(e["uncertainty"] for e in everyone),

@@ -3,7 +3,7 @@
 # A reference-style checkpoint (torch.save of a state_dict) is converted to safetensors with
 # tools/convert_checkpoint.py; bls-dlrm writes a Criteo file with a malformed line; the C
 # engine on one process gives the reference predictions.  The driver then runs with gloo and
-# with bls at the same process count (dot: P = 3 with L = 0, 1, 4 and P = 2 with L = 2; dot
+# with bls at the same process count (dot: P = 3 with L = 0, 1, 4 and auto:2, P = 2 with L = 2; dot
 # with self-interaction and cat: P = 2 with L = 1): every prediction within 1e-5 of the C
 # engine's, every bls run byte-identical to the gloo run of its P (across P the MLPs run on
 # other slice sizes, which may round differently).  Bad input (a missing tensor, a bad option)
@@ -55,9 +55,9 @@ PY
   run=("${model[@]}" --weights "$out/$variant.safetensors" --data "$out/data.txt" --batch-size 96)
   "$tool" "${run[@]}" --quiet --predictions "$out/$variant.c" > "$out/$variant.c.out" 2>&1 \
     || { bad "$variant: bls-dlrm: $(tail -3 "$out/$variant.c.out")"; continue; }
-  if [ $variant = dot ]; then runs="3:0 3:1 3:4 2:2"; else runs="2:1"; fi
+  if [ $variant = dot ]; then runs="3:0 3:1 3:4 2:2 3:auto:2"; else runs="2:1"; fi
   for pl in $runs; do
-    np=${pl%:*} lag=${pl#*:}
+    np=${pl%%:*} lag=${pl#*:}
     gloo=$out/$variant.gloo$np
     if [ ! -e "$gloo" ]; then
       driver "$np" "${run[@]}" --dist-backend gloo --predictions "$gloo" > "$gloo.out" 2>&1 \

@@ -5,7 +5,9 @@
     receive counts, for P = 1..5, 26 and 7 tables, batches of 0..40 samples: one documented
     layout, two implementations held equal here;
   - the ideal model: torch_bls.ideal_time is the C harness's, checked on traces worked by hand
-    (the same as tests/bench/test_ideal.c) and on a bad trace.
+    (the same as tests/bench/test_ideal.c) and on a bad trace;
+  - the adaptive lag policy: torch_bls.LagPolicy is the C harness's, its decisions checked on
+    constructed traces and its bad arguments refused.
 
 Usage: PYTHONPATH=build/python /usr/bin/python3 test_shared.py LAYOUT_DUMP
 """
@@ -35,10 +37,42 @@ def check_ideal(failures):
             failures.append(f"ragged trace: {e}")
 
 
+def check_policy(failures):
+    """torch_bls.LagPolicy is harness.h's policy: a flat trace with a costly exchange gets 1,
+    one without 0, independent exponential delays more; bad arguments are refused."""
+    import random
+    rng = random.Random(3)
+    for comm, want in ((0.0, [0]), (2e-4, [1]), (None, range(2, 9))):
+        pol = torch_bls.LagPolicy(8, 8)
+        for k in range(200):
+            if comm is None:
+                work = [1e-3 + rng.expovariate(1e3) for _ in range(8)]
+            else:
+                work = [1e-3 * (1 + 0.002 * rng.random()) for _ in range(8)]
+            pol.observe(work, comm if comm is not None else 1e-4)
+        got = pol.choose()
+        if got not in want:
+            failures.append(f"LagPolicy with exchange {comm}: chose {got}, expected one of {list(want)}")
+    for bad in ((0, 4), (4, -1), (4, 5000)):
+        try:
+            torch_bls.LagPolicy(*bad)
+            failures.append(f"LagPolicy{bad} was accepted")
+        except RuntimeError as e:
+            if "LagPolicy: processes >= 1" not in str(e):
+                failures.append(f"LagPolicy{bad}: {e}")
+    try:
+        torch_bls.LagPolicy(4, 4).observe([1e-3] * 3)
+        failures.append("3 figures of work for 4 processes were accepted")
+    except RuntimeError as e:
+        if "3 figures of work for 4 processes" not in str(e):
+            failures.append(f"short work: {e}")
+
+
 def main():
     dump = sys.argv[1]
     checked, failures = 0, []
     check_ideal(failures)
+    check_policy(failures)
     for P in range(1, 6):
         for T in (26, 7):
             c = json.loads(subprocess.run([dump, str(P), str(T), "16", "40"], check=True,

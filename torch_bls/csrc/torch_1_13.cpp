@@ -81,6 +81,30 @@ ProcessGroupBls& asBls(const c10::intrusive_ptr<c10d::ProcessGroup>& pg) {
   return *bls;
 }
 
+// harness_lag_policy_t owned by a Python object.
+class LagPolicy {
+ public:
+  LagPolicy(int processes, int max_lag, int window, double tolerance)
+      : P_(processes),
+        pol_(harness_lag_policy_new(processes, max_lag, window, tolerance),
+             harness_lag_policy_free) {
+    TORCH_CHECK(pol_, "LagPolicy: processes >= 1, 0 <= max_lag <= ", BLS_MAX_LAG,
+                ", window >= 4 and 0 <= tolerance < 1 are needed (got ", processes, ", ", max_lag,
+                ", ", window, ", ", tolerance, ")");
+  }
+  void bound(double seconds) { harness_lag_policy_bound(pol_.get(), seconds); }
+  void observe(const std::vector<double>& work, double comm, double arrival) {
+    TORCH_CHECK(static_cast<int>(work.size()) == P_, "LagPolicy.observe: ", work.size(),
+                " figures of work for ", P_, " processes");
+    harness_lag_observe(pol_.get(), work.data(), comm, arrival);
+  }
+  int choose() { return harness_lag_choose(pol_.get()); }
+
+ private:
+  int P_;
+  std::unique_ptr<harness_lag_policy_t, void (*)(harness_lag_policy_t*)> pol_;
+};
+
 }  // namespace
 }  // namespace torch_bls
 
@@ -145,6 +169,18 @@ PYBIND11_MODULE(_C, m) {
       py::arg("work"), py::arg("arrival"), py::arg("lag"),
       "done[k] of the open-loop ideal model (harness.h): queries arriving at arrival[k] "
       "seconds, work[p][k] seconds of process p on query k, zero communication.");
+  // The adaptive lag policy (harness.h): the same decisions as bls-dlrm's bls:auto.
+  py::class_<LagPolicy>(m, "LagPolicy",
+                        "harness.h's lag policy: the smallest run-ahead whose ideal time on "
+                        "the recent window is within the tolerance of MAX's.")
+      .def(py::init<int, int, int, double>(), py::arg("processes"), py::arg("max_lag"),
+           py::arg("window"), py::arg("tolerance"))
+      .def("bound", &LagPolicy::bound, py::arg("seconds"),
+           "Open loop: keep the window's worst ideal latency within this (0: none).")
+      .def("observe", &LagPolicy::observe, py::arg("work"), py::arg("comm"), py::arg("arrival"),
+           "The next batch: every process's work (seconds), the exchange's own time (seconds, "
+           "negative or NaN: not seen), its arrival (NaN in a closed loop).")
+      .def("choose", &LagPolicy::choose, "The run-ahead for the next batch, 0 .. max_lag.");
   m.def(
       "version", []() { return std::string(bls_version(nullptr, nullptr, nullptr)); },
       "The version of libbls this module runs on (\"MAJOR.MINOR.PATCH\").");

@@ -32,7 +32,7 @@ import torch.distributed as dist
 from . import _C
 
 __version__ = _C.version()  # libbls's, which this module runs on: one version for the project
-__all__ = ["__version__", "set_lag", "default_lag", "lag", "stats", "fill_env_from_launcher"]
+__all__ = ["__version__", "set_lag", "default_lag", "lag", "stats", "fill_env_from_launcher", "LagPolicy"]
 
 DEFAULT_LAG = 4
 _lag_override = None
@@ -114,6 +114,33 @@ def ideal_open(work, arrival, lag):
     seconds and work[p][k] seconds of process p on query k, when query k is done everywhere
     (seconds since the schedule's start) with zero communication and lag bound `lag`."""
     return _C.ideal_open([list(map(float, row)) for row in work], list(map(float, arrival)), int(lag))
+
+
+# bls-dlrm's bls:auto settings (dlrm_dist.h): the window the policy models and its tolerance.
+AUTO_WINDOW = 64
+AUTO_TOLERANCE = 0.02
+
+
+class LagPolicy:
+    """Adaptive lag: the run-ahead for each batch, at most max_lag (harness.h's policy, the C
+    code bls-dlrm's bls:auto runs).  Feed it every batch in order: observe(work, comm, arrival)
+    with every process's work on the batch (seconds outside the exchange), the exchange's own
+    time (from the last process's post to the batch's completion here; None if not seen) and,
+    in an open loop, its arrival; choose() gives the run-ahead for the next batch."""
+
+    def __init__(self, processes, max_lag, window=AUTO_WINDOW, tolerance=AUTO_TOLERANCE):
+        self._p = _C.LagPolicy(int(processes), int(max_lag), int(window), float(tolerance))
+
+    def bound(self, seconds):
+        self._p.bound(float(seconds))
+
+    def observe(self, work, comm=None, arrival=None):
+        nan = float("nan")
+        self._p.observe(list(map(float, work)), nan if comm is None else float(comm),
+                        nan if arrival is None else float(arrival))
+
+    def choose(self):
+        return self._p.choose()
 
 
 def _create(store, rank, size, timeout):
