@@ -154,7 +154,10 @@ typedef struct {
 /* bls:auto[:MAX] (harness.h's lag policy): the window of batches it models and how close to
  * MAX's ideal time the run-ahead it picks must come. */
 #define DIST_AUTO_WINDOW 64
-#define DIST_AUTO_TOLERANCE 0.02
+#define DIST_AUTO_TOLERANCE 0.01
+/* Floats after each block of a bls:auto exchange: the sender's work on the previous batch and
+ * when it posted this one (the policy's figures, carried with the data). */
+#define DIST_AUTO_TRAILER 3
 
 /* One run of one driver on this process. */
 typedef struct {

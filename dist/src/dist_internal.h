@@ -31,7 +31,8 @@ struct dist_session {
 /* One batch in flight: its buffers and what consuming it needs. */
 typedef struct {
     float *send, *recv, *xbot, *labels;
-    int n; /* samples in the batch */
+    float *stage; /* bls:auto: the send buffer with a trailer after each block */
+    int n;        /* samples in the batch */
     int64_t k;
     int64_t local_off; /* where its rows' predictions go in this process's record */
     double start;      /* when its latency starts: production (offline), arrival (server) */
@@ -74,17 +75,21 @@ dist_status_t run_produce_post(run_t *x, int64_t k, const dist_batch_t *b, slot_
  * status (DIST_ERR_INPUT is every process's, the run still ends in order). */
 dist_status_t run_end(run_t *x, double t0, dist_status_t st);
 
-/* ---- adaptive lag (autolag.c): all no-ops for a fixed-lag driver ---- */
-/* The policy and its communicator (collective, with the driver's). */
-dist_status_t autolag_begin(run_t *x, double timeout);
+/* ---- adaptive lag (autolag.c): NULL state and the driver's lag for a fixed-lag driver ---- */
+/* The policy, for a bls:auto driver. */
+dist_status_t autolag_begin(run_t *x);
 /* The run-ahead for the next batch: the driver's lag, or the policy's choice. */
 int autolag_choose(run_t *x);
-/* Batch k's figures to every process, before batch k's exchange is posted. */
-dist_status_t autolag_post(run_t *x, int64_t k);
-/* Batch j was seen complete here now. */
-void autolag_seen(run_t *x, int64_t j);
-/* Every figure received and the communicator finished (collective). */
-dist_status_t autolag_finish(run_t *x);
+/* Batch k's trailer, DIST_AUTO_TRAILER floats ending each block this process sends. */
+void autolag_stamp(run_t *x, int64_t k, float *trailer);
+/* Batch k arrived (blocks at displs[p], counts[p] floats each, a trailer after each): the
+ * policy learns batch k-1. */
+void autolag_learn(run_t *x, int64_t k, const float *recv, const size_t *counts,
+                   const size_t *displs);
 void autolag_free(run_t *x);
+
+/* dist_unpack for blocks that each end with `gap` more floats (layout.c). */
+void dist_unpack_gap(const dist_layout_t *L, int q, int64_t n, const float *recv, size_t gap,
+                     float *pooled);
 
 #endif

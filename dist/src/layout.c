@@ -133,6 +133,12 @@ void dist_recv_layout(const dist_layout_t *L, int q, int64_t n, size_t *counts, 
 
 void dist_unpack(const dist_layout_t *L, int q, int64_t n, const float *recv, float *pooled)
 {
+    dist_unpack_gap(L, q, n, recv, 0, pooled);
+}
+
+void dist_unpack_gap(const dist_layout_t *L, int q, int64_t n, const float *recv, size_t gap,
+                     float *pooled)
+{
     size_t rows = (size_t)dist_slice_rows(q, L->P, n), T = (size_t)L->T, d = (size_t)L->d;
     for (int p = 0; p < L->P; p++) {
         size_t np = n_tables(L, p);
@@ -141,6 +147,6 @@ void dist_unpack(const dist_layout_t *L, int q, int64_t n, const float *recv, fl
             for (size_t j = 0; j < np; j++)
                 memcpy(pooled + (b * T + (size_t)tabs[j]) * d, recv + (b * np + j) * d,
                        sizeof(float) * d);
-        recv += rows * np * d;
+        recv += rows * np * d + gap;
     }
 }

@@ -64,6 +64,7 @@ static void run_free_buffers(run_t *x)
 {
     for (int i = 0; x->slots && i < x->S; i++) {
         free(x->slots[i].send);
+        free(x->slots[i].stage);
         free(x->slots[i].recv);
         free(x->slots[i].xbot);
         free(x->slots[i].labels);
@@ -82,6 +83,7 @@ static dist_status_t run_alloc(run_t *x)
     const dist_session_t *s = x->s;
     size_t P = (size_t)s->P, T = (size_t)s->L->T, d = (size_t)s->L->d;
     size_t rows = (size_t)s->batch_max / P + 1; /* the largest slice of any batch */
+    size_t trailers = x->drv->auto_lag ? DIST_AUTO_TRAILER * P : 0;
     x->S = x->drv->lag + 1;
     x->slots = calloc((size_t)x->S, sizeof(slot_t));
     x->pooled = malloc(sizeof(float) * (rows * T * d + 1));
@@ -92,12 +94,14 @@ static dist_status_t run_alloc(run_t *x)
     int ok = x->slots && x->pooled && x->sc_ && x->sd && x->rc && x->rd;
     for (int i = 0; ok && i < x->S; i++) {
         slot_t *sl = &x->slots[i];
-        sl->send = malloc(sizeof(float) * ((size_t)s->batch_max * (size_t)s->n_mine * d + 1));
-        sl->recv = malloc(sizeof(float) * (rows * T * d + 1));
+        size_t out = (size_t)s->batch_max * (size_t)s->n_mine * d;
+        sl->send = malloc(sizeof(float) * (out + 1));
+        sl->stage = trailers ? malloc(sizeof(float) * (out + trailers)) : NULL;
+        sl->recv = malloc(sizeof(float) * (rows * T * d + trailers + 1));
         sl->xbot = malloc(sizeof(float) * (rows * d + 1));
         sl->labels = malloc(sizeof(float) * rows);
         sl->k = -1;
-        ok = sl->send && sl->recv && sl->xbot && sl->labels;
+        ok = sl->send && sl->recv && sl->xbot && sl->labels && (!trailers || sl->stage);
     }
     return ok ? DIST_OK
               : dist_error(DIST_ERR_NOMEM,
@@ -115,7 +119,8 @@ static dist_status_t run_comm(run_t *x, double timeout)
     bc.mode = x->drv->mode;
     bc.lag = x->drv->lag;
     bc.datatype = MPI_FLOAT;
-    bc.max_block = ((size_t)s->batch_max / (size_t)s->P + 1) * (size_t)s->n_mine * (size_t)s->L->d;
+    bc.max_block = ((size_t)s->batch_max / (size_t)s->P + 1) * (size_t)s->n_mine * (size_t)s->L->d +
+                   (x->drv->auto_lag ? DIST_AUTO_TRAILER : 0);
     bc.timeout = timeout;
     if (bls_comm_create(s->comm, &bc, &x->comm) != BLS_OK)
         return dist_error(DIST_ERR_COMM, "cannot create the %s communicator: %s", x->drv->name,
@@ -162,7 +167,13 @@ static dist_status_t consume(run_t *x, slot_t *sl)
     const dist_session_t *s = x->s;
     int rows = (int)dist_slice_rows(s->rank, s->P, sl->n);
     double t0 = harness_now();
-    dist_unpack(s->L, s->rank, sl->n, sl->recv, x->pooled);
+    if (x->al) { /* the blocks' trailers, then the blocks without them */
+        dist_recv_layout(s->L, s->rank, sl->n, x->rc, x->rd);
+        for (int p = 0; p < s->P; p++)
+            x->rd[p] += DIST_AUTO_TRAILER * (size_t)p;
+        autolag_learn(x, sl->k, sl->recv, x->rc, x->rd);
+    }
+    dist_unpack_gap(s->L, s->rank, sl->n, sl->recv, x->al ? DIST_AUTO_TRAILER : 0, x->pooled);
     if (dlrm_interact_top(s->model, rows, sl->xbot, x->pooled, x->r->pred + sl->local_off) !=
         DLRM_OK)
         return dist_error(DIST_ERR_ENGINE, "batch %lld: %s", (long long)sl->k, dlrm_last_error());
@@ -191,7 +202,6 @@ dist_status_t run_consume_upto(run_t *x, int64_t upto, int wait)
             return comm_error(st, wait ? "waiting for the exchange" : "testing the exchange", j);
         if (!flag)
             return DIST_OK;
-        autolag_seen(x, j);
         dist_status_t ds = consume(x, &x->slots[j % x->S]);
         if (ds != DIST_OK)
             return ds;
@@ -230,9 +240,24 @@ static dist_status_t post(run_t *x, int64_t k, slot_t *sl)
     const dist_session_t *s = x->s;
     dist_send_layout(s->L, s->rank, sl->n, x->sc_, x->sd);
     dist_recv_layout(s->L, s->rank, sl->n, x->rc, x->rd);
+    const float *send = sl->send;
+    if (x->al) { /* bls:auto: every block gets the trailer, the policy's figures */
+        float trailer[DIST_AUTO_TRAILER];
+        autolag_stamp(x, k, trailer);
+        for (int q = 0; q < s->P; q++) {
+            size_t at = x->sd[q] + DIST_AUTO_TRAILER * (size_t)q;
+            memcpy(sl->stage + at, sl->send + x->sd[q], sizeof(float) * x->sc_[q]);
+            memcpy(sl->stage + at + x->sc_[q], trailer, sizeof(trailer));
+            x->sd[q] = at;
+            x->sc_[q] += DIST_AUTO_TRAILER;
+            x->rd[q] += DIST_AUTO_TRAILER * (size_t)q;
+            x->rc[q] += DIST_AUTO_TRAILER;
+        }
+        send = sl->stage;
+    }
     bls_iter_t it;
     double t0 = harness_now();
-    bls_status_t st = bls_post(x->comm, sl->send, x->sc_, x->sd, sl->recv, x->rc, x->rd, &it);
+    bls_status_t st = bls_post(x->comm, send, x->sc_, x->sd, sl->recv, x->rc, x->rd, &it);
     x->in_lib += harness_now() - t0;
     return st == BLS_OK ? DIST_OK : comm_error(st, "posting the exchange", k);
 }
@@ -242,8 +267,6 @@ dist_status_t run_produce_post(run_t *x, int64_t k, const dist_batch_t *b, slot_
     dist_status_t st = run_grow(x, k, x->r->n_local + dist_slice_rows(x->s->rank, x->s->P, b->n));
     if (st == DIST_OK)
         st = produce(x, k, b, sl);
-    if (st == DIST_OK)
-        st = autolag_post(x, k);
     if (st == DIST_OK)
         st = post(x, k, sl);
     if (st == DIST_OK) {
@@ -288,7 +311,7 @@ dist_status_t run_begin(run_t *x, dist_source_t *src, double timeout)
     if (st == DIST_OK)
         st = run_comm(x, timeout);
     if (st == DIST_OK)
-        st = autolag_begin(x, timeout);
+        st = autolag_begin(x);
     if (st == DIST_OK)
         st = dist_source_rewind(src); /* opened when made: cannot fail here alone */
     if (st == DIST_OK)
@@ -301,8 +324,6 @@ dist_status_t run_begin(run_t *x, dist_source_t *src, double timeout)
 static dist_status_t finish(run_t *x, double t0)
 {
     dist_status_t st = run_consume_upto(x, x->r->batches, 1);
-    if (st == DIST_OK)
-        st = autolag_finish(x);
     bls_status_t bs = st == DIST_OK ? bls_finish(x->comm) : BLS_OK;
     if (bs != BLS_OK)
         st = dist_error(DIST_ERR_COMM, "ending the %s run: %s", x->drv->name, bls_last_error());

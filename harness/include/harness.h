@@ -137,11 +137,15 @@ double harness_ideal_open_comm(const double *work, const double *arrival, int P,
  *   open loop (arrivals given): the window's worst ideal latency, done(k) - arrival(k), within
  *   (1 + tolerance) of MAX's, and within the latency bound whenever MAX's is.
  * Both are non-increasing in l, so a bisection finds l in about log2(MAX) models of
- * window x P steps.  Until `window / 4` batches (at least 4) are seen the choice is min(1, MAX).
- * What it buys: no delays, l stays at 0 (or 1 where the exchange costs more than the
- * tolerance of the work: pipelining hides it); independent delays, l grows as far as it pays;
- * a persistent straggler (max of sums = sum of maxima), no growth beyond hiding c.
+ * window x P steps.  The choice starts at MAX (until `window / 4` batches, at least 4, are
+ * seen), rises to the model's at once and comes down one step per HARNESS_LAG_DECAY choices:
+ * a delay that struck once in the window is likely to strike again, and too little run-ahead
+ * costs throughput where too much costs only latency.
+ * What it buys: no delays, l settles at 0 (or 1 where the exchange costs more than the
+ * tolerance of the work: pipelining hides it); independent delays, l stays as high as pays;
+ * a persistent straggler (max of sums = sum of maxima), nothing beyond hiding c.
  */
+#define HARNESS_LAG_DECAY 4
 typedef struct harness_lag_policy harness_lag_policy_t;
 
 /* NULL when out of memory or an argument is out of range (P >= 1, 0 <= max_lag <= BLS_MAX_LAG,
@@ -154,7 +158,7 @@ void harness_lag_policy_bound(harness_lag_policy_t *pol, double bound_s);
  * arrival seconds in the open loop (NaN in a closed loop). */
 void harness_lag_observe(harness_lag_policy_t *pol, const double *work, double comm,
                          double arrival);
-/* The run-ahead for the next batch, 0 .. max_lag. */
+/* The run-ahead for the next batch, 0 .. max_lag (call it once per batch). */
 int harness_lag_choose(harness_lag_policy_t *pol);
 /* Batches observed so far, and the exchange cost c the last choice used. */
 int64_t harness_lag_observed(const harness_lag_policy_t *pol);

@@ -26,6 +26,9 @@ struct harness_lag_policy {
     double *done;    /* [window] */
     double *scratch; /* P + window */
     double c;        /* the exchange cost of the last choice */
+    int last;        /* the last choice */
+    int64_t calls;   /* choices made */
+    int64_t lowered; /* the call that last lowered it */
 };
 
 harness_lag_policy_t *harness_lag_policy_new(int P, int max_lag, int window, double tolerance)
@@ -38,7 +41,7 @@ harness_lag_policy_t *harness_lag_policy_new(int P, int max_lag, int window, dou
         return NULL;
     size_t W = (size_t)window, Pz = (size_t)P;
     *pol = (harness_lag_policy_t){
-        .P = P, .max_lag = max_lag, .window = window, .tolerance = tolerance};
+        .P = P, .max_lag = max_lag, .window = window, .tolerance = tolerance, .last = max_lag};
     pol->work = malloc(sizeof(double) * W * Pz);
     pol->comm = malloc(sizeof(double) * W);
     pol->arrival = malloc(sizeof(double) * W);
@@ -95,12 +98,9 @@ static double figure(harness_lag_policy_t *pol, int K, int open, int l)
     return worst;
 }
 
-int harness_lag_choose(harness_lag_policy_t *pol)
+/* The smallest run-ahead the window's model finds within the tolerance of MAX's. */
+static int model_choice(harness_lag_policy_t *pol, int K)
 {
-    int K = pol->seen < pol->window ? (int)pol->seen : pol->window;
-    int warm = pol->window / 4 > 4 ? pol->window / 4 : 4;
-    if (pol->max_lag == 0 || K < warm)
-        return pol->max_lag < 1 ? pol->max_lag : 1;
     /* The window in order, oldest first: the model's [P][K] trace. */
     int64_t first = pol->seen - K;
     int open = 1;
@@ -133,6 +133,23 @@ int harness_lag_choose(harness_lag_policy_t *pol)
             lo = mid + 1;
     }
     return hi;
+}
+
+int harness_lag_choose(harness_lag_policy_t *pol)
+{
+    int K = pol->seen < pol->window ? (int)pol->seen : pol->window;
+    int warm = pol->window / 4 > 4 ? pol->window / 4 : 4;
+    pol->calls++;
+    if (pol->max_lag == 0 || K < warm)
+        return pol->last; /* MAX until the window can tell */
+    int want = model_choice(pol, K);
+    if (want >= pol->last) { /* up at once */
+        pol->last = want;
+    } else if (pol->calls - pol->lowered >= HARNESS_LAG_DECAY) { /* down a step at a time */
+        pol->last--;
+        pol->lowered = pol->calls;
+    }
+    return pol->last;
 }
 
 int64_t harness_lag_observed(const harness_lag_policy_t *pol)

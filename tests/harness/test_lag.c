@@ -53,7 +53,8 @@ static void check_ideal_comm(void)
               "lag %d: the open model with c at arrival 0 differs from the closed one", lag);
 }
 
-/* Feeds n batches of work from gen(p, k) with exchange cost comm; returns the last choice. */
+/* Feeds n batches of work from gen(p, k) with exchange cost comm, a choice per batch; returns
+ * the last choice, and in *lo, *hi the range of the last 100. */
 static int feed(harness_lag_policy_t *pol, int64_t from, int n, double (*gen)(int, int64_t),
                 double comm, int *lo, int *hi)
 {
@@ -67,7 +68,7 @@ static int feed(harness_lag_policy_t *pol, int64_t from, int n, double (*gen)(in
         /* an exchange is seen complete when the process looks: its cost or later */
         harness_lag_observe(pol, w, comm + (uniform() < 0.5 ? 0 : expo(comm + 1e-4)), NAN);
         l = harness_lag_choose(pol);
-        if (k >= from + W) { /* once the window holds only this trace */
+        if (k >= from + n - 100) { /* the steady state: the last 100 choices */
             *lo = l < *lo ? l : *lo;
             *hi = l > *hi ? l : *hi;
         }
@@ -102,7 +103,7 @@ static void check_closed_loop(void)
     CHECK(pol != NULL, "a policy");
     if (!pol)
         return;
-    CHECK(harness_lag_choose(pol) == 1, "no observations yet: 1");
+    CHECK(harness_lag_choose(pol) == MAX, "no observations yet: MAX");
     feed(pol, 0, 300, flat, 0, &lo, &hi);
     CHECK(lo == 0 && hi == 0, "no delays, a free exchange: 0 (chose %d .. %d)", lo, hi);
     harness_lag_policy_free(pol);
@@ -136,6 +137,34 @@ static void check_closed_loop(void)
     CHECK(hi == 0, "after the delays stopped: 0 (chose %d .. %d)", lo, hi);
     harness_lag_policy_free(pol);
 
+    /* Down one step per HARNESS_LAG_DECAY choices, up at once. */
+    pol = harness_lag_policy_new(P, MAX, W, 0.02);
+    feed(pol, 0, 300, flat, 0, &lo, &hi);
+    int prev = harness_lag_choose(pol), top = 0;
+    for (int64_t k = 300; k < 300 + W; k++) {
+        double w[P];
+        for (int p = 0; p < P; p++)
+            w[p] = 1e-3 + (p == (int)(k % P) ? 20e-3 : 0); /* a big delay, on turns */
+        harness_lag_observe(pol, w, 0, NAN);
+        int l = harness_lag_choose(pol);
+        top = l > top ? l : top;
+        prev = l;
+    }
+    CHECK(top >= 6 && prev >= top - 1, "big delays on turns: up to %d, now %d", top, prev);
+    int down = 0;
+    for (int64_t k = 0; k < 3 * W; k++) {
+        double w[P];
+        for (int p = 0; p < P; p++)
+            w[p] = 1e-3;
+        harness_lag_observe(pol, w, 0, NAN);
+        int l = harness_lag_choose(pol);
+        CHECK(l >= prev - 1, "down by more than a step: %d after %d", l, prev);
+        down += l < prev;
+        prev = l;
+    }
+    CHECK(prev == 0 && down > 0, "back to 0 once the window forgot the delays (%d)", prev);
+    harness_lag_policy_free(pol);
+
     pol = harness_lag_policy_new(P, 0, W, 0.02);
     feed(pol, 0, 100, exp_delays, 0, &lo, &hi);
     CHECK(lo == 0 && hi == 0, "MAX = 0: always 0");
@@ -151,6 +180,7 @@ static void check_open_loop(void)
         for (int p = 0; p < P; p++)
             w[p] = exp_delays(p, k);
         harness_lag_observe(pol, w, 0, 1.0 + 0.01 * k);
+        harness_lag_choose(pol);
     }
     CHECK(harness_lag_choose(pol) == 0, "sparse arrivals: 0, chose %d", harness_lag_choose(pol));
     harness_lag_policy_free(pol);

@@ -50,7 +50,7 @@ def check_policy(failures):
             else:
                 work = [1e-3 * (1 + 0.002 * rng.random()) for _ in range(8)]
             pol.observe(work, comm if comm is not None else 1e-4)
-        got = pol.choose()
+            got = pol.choose()  # once per batch, as a driver does
         if got not in want:
             failures.append(f"LagPolicy with exchange {comm}: chose {got}, expected one of {list(want)}")
     for bad in ((0, 4), (4, -1), (4, 5000)):

@@ -118,7 +118,7 @@ def ideal_open(work, arrival, lag):
 
 # bls-dlrm's bls:auto settings (dlrm_dist.h): the window the policy models and its tolerance.
 AUTO_WINDOW = 64
-AUTO_TOLERANCE = 0.02
+AUTO_TOLERANCE = 0.01
 
 
 class LagPolicy:
