@@ -134,13 +134,18 @@ double harness_ideal_open_comm(const double *work, const double *arrival, int P,
  * ideal model with comm = c for run-ahead 0..MAX and takes the smallest l whose time is within
  * `tolerance` of MAX's:
  *   closed loop: T_ideal(l) <= (1 + tolerance) T_ideal(MAX);
- *   open loop (arrivals given): the window's worst ideal latency, done(k) - arrival(k), within
- *   (1 + tolerance) of MAX's, and within the latency bound whenever MAX's is.
+ *   open loop (arrivals given): that (the capacity, which decides the peak rate: a window
+ *   simulated from an empty queue cannot see the backlog that builds near it), and the
+ *   window's worst ideal latency, done(k) - arrival(k), within (1 + tolerance) of MAX's and
+ *   within the latency bound whenever MAX's is.  In an open loop running ahead only serves
+ *   queries that have arrived: it never delays one.
  * Both are non-increasing in l, so a bisection finds l in about log2(MAX) models of
  * window x P steps.  The choice starts at MAX (until `window / 4` batches, at least 4, are
- * seen), rises to the model's at once and comes down one step per HARNESS_LAG_DECAY choices:
+ * seen), rises to the model's at once and comes down one step per HARNESS_LAG_DECAY choices
+ * (per `window` choices in an open loop, whose figure, a p99, is a tail a window rarely holds):
  * a delay that struck once in the window is likely to strike again, and too little run-ahead
- * costs throughput where too much costs only latency.
+ * costs throughput where too much costs only latency (in an open loop, not even that: running
+ * ahead only serves queries that have arrived).
  * What it buys: no delays, l settles at 0 (or 1 where the exchange costs more than the
  * tolerance of the work: pipelining hides it); independent delays, l stays as high as pays;
  * a persistent straggler (max of sums = sum of maxima), nothing beyond hiding c.

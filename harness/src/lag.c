@@ -98,7 +98,27 @@ static double figure(harness_lag_policy_t *pol, int K, int open, int l)
     return worst;
 }
 
-/* The smallest run-ahead the window's model finds within the tolerance of MAX's. */
+/* The smallest run-ahead from `from` whose figure is within the tolerance of MAX's (and, open,
+ * within the bound whenever MAX's is). */
+static int smallest(harness_lag_policy_t *pol, int K, int open, int from)
+{
+    double best = figure(pol, K, open, pol->max_lag);
+    double limit = best * (1 + pol->tolerance);
+    if (open && pol->bound > 0 && best <= pol->bound && limit > pol->bound)
+        limit = pol->bound;           /* MAX keeps the bound: so must the choice */
+    int lo = from, hi = pol->max_lag; /* hi passes; find the smallest that does */
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (figure(pol, K, open, mid) <= limit)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return hi;
+}
+
+/* The smallest run-ahead the window's model finds enough: for the closed loop's throughput,
+ * and in an open loop also for the window's worst latency. */
 static int model_choice(harness_lag_policy_t *pol, int K)
 {
     /* The window in order, oldest first: the model's [P][K] trace. */
@@ -120,19 +140,8 @@ static int model_choice(harness_lag_policy_t *pol, int K)
     if (open) /* the window's own clock: its first arrival at 0 */
         for (int k = K - 1; k >= 0; k--)
             pol->arr[k] -= pol->arr[0];
-    double best = figure(pol, K, open, pol->max_lag);
-    double limit = best * (1 + pol->tolerance);
-    if (open && pol->bound > 0 && best <= pol->bound && limit > pol->bound)
-        limit = pol->bound;        /* MAX keeps the bound: so must the choice */
-    int lo = 0, hi = pol->max_lag; /* hi passes; find the smallest that does */
-    while (lo < hi) {
-        int mid = lo + (hi - lo) / 2;
-        if (figure(pol, K, open, mid) <= limit)
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
-    return hi;
+    int l = smallest(pol, K, 0, 0); /* the capacity: the closed loop's time */
+    return open ? smallest(pol, K, 1, l) : l;
 }
 
 int harness_lag_choose(harness_lag_policy_t *pol)
@@ -143,9 +152,13 @@ int harness_lag_choose(harness_lag_policy_t *pol)
     if (pol->max_lag == 0 || K < warm)
         return pol->last; /* MAX until the window can tell */
     int want = model_choice(pol, K);
+    /* Down a step per HARNESS_LAG_DECAY batches; per window in an open loop, where the figure
+     * that counts is a tail (p99: one query in a hundred) that a window rarely holds. */
+    int64_t hold =
+        isfinite(pol->arrival[(pol->seen - 1) % pol->window]) ? pol->window : HARNESS_LAG_DECAY;
     if (want >= pol->last) { /* up at once */
         pol->last = want;
-    } else if (pol->calls - pol->lowered >= HARNESS_LAG_DECAY) { /* down a step at a time */
+    } else if (pol->calls - pol->lowered >= hold) {
         pol->last--;
         pol->lowered = pol->calls;
     }
