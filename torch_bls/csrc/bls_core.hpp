@@ -160,6 +160,7 @@ class Core : public std::enable_shared_from_this<Core> {
   std::deque<std::pair<c10::intrusive_ptr<BlsWork>, std::function<void()>>> queue_;
   std::thread worker_thread_;
   bool worker_done_ = false;  // queue_mu_: the worker left its loop
+  std::string running_;       // queue_mu_: the collective the worker is in, if any
   bool stuck_ = false;        // shutdown gave up on a worker blocked in MPI (peer gone)
 
   std::mutex shutdown_mu_;

@@ -39,6 +39,7 @@ void Core::workerLoop() {
       }
       item = std::move(queue_.front());
       queue_.pop_front();
+      running_ = item.first->what();
     }
     std::exception_ptr error;
     try {
@@ -48,6 +49,8 @@ void Core::workerLoop() {
     }
     item.first->keep.clear();
     item.first->complete(error);
+    std::lock_guard<std::mutex> lock(queue_mu_);
+    running_.clear();
   }
 }
 

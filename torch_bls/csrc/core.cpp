@@ -174,9 +174,14 @@ bool Core::shutdown() {
   }
   if (stuck_) {
     worker_thread_.detach();
-    fprintf(stderr, "bls: rank %d: a collective of the group was still blocked in MPI after %lld s "
-            "at shutdown (a peer never joined it); leaving it and MPI unfinalized\n", rank_,
-            static_cast<long long>(kShutdownGrace.count()));
+    std::string running;
+    {
+      std::lock_guard<std::mutex> lock(queue_mu_);
+      running = running_;
+    }
+    fprintf(stderr, "bls: rank %d: a collective of the group (%s) was still blocked in MPI after "
+            "%lld s at shutdown (a peer never joined it); leaving it and MPI unfinalized\n", rank_,
+            running.c_str(), static_cast<long long>(kShutdownGrace.count()));
   } else if (worker_thread_.joinable()) {
     worker_thread_.join();
   }

@@ -22,7 +22,17 @@ class ProcessGroupBls final : public c10d::ProcessGroup {
  public:
   ProcessGroupBls(std::shared_ptr<Core> core, int rank, int size)
       : c10d::ProcessGroup(rank, size), core_(std::move(core)) {}
-  ~ProcessGroupBls() override { core_->shutdown(); }
+  ~ProcessGroupBls() override {
+    // Python drops the group holding the GIL, while the worker thread may be dropping the last
+    // reference to a tensor whose Python object needs the GIL: waiting for the worker with the
+    // GIL held deadlocked until the shutdown's grace period gave up on it.
+    if (PyGILState_Check()) {
+      pybind11::gil_scoped_release nogil;
+      core_->shutdown();
+    } else {
+      core_->shutdown();
+    }
+  }
 
   const std::string getBackendName() const override { return "bls"; }
   Core& core() { return *core_; }
