@@ -148,15 +148,17 @@ def plot(path, rows):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--build", default="build")
-    ap.add_argument("--np", type=int, default=4)
-    ap.add_argument("--batches", type=int, default=400)
-    ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--scenarios", default="none,exp,hiccup,straggler,change")
-    ap.add_argument("--server-scenarios", default="exp")
-    ap.add_argument("--probe-queries", type=int, default=600)
-    ap.add_argument("--out", default="bench/out/autolag")
-    ap.add_argument("--plots", default="bench/plots")
+    ap.add_argument("--build", default="build", help="the build with tools/bls-dlrm (default build)")
+    ap.add_argument("--np", type=int, default=4, help="processes (default 4)")
+    ap.add_argument("--batches", type=int, default=400, help="batches per driver and round (default 400)")
+    ap.add_argument("--rounds", type=int, default=2, help="interleaved rounds (default 2)")
+    ap.add_argument("--scenarios", default="none,exp,hiccup,straggler,change",
+                    help="offline scenarios, comma-separated (default all five)")
+    ap.add_argument("--server-scenarios", default="exp",
+                    help="scenarios for the peak search, comma-separated, or empty (default exp)")
+    ap.add_argument("--probe-queries", type=int, default=600, help="queries per peak probe (default 600)")
+    ap.add_argument("--out", default="bench/out/autolag", help="where the JSON and tables go")
+    ap.add_argument("--plots", default="bench/plots", help="where autolag.png goes")
     args = ap.parse_args()
     spec = delays(args.batches)
     chosen = [s for s in args.scenarios.split(",") if s]
