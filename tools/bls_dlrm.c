@@ -51,7 +51,7 @@ static int bad_input(const tool_t *t, const char *msg)
 static void abort_here(const tool_t *t, const char *msg)
 {
     fprintf(stderr, "bls-dlrm: process %d: %s\n", t->rank, msg);
-    MPI_Abort(MPI_COMM_WORLD, 3);
+    watchdog_end_job(3);
 }
 
 /* Options, kernel, threads, model configuration: 0 to go on, else the exit status. */

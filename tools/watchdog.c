@@ -40,13 +40,21 @@ static void expire(double idle)
             "%s: %s: no progress for %.0f s while %s: a peer stalled, died or cannot be reached "
             "(the limit follows --timeout); ending the job\n",
             wd.tool, who, idle, atomic_load(&wd.where));
+    watchdog_end_job(3);
+}
+
+void watchdog_end_job(int status)
+{
     fflush(stderr);
+    fflush(stdout);
+    const struct timespec forward = {0, 300000000};
+    nanosleep(&forward, NULL);
     int up = 0, down = 0;
     MPI_Initialized(&up);
     MPI_Finalized(&down);
     if (up && !down)
-        MPI_Abort(MPI_COMM_WORLD, 3);
-    _exit(3);
+        MPI_Abort(MPI_COMM_WORLD, status);
+    _exit(status);
 }
 
 static void *watch(void *arg)

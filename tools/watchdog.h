@@ -21,6 +21,11 @@ void watchdog_hold(const char *where);
 /* Stops and joins the thread. */
 void watchdog_stop(void);
 
+/* Ends the job with `status` (MPI_Abort once MPI is up, else _exit) after a pause that lets
+ * the launcher forward what this process wrote: MPICH's Hydra handles an abort on another
+ * channel than the output and could exit with the message still unread. */
+void watchdog_end_job(int status) __attribute__((noreturn));
+
 /* The watchdog's limit for a tool whose waits time out after `timeout` seconds: a quarter more
  * plus 2 s, so that a wait that can time out (naming the peer it waited for) does so first. */
 double watchdog_limit(double timeout);
