@@ -12,8 +12,10 @@
  *  - a session over a communicator that runs a source through a driver and returns results.
  * A driver is a libbls mode and lag (harness_driver_t): sync is MPI_Alltoallv per batch, bls:L
  * posts batch k as soon as it is pooled and consumes (interaction, top MLP) whatever completed,
- * consuming batch k-L-1 before producing batch k.  Every driver computes the same bits: the
- * engine's predictions do not depend on the batch slice (dlrm.h, "Exactness").
+ * consuming batch k-L-1 before producing batch k; bls:auto[:MAX] (auto_lag) lets each process
+ * choose that L per batch, at most MAX, with harness.h's lag policy (its figures ride in the
+ * exchange: DIST_AUTO_TRAILER floats after each block).  Every driver computes the same bits:
+ * the engine's predictions do not depend on the batch slice (dlrm.h, "Exactness").
  *
  * Errors: every call returns a status, and dist_last_error() says what and where.  Nothing
  * here exits or aborts: a failure on one process is returned to it, and the caller decides

@@ -140,8 +140,9 @@ double harness_ideal_open_comm(const double *work, const double *arrival, int P,
  *   within the latency bound whenever MAX's is.  In an open loop running ahead only serves
  *   queries that have arrived: it never delays one.
  * Both are non-increasing in l, so a bisection finds l in about log2(MAX) models of
- * window x P steps.  The choice starts at MAX (until `window / 4` batches, at least 4, are
- * seen), rises to the model's at once and comes down one step per HARNESS_LAG_DECAY choices
+ * window x P steps.  The choice is MAX until `window / 4` batches (at least 4) are seen, then
+ * the model's; after that it rises to the model's at once and comes down one step per
+ * HARNESS_LAG_DECAY choices
  * (per `window` choices in an open loop, whose figure, a p99, is a tail a window rarely holds):
  * a delay that struck once in the window is likely to strike again, and too little run-ahead
  * costs throughput where too much costs only latency (in an open loop, not even that: running

@@ -29,6 +29,7 @@ struct harness_lag_policy {
     int last;        /* the last choice */
     int64_t calls;   /* choices made */
     int64_t lowered; /* the call that last lowered it */
+    int decided;     /* the model has chosen once */
 };
 
 harness_lag_policy_t *harness_lag_policy_new(int P, int max_lag, int window, double tolerance)
@@ -152,6 +153,12 @@ int harness_lag_choose(harness_lag_policy_t *pol)
     if (pol->max_lag == 0 || K < warm)
         return pol->last; /* MAX until the window can tell */
     int want = model_choice(pol, K);
+    if (!pol->decided) { /* MAX was a default, not evidence: the first choice is the model's */
+        pol->decided = 1;
+        pol->last = want;
+        pol->lowered = pol->calls;
+        return want;
+    }
     /* Down a step per HARNESS_LAG_DECAY batches; per window in an open loop, where the figure
      * that counts is a tail (p99: one query in a hundred) that a window rarely holds. */
     int64_t hold =
