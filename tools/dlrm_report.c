@@ -119,8 +119,8 @@ void dlrm_report_print(const report_t *r, const driver_result_t *res)
                "process.  Rebalance the tables instead (--placement balanced).\n");
 }
 
-/* The histogram's mean, median and largest run-ahead. */
-static void lag_figures(const int64_t *hist, int n, double *mean, int *p50, int *max)
+/* The histogram's mean, median and largest run-ahead; returns its count. */
+static int64_t lag_figures(const int64_t *hist, int n, double *mean, int *p50, int *max)
 {
     int64_t total = 0, below = 0;
     double sum = 0;
@@ -139,16 +139,14 @@ static void lag_figures(const int64_t *hist, int n, double *mean, int *p50, int 
             break;
         }
     }
+    return total;
 }
 
 void dlrm_report_lag_line(const char *name, const int64_t *hist, int n)
 {
     double mean = 0;
     int p50 = 0, max = 0;
-    int64_t total = 0;
-    lag_figures(hist, n, &mean, &p50, &max);
-    for (int l = 0; l < n; l++)
-        total += hist[l];
+    int64_t total = lag_figures(hist, n, &mean, &p50, &max);
     printf("run-ahead    %s: mean %.2f, p50 %d, max %d; share at each:", name, mean, p50, max);
     for (int l = 0; l < n && total; l++)
         if (hist[l])

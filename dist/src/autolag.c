@@ -86,7 +86,7 @@ void autolag_learn(run_t *x, int64_t k, const float *recv, const size_t *counts,
     autolag_t *a = x->al;
     double last = -INFINITY, seen = global_now(x);
     for (int p = 0; p < a->P; p++) {
-        const float *t = recv + displs[p] + counts[p];
+        const float *t = recv + displs[p] + counts[p] - DIST_AUTO_TRAILER;
         a->work[p] = t[0];
         last = fmax(last, (double)t[1] + (double)t[2]);
     }

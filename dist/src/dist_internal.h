@@ -58,7 +58,7 @@ typedef struct {
     double t0;            /* server run: the schedule's start on this process's clock */
     double cpu0;          /* process CPU time at the run's start */
     const dist_run_opts_t *opts;
-    autolag_t *al;          /* bls:auto: the policy and its figures' exchange, else NULL */
+    autolag_t *al;          /* bls:auto: the policy and what it learned, else NULL */
     const double *arrivals; /* server run: the schedule's arrivals (the policy's open loop) */
     int cur_lag;            /* the run-ahead of the batch being produced */
 } run_t;
@@ -82,8 +82,8 @@ dist_status_t autolag_begin(run_t *x);
 int autolag_choose(run_t *x);
 /* Batch k's trailer, DIST_AUTO_TRAILER floats ending each block this process sends. */
 void autolag_stamp(run_t *x, int64_t k, float *trailer);
-/* Batch k arrived (blocks at displs[p], counts[p] floats each, a trailer after each): the
- * policy learns batch k-1. */
+/* Batch k arrived (blocks at displs[p], counts[p] floats each, the last DIST_AUTO_TRAILER of
+ * them the trailer): the policy learns batch k-1. */
 void autolag_learn(run_t *x, int64_t k, const float *recv, const size_t *counts,
                    const size_t *displs);
 void autolag_free(run_t *x);

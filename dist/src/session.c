@@ -161,6 +161,16 @@ static dist_status_t comm_error(bls_status_t st, const char *what, int64_t k)
                       bls_strerror(st), bls_last_error());
 }
 
+/* bls:auto's layout: each block DIST_AUTO_TRAILER floats longer (its trailer after it), so
+ * block p moves by p trailers. */
+static void with_trailers(size_t *counts, size_t *displs, int P)
+{
+    for (int p = 0; p < P; p++) {
+        counts[p] += DIST_AUTO_TRAILER;
+        displs[p] += DIST_AUTO_TRAILER * (size_t)p;
+    }
+}
+
 /* Interaction and top MLP of a slot's batch, its exchange complete. */
 static dist_status_t consume(run_t *x, slot_t *sl)
 {
@@ -169,8 +179,7 @@ static dist_status_t consume(run_t *x, slot_t *sl)
     double t0 = harness_now();
     if (x->al) { /* the blocks' trailers, then the blocks without them */
         dist_recv_layout(s->L, s->rank, sl->n, x->rc, x->rd);
-        for (int p = 0; p < s->P; p++)
-            x->rd[p] += DIST_AUTO_TRAILER * (size_t)p;
+        with_trailers(x->rc, x->rd, s->P);
         autolag_learn(x, sl->k, sl->recv, x->rc, x->rd);
     }
     dist_unpack_gap(s->L, s->rank, sl->n, sl->recv, x->al ? DIST_AUTO_TRAILER : 0, x->pooled);
@@ -245,14 +254,12 @@ static dist_status_t post(run_t *x, int64_t k, slot_t *sl)
         float trailer[DIST_AUTO_TRAILER];
         autolag_stamp(x, k, trailer);
         for (int q = 0; q < s->P; q++) {
-            size_t at = x->sd[q] + DIST_AUTO_TRAILER * (size_t)q;
-            memcpy(sl->stage + at, sl->send + x->sd[q], sizeof(float) * x->sc_[q]);
-            memcpy(sl->stage + at + x->sc_[q], trailer, sizeof(trailer));
-            x->sd[q] = at;
-            x->sc_[q] += DIST_AUTO_TRAILER;
-            x->rd[q] += DIST_AUTO_TRAILER * (size_t)q;
-            x->rc[q] += DIST_AUTO_TRAILER;
+            float *at = sl->stage + x->sd[q] + DIST_AUTO_TRAILER * (size_t)q;
+            memcpy(at, sl->send + x->sd[q], sizeof(float) * x->sc_[q]);
+            memcpy(at + x->sc_[q], trailer, sizeof(trailer));
         }
+        with_trailers(x->sc_, x->sd, s->P);
+        with_trailers(x->rc, x->rd, s->P);
         send = sl->stage;
     }
     bls_iter_t it;

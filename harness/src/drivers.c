@@ -11,7 +11,7 @@
 static int parse_auto(const char *t, int default_lag, int default_auto, harness_driver_t *d,
                       char *err, size_t errlen)
 {
-    long max = default_auto ? default_lag : HARNESS_AUTO_LAG_MAX;
+    long max;
     char *end = NULL;
     if (!strcmp(t, "bls") && default_auto) {
         max = default_lag;
