@@ -10,6 +10,7 @@
  */
 #define _GNU_SOURCE
 #include "harness.h"
+#include "watchdog.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -545,6 +546,8 @@ int main(int argc, char **argv)
     }
     free(res);
     free(rss_all);
+    watchdog_finalize("bls-bench", rc, WATCHDOG_FINALIZE_GRACE);
     MPI_Finalize();
+    watchdog_stop();
     return rc;
 }

@@ -647,7 +647,7 @@ int main(int argc, char **argv)
     free(res);
     serving_free(&sv, t.o.ndrivers);
     tool_free(&t);
-    watchdog_kick("finishing");
+    watchdog_finalize("bls-dlrm", rc < 0 ? 0 : rc, WATCHDOG_FINALIZE_GRACE);
     MPI_Finalize();
     watchdog_stop();
     return rc < 0 ? 0 : rc;

@@ -21,6 +21,7 @@ static struct {
     _Atomic int64_t last_ns; /* the last kick; < 0: held */
     _Atomic(const char *) where;
     atomic_int stop;
+    atomic_int finalizing; /* > 0: in MPI_Finalize; the status to exit with, plus one */
 } wd = {.rank = -1};
 
 static int64_t now_ns(void)
@@ -36,6 +37,17 @@ static void expire(double idle)
     char who[32] = "a process";
     if (rank >= 0)
         snprintf(who, sizeof(who), "process %d", rank);
+    int finalizing = atomic_load(&wd.finalizing);
+    if (finalizing > 0) {
+        fprintf(stderr,
+                "%s: %s: MPI_Finalize did not return within %.0f s, every result written; "
+                "exiting without it (MPICH 4.0.2 over UCX's TCP transport is known to hang "
+                "there)\n",
+                wd.tool, who, idle);
+        fflush(stdout);
+        fflush(stderr);
+        _exit(finalizing - 1);
+    }
     fprintf(stderr,
             "%s: %s: no progress for %.0f s while %s: a peer stalled, died or cannot be reached "
             "(the limit follows --timeout); ending the job\n",
@@ -98,6 +110,19 @@ void watchdog_hold(const char *where)
 {
     atomic_store(&wd.where, where);
     atomic_store(&wd.last_ns, -1);
+}
+
+void watchdog_finalize(const char *tool, int status, double grace_s)
+{
+    atomic_store(&wd.finalizing, status + 1);
+    if (!wd.running) {
+        int rank = 0;
+        MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+        watchdog_start(tool, grace_s);
+        watchdog_set(rank, grace_s);
+    }
+    atomic_store(&wd.limit, grace_s);
+    watchdog_kick("finalizing");
 }
 
 void watchdog_stop(void)

@@ -18,6 +18,12 @@ void watchdog_set(int rank, double limit_s);
 void watchdog_kick(const char *where);
 /* Local work of unbounded length (loading a model): no limit until the next kick. */
 void watchdog_hold(const char *where);
+/* Call right before MPI_Finalize, every output written: if MPI_Finalize has not returned
+ * within grace_s, the process says so and exits with `status` (no MPI_Abort: the results
+ * stand).  MPICH 4.0.2 over UCX's TCP transport, the transport between hosts, can hang there
+ * for good (tests/repro/mpich_ucx_tcp_finalize.c).  Starts the thread if it is not running. */
+void watchdog_finalize(const char *tool, int status, double grace_s);
+#define WATCHDOG_FINALIZE_GRACE 10.0 /* seconds; MPI_Finalize takes well under one */
 /* Stops and joins the thread. */
 void watchdog_stop(void);
 
