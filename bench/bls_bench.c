@@ -102,6 +102,8 @@ static void usage(void)
         "                     inside libbls's calls, and bls_progress() every US of work)\n"
         "  --delay SPEC       injected per-iteration delay, same trace for every mode:\n"
         "                       none | exp:MEAN_US | hiccup:PROB:US | straggler:RANK:US |\n"
+        "                       lognormal:MEDIAN_US:SIGMA | cosched:PROB:US (every\n"
+        "                       process late in the same iterations) |\n"
         "                       spike:RANK:ITER:US (once, in iteration ITER) |\n"
         "                       A/ITER/B (spec A before iteration ITER, B from it on)\n"
         "                     (default exp:1000)\n"
@@ -149,7 +151,7 @@ static double option_max(const char *a)
 static int set_option(opts_t *o, const char *a, const char *v, const char **modes, double *lag)
 {
     double x;
-    char err[256];
+    char err[512];
     if (!strcmp(a, "--modes")) {
         *modes = v;
     } else if (!strcmp(a, "--skew")) {

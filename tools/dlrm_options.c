@@ -73,6 +73,8 @@ void dlrm_options_usage(FILE *f)
         "Scenarios (the same trace for every driver):\n"
         "  --delay SPEC                 per-process, per-batch delay: none | exp:MEAN_US |\n"
         "                               hiccup:PROB:US | straggler:RANK:US |\n"
+        "                               lognormal:MEDIAN_US:SIGMA | cosched:PROB:US (every\n"
+        "                               process late in the same batches) |\n"
         "                               spike:RANK:ITER:US (once, in batch/query ITER), or\n"
         "                               A/ITER/B: spec A before batch ITER, B from it on\n"
         "                               (default none)\n"
@@ -352,7 +354,7 @@ static int set_integer(dlrm_opts_t *o, int c, const char *name, const char *v, i
 /* Options with a value that is not a plain integer. */
 static int set_special(dlrm_opts_t *o, int c, const char *v, char *err, size_t len)
 {
-    char e[256];
+    char e[512];
     dist_scenario_t *sc = &o->scenario;
     switch (c) {
     case PLACE:

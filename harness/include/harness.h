@@ -53,6 +53,10 @@ char *harness_table_sizes(long n, long rows);
  *   none                 no delay
  *   exp:MEAN_US          exponential, mean MEAN_US, independent per process and iteration
  *   hiccup:PROB:US       US with probability PROB, else nothing
+ *   lognormal:MEDIAN_US:SIGMA  log-normal, median MEDIAN_US, SIGMA the deviation of its log
+ *                        (heavy-tailed service times)
+ *   cosched:PROB:US      US with probability PROB, for every process in the same iterations
+ *                        (co-scheduled noise: a machine-wide event; lag cannot mask it)
  *   straggler:RANK:US    process RANK is late by US every iteration (a persistently slower one)
  *   spike:RANK:ITER:US   process RANK is late by US in iteration ITER only (one hiccup, placed)
  *   A/ITER/B             two phases: spec A before iteration ITER (>= 1), spec B from it on
@@ -63,12 +67,15 @@ enum {
     HARNESS_DELAY_EXP,
     HARNESS_DELAY_HICCUP,
     HARNESS_DELAY_STRAGGLER,
-    HARNESS_DELAY_SPIKE
+    HARNESS_DELAY_SPIKE,
+    HARNESS_DELAY_LOGNORMAL,
+    HARNESS_DELAY_COSCHED
 };
 
 typedef struct {
     int kind;
-    double a, b; /* exp: mean; hiccup: probability, us; straggler: rank, us; spike: rank, us */
+    double a, b; /* exp: mean; hiccup, cosched: probability, us; lognormal: median us, sigma;
+                    straggler: rank, us; spike: rank, us */
     uint64_t seed;
     long at; /* spike: the iteration */
     /* Two phases (A/ITER/B): the fields above are A's, until ITER; then B's: */

@@ -32,6 +32,13 @@ double harness_delay_us(const harness_delay_t *d, int p, long k)
     case HARNESS_DELAY_HICCUP: return uniform(d, p, k, 2) < d->a ? d->b : 0.0;
     case HARNESS_DELAY_STRAGGLER: return p == (int)d->a ? d->b : 0.0;
     case HARNESS_DELAY_SPIKE: return p == (int)d->a && k == d->at ? d->b : 0.0;
+    case HARNESS_DELAY_LOGNORMAL: { /* median a, log-space deviation b (Box-Muller) */
+        double z =
+            sqrt(-2.0 * log(uniform(d, p, k, 3))) * cos(6.283185307179586 * uniform(d, p, k, 4));
+        return d->a * exp(d->b * z);
+    }
+    /* One draw per iteration, whatever the process: everyone is late together. */
+    case HARNESS_DELAY_COSCHED: return uniform(d, 0, k, 5) < d->a ? d->b : 0.0;
     default: return 0.0;
     }
 }
@@ -62,6 +69,11 @@ static int parse_phase(const char *v, harness_delay_t *d)
         d->kind = HARNESS_DELAY_EXP;
     } else if (sscanf(v, "hiccup:%lf:%lf%c", &a, &b, &tail) == 2 && a >= 0 && a <= 1 && us_ok(b)) {
         d->kind = HARNESS_DELAY_HICCUP;
+    } else if (sscanf(v, "lognormal:%lf:%lf%c", &a, &b, &tail) == 2 && us_ok(a) && b >= 0 &&
+               b <= 4) {
+        d->kind = HARNESS_DELAY_LOGNORMAL;
+    } else if (sscanf(v, "cosched:%lf:%lf%c", &a, &b, &tail) == 2 && a >= 0 && a <= 1 && us_ok(b)) {
+        d->kind = HARNESS_DELAY_COSCHED;
     } else if (sscanf(v, "straggler:%lf:%lf%c", &a, &b, &tail) == 2 && index_ok(a) && us_ok(b)) {
         d->kind = HARNESS_DELAY_STRAGGLER;
     } else if (sscanf(v, "spike:%lf:%lf:%lf%c", &a, &at, &b, &tail) == 3 && index_ok(a) &&
@@ -92,7 +104,8 @@ int harness_delay_parse(const char *v, harness_delay_t *d, char *err, size_t err
     }
     if (!ok) {
         snprintf(err, errlen,
-                 "a delay is none, exp:MEAN_US, hiccup:PROB:US (0 <= PROB <= 1), "
+                 "a delay is none, exp:MEAN_US, hiccup:PROB:US, cosched:PROB:US "
+                 "(0 <= PROB <= 1), lognormal:MEDIAN_US:SIGMA (0 <= SIGMA <= 4), "
                  "straggler:RANK:US or spike:RANK:ITER:US (US at most 3.6e9, an hour), or two "
                  "of them as A/ITER/B (A before iteration ITER >= 1, B from it on); got '%s'",
                  v);
@@ -114,6 +127,8 @@ static void format_phase(int kind, double a, double b, long at, char *buf, size_
     switch (kind) {
     case HARNESS_DELAY_EXP: snprintf(buf, len, "exp:%g", a); break;
     case HARNESS_DELAY_HICCUP: snprintf(buf, len, "hiccup:%g:%g", a, b); break;
+    case HARNESS_DELAY_LOGNORMAL: snprintf(buf, len, "lognormal:%g:%g", a, b); break;
+    case HARNESS_DELAY_COSCHED: snprintf(buf, len, "cosched:%g:%g", a, b); break;
     case HARNESS_DELAY_STRAGGLER: snprintf(buf, len, "straggler:%g:%g", a, b); break;
     case HARNESS_DELAY_SPIKE: snprintf(buf, len, "spike:%g:%ld:%g", a, at, b); break;
     default: snprintf(buf, len, "none");

@@ -106,7 +106,7 @@ static void check_drivers(void)
 static void check_delays(void)
 {
     harness_delay_t d = {.seed = 42};
-    char err[256], text[64];
+    char err[512], text[64];
     CHECK(harness_delay_parse("exp:2000", &d, err, sizeof(err)) == 0 && d.seed == 42, "exp");
     harness_delay_format(&d, text, sizeof(text));
     CHECK(!strcmp(text, "exp:2000"), "format: %s", text);
@@ -124,6 +124,38 @@ static void check_delays(void)
               strstr(err, "got 'hiccup:1.5:10'"),
           "a probability above 1: %s", err);
     CHECK(harness_delay_parse("exp:", &d, err, sizeof(err)) == -1, "exp without a mean");
+    /* Log-normal: the median and the log's deviation, from 20,000 draws. */
+    CHECK(harness_delay_parse("lognormal:1000:0.5", &d, err, sizeof(err)) == 0, "lognormal");
+    harness_delay_format(&d, text, sizeof(text));
+    CHECK(!strcmp(text, "lognormal:1000:0.5"), "lognormal format: %s", text);
+    double lsum = 0, lsq = 0;
+    long below = 0;
+    for (long k = 0; k < 20000; k++) {
+        double x = harness_delay_us(&d, 2, k);
+        below += x < 1000;
+        lsum += log(x);
+        lsq += log(x) * log(x);
+    }
+    double lmean = lsum / 20000, lsd = sqrt(lsq / 20000 - lmean * lmean);
+    CHECK(fabs((double)below / 20000 - 0.5) < 0.02 && fabs(lmean - log(1000)) < 0.02 &&
+              fabs(lsd - 0.5) < 0.02,
+          "lognormal:1000:0.5: share below the median %.3f, log mean %.3f, log sd %.3f",
+          (double)below / 20000, lmean, lsd);
+    CHECK(harness_delay_parse("lognormal:1000:5", &d, err, sizeof(err)) == -1 &&
+              strstr(err, "0 <= SIGMA <= 4"),
+          "a sigma above 4: %s", err);
+    /* Co-scheduled: every process late in the same iterations, in about PROB of them. */
+    CHECK(harness_delay_parse("cosched:0.1:700", &d, err, sizeof(err)) == 0, "cosched");
+    long late = 0, together = 1;
+    for (long k = 0; k < 20000; k++) {
+        double x = harness_delay_us(&d, 0, k);
+        late += x == 700;
+        for (int p = 1; p < 5; p++)
+            together &= harness_delay_us(&d, p, k) == x;
+    }
+    CHECK(together && labs(late - 2000) < 200, "cosched:0.1:700: %ld late, together %ld", late,
+          together);
+    CHECK(harness_delay_parse("cosched:2:700", &d, err, sizeof(err)) == -1, "cosched PROB 2");
     CHECK(harness_delay_parse("spike:2:17:30000", &d, err, sizeof(err)) == 0 &&
               harness_delay_us(&d, 2, 17) == 30000 && harness_delay_us(&d, 2, 16) == 0 &&
               harness_delay_us(&d, 1, 17) == 0,
