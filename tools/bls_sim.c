@@ -366,8 +366,10 @@ static int simulate(const opts_t *o, int P, row_t *r)
             long lag = o->lags[j] < 0 ? Q : o->lags[j];
             double q =
                 peak_qps(work, base, arrival, done, lat, scratch, P, Q, lag, comm, cap, bound);
-            r->qps[j] = q; /* the ratio is null in the JSON when sync misses the bound idle */
-            r->qps_ratio[j] = r->sync_qps > 0 ? q / r->sync_qps : (q > 0 ? INFINITY : 1.0);
+            /* When sync misses the bound even idle the ratio is inf, or undefined (NaN, null in
+             * the JSON, '-' in the table) when this lag misses it too. */
+            r->qps[j] = q;
+            r->qps_ratio[j] = r->sync_qps > 0 ? q / r->sync_qps : (q > 0 ? INFINITY : NAN);
         }
     }
     r->seconds = harness_now() - t0;
@@ -400,7 +402,10 @@ static void lag_heads(const opts_t *o)
 static void lag_cells(const opts_t *o, const double *x)
 {
     for (int j = 0; j < o->nlags; j++)
-        printf(" %8.3f", x[j]);
+        if (isnan(x[j]))
+            printf(" %8s", "-");
+        else
+            printf(" %8.3f", x[j]);
     printf("\n");
 }
 
