@@ -48,6 +48,11 @@ typedef struct {
     long queries;
     const char *json;
     int quiet;
+    /* The network model (--hosts): links that carry each host's blocks at a rate, optionally
+     * changing over time (a cluster.sh jitter log). */
+    int hosts;
+    double net_bytes, net_gbps;
+    const char *net_schedule;
 } opts_t;
 
 static void usage(FILE *f)
@@ -74,6 +79,13 @@ static void usage(FILE *f)
         "  --scenario LIST    offline, server or offline,server (default offline)\n"
         "  --bound-ms B       server: the p99 latency bound, ms (default 20)\n"
         "  --queries N        server: queries per rate tried (default: --iters)\n"
+        "  --hosts H          the network model (offline): the processes in H hosts, contiguous\n"
+        "                     blocks as mpirun fills slots; each host's link carries its\n"
+        "                     processes' blocks to other hosts in order, at --net-rate\n"
+        "  --net-bytes B      bytes each process sends each peer per iteration (with --hosts)\n"
+        "  --net-rate GBPS    each host's link rate, Gbit/s (default 1)\n"
+        "  --net-schedule FILE  the rates over time, a log of scripts/cluster.sh jitter\n"
+        "                     ('MS hI RATE' lines: from MS ms on, host I's link at RATE)\n"
         "  --json FILE        write the configuration and every figure as JSON\n"
         "  --quiet            no progress lines (on stderr)\n"
         "  --help             this text\n\n"
@@ -221,12 +233,34 @@ static int parse(int argc, char **argv, opts_t *o)
                 return bad("--queries takes 100 .. 1e8, got '%s'", v);
         } else if (!strcmp(a, "--json")) {
             o->json = v;
+        } else if (!strcmp(a, "--hosts")) {
+            long h;
+            if (parse_long(v, 1, 1 << 20, &h) != 0)
+                return bad("--hosts takes a positive number of hosts, got '%s'", v);
+            o->hosts = (int)h;
+        } else if (!strcmp(a, "--net-bytes")) {
+            if (parse_double(v, 0, 1e12, &o->net_bytes) != 0)
+                return bad("--net-bytes takes 0 .. 1e12 bytes, got '%s'", v);
+        } else if (!strcmp(a, "--net-rate")) {
+            if (parse_double(v, 1e-6, 1e6, &o->net_gbps) != 0)
+                return bad("--net-rate takes a positive rate in Gbit/s, got '%s'", v);
+        } else if (!strcmp(a, "--net-schedule")) {
+            o->net_schedule = v;
         } else {
             return bad("unknown option '%s'", a);
         }
     }
     if (harness_delay_parse(delay, &o->delay, err, sizeof(err)) != 0)
         return bad("--delay: %s", err);
+    if (!o->net_gbps)
+        o->net_gbps = 1;
+    if ((o->net_bytes > 0 || o->net_schedule) && !o->hosts)
+        return bad("--net-bytes and --net-schedule need --hosts");
+    if (o->hosts && o->server)
+        return bad("the network model (--hosts) is for the offline scenario only");
+    for (int j = 0; o->hosts && j < o->nprocs; j++)
+        if (o->procs[j] % o->hosts)
+            return bad("--hosts %d does not divide %d processes", o->hosts, o->procs[j]);
     if (!o->queries)
         o->queries = o->iters < 100 ? 100 : o->iters;
     for (int j = 0; j < o->nprocs; j++) {
@@ -300,6 +334,189 @@ static double peak_qps(const double *work, const double *base, double *arrival, 
     return lo;
 }
 
+/* ---- the network model (--hosts) ----
+ * Each host's link is a FIFO carrying its processes' blocks of iteration k to the other hosts:
+ * ppH x (P - ppH) x B bytes, ppH processes per host.  It starts on them once every process of
+ * the host has posted k and the link has carried k-1, at the link's rate at that moment (a
+ * piecewise-constant schedule; the tbf of cluster.sh shapes both directions alike, so the
+ * outbound volume stands for both).  Iteration k is done when every process has posted it and
+ * every link has carried it (plus --comm):
+ *   free(h,k) = transmit_h(max(free(h,k-1), max_{p in h} send(p,k)), bits_h)
+ *   done(k)   = max(max_p send(p,k), max_h free(h,k)) + comm
+ * and start(p,k+1) = max(send(p,k), done(k-L)) as without it.  A delay that lives in the
+ * network shows here as a slower transmit, on no process's CPU: sync pays each one whole, lag
+ * overlaps it with work as long as the link's mean rate keeps up. */
+typedef struct {
+    double *t, *bps; /* segment i: from t[i] seconds on, bps bits/s */
+    int n, cap;
+} link_t;
+
+static void links_free(link_t *l, int H)
+{
+    for (int h = 0; l && h < H; h++) {
+        free(l[h].t);
+        free(l[h].bps);
+    }
+    free(l);
+}
+
+static int link_add(link_t *l, double t, double bps)
+{
+    if (l->n == l->cap) {
+        int cap = l->cap ? 2 * l->cap : 16;
+        double *nt = realloc(l->t, (size_t)cap * sizeof(double));
+        if (!nt)
+            return -1;
+        l->t = nt;
+        double *nb = realloc(l->bps, (size_t)cap * sizeof(double));
+        if (!nb)
+            return -1;
+        l->bps = nb;
+        l->cap = cap;
+    }
+    l->t[l->n] = t;
+    l->bps[l->n++] = bps;
+    return 0;
+}
+
+/* "100mbit", "1gbit", "500kbit", "64bit" (tc's units) in bits/s; -1 if not one. */
+static double parse_rate(const char *r)
+{
+    char unit[16] = "";
+    double x;
+    if (sscanf(r, "%lf%15s", &x, unit) != 2 || !(x > 0))
+        return -1;
+    if (!strcmp(unit, "bit"))
+        return x;
+    if (!strcmp(unit, "kbit"))
+        return x * 1e3;
+    if (!strcmp(unit, "mbit"))
+        return x * 1e6;
+    if (!strcmp(unit, "gbit"))
+        return x * 1e9;
+    return -1;
+}
+
+/* H links at --net-rate, then --net-schedule's changes; NULL with a message on failure. */
+static link_t *links_load(const opts_t *o, int H)
+{
+    link_t *l = calloc((size_t)H, sizeof(link_t));
+    double base = o->net_gbps * 1e9;
+    FILE *f = NULL;
+    char line[512];
+    if (!l)
+        goto oom;
+    if (o->net_schedule && !(f = fopen(o->net_schedule, "r"))) {
+        fprintf(stderr, "bls-sim: --net-schedule %s: %s\n", o->net_schedule, strerror(errno));
+        links_free(l, H);
+        return NULL;
+    }
+    /* The log's header names the rate every link starts at. */
+    if (f && fgets(line, sizeof(line), f) && line[0] == '#') {
+        const char *r = strstr(line, " rate ");
+        char word[32];
+        if (r && sscanf(r + 6, "%31s", word) == 1 && parse_rate(word) > 0)
+            base = parse_rate(word);
+    } else if (f) {
+        rewind(f);
+    }
+    for (int h = 0; h < H; h++)
+        if (link_add(&l[h], 0, base) != 0)
+            goto oom;
+    for (long n = 2; f && fgets(line, sizeof(line), f); n++) {
+        double ms, bps;
+        int h;
+        char rate[32];
+        if (line[0] == '#' || line[0] == '\n')
+            continue;
+        if (sscanf(line, "%lf h%d %31s", &ms, &h, rate) != 3 || !(ms >= 0) ||
+            (bps = parse_rate(rate)) < 0) {
+            fprintf(stderr, "bls-sim: %s:%ld: expected 'MS hI RATE' (RATE as 100mbit), got %s",
+                    o->net_schedule, n, line);
+            goto fail;
+        }
+        if (h < 0 || h >= H) {
+            fprintf(stderr, "bls-sim: %s:%ld: host %d, but --hosts is %d\n", o->net_schedule, n, h,
+                    H);
+            goto fail;
+        }
+        if (ms * 1e-3 < l[h].t[l[h].n - 1]) {
+            fprintf(stderr, "bls-sim: %s:%ld: time %g ms goes back\n", o->net_schedule, n, ms);
+            goto fail;
+        }
+        if (link_add(&l[h], ms * 1e-3, bps) != 0)
+            goto oom;
+    }
+    if (f)
+        fclose(f);
+    return l;
+oom:
+    fprintf(stderr, "bls-sim: out of memory for the network schedule\n");
+fail:
+    if (f)
+        fclose(f);
+    links_free(l, H);
+    return NULL;
+}
+
+/* When `bits` sent from time t on are through link l; *cur: the segment t is in (moves on). */
+static double transmit(const link_t *l, int *cur, double t, double bits)
+{
+    int i = *cur;
+    while (i + 1 < l->n && l->t[i + 1] <= t)
+        i++;
+    *cur = i;
+    for (;;) {
+        double end = i + 1 < l->n ? l->t[i + 1] : INFINITY;
+        double can = (end - t) * l->bps[i];
+        if (can >= bits)
+            return t + bits / l->bps[i];
+        bits -= can;
+        t = end;
+        i++;
+    }
+}
+
+/* T(L) with the network model; scratch: P + 2H doubles, done: K. */
+static double ideal_net(const opts_t *o, const double *work, int P, long K, long lag, double comm,
+                        const link_t *links, double *scratch, double *done)
+{
+    int H = o->hosts, per = P / H;
+    double *start = scratch, *freeh = scratch + P;
+    int *cur = calloc((size_t)H, sizeof(int));
+    if (!cur)
+        return NAN;
+    double bits = (double)per * (double)(P - per) * o->net_bytes * 8.0;
+    for (int p = 0; p < P; p++)
+        start[p] = 0;
+    for (int h = 0; h < H; h++)
+        freeh[h] = 0;
+    for (long k = 0; k < K; k++) {
+        double dk = 0;
+        for (int h = 0; h < H; h++) {
+            double ready = 0;
+            for (int p = h * per; p < (h + 1) * per; p++) {
+                start[p] += work[(size_t)p * (size_t)K + (size_t)k]; /* now send(p,k) */
+                if (start[p] > ready)
+                    ready = start[p];
+            }
+            if (ready > dk)
+                dk = ready;
+            if (bits > 0 && H > 1)
+                freeh[h] = transmit(&links[h], &cur[h], ready > freeh[h] ? ready : freeh[h], bits);
+            if (freeh[h] > dk)
+                dk = freeh[h];
+        }
+        done[k] = dk + comm;
+        double gate = k - lag >= 0 ? done[k - lag] : 0;
+        for (int p = 0; p < P; p++)
+            if (gate > start[p])
+                start[p] = gate;
+    }
+    free(cur);
+    return K > 0 ? done[K - 1] : 0;
+}
+
 /* w(p,k) = WORK + the delay model's draw, seconds, for K iterations. */
 static void fill_work(const opts_t *o, double *work, int P, long K)
 {
@@ -309,13 +526,23 @@ static void fill_work(const opts_t *o, double *work, int P, long K)
                 (o->work_us + harness_delay_us(&o->delay, p, k)) * 1e-6;
 }
 
-static int simulate(const opts_t *o, int P, row_t *r)
+/* T(L), closed loop: the network model's with --hosts, else the harness's. */
+static double offline_time(const opts_t *o, const link_t *links, const double *work, int P, long K,
+                           long lag, double comm, double *scratch)
+{
+    if (o->hosts)
+        return ideal_net(o, work, P, K, lag, comm, links, scratch,
+                         scratch + P + 2 * (size_t)o->hosts);
+    return harness_ideal_time_comm(work, P, (int)K, (int)lag, comm, scratch);
+}
+
+static int simulate(const opts_t *o, const link_t *links, int P, row_t *r)
 {
     double t0 = harness_now();
     long K = o->iters, Q = o->queries, N = K > Q ? K : Q;
     int rc = -1;
     double *work = malloc((size_t)P * (size_t)N * sizeof(double));
-    double *scratch = malloc(((size_t)P + (size_t)N) * sizeof(double));
+    double *scratch = malloc(((size_t)P + 2 * (size_t)o->hosts + (size_t)N) * sizeof(double));
     double *base = NULL, *arrival = NULL, *done = NULL, *lat = NULL;
     if (o->server) {
         base = malloc((size_t)Q * sizeof(double));
@@ -332,16 +559,15 @@ static int simulate(const opts_t *o, int P, row_t *r)
     double comm = comm_s(o, P);
     r->comm_us = comm * 1e6;
     r->law_ms = -1;
-    if (o->delay.kind == HARNESS_DELAY_EXP && o->delay.until == 0)
+    if (o->delay.kind == HARNESS_DELAY_EXP && o->delay.until == 0 && !o->hosts)
         r->law_ms = (o->work_us + o->delay.a * harmonic(P)) * 1e-3 + comm * 1e3;
     if (o->offline) {
         fill_work(o, work, P, K);
-        double sync = harness_ideal_time_comm(work, P, (int)K, 0, comm, scratch);
+        double sync = offline_time(o, links, work, P, K, 0, comm, scratch);
         r->sync_ms = sync / (double)K * 1e3;
         for (int j = 0; j < o->nlags; j++) {
             long lag = o->lags[j] < 0 ? K : o->lags[j];
-            r->speedup[j] =
-                sync / harness_ideal_time_comm(work, P, (int)K, (int)lag, comm, scratch);
+            r->speedup[j] = sync / offline_time(o, links, work, P, K, lag, comm, scratch);
         }
     }
     if (o->server) {
@@ -510,14 +736,26 @@ int main(int argc, char **argv)
         fprintf(stderr, "bls-sim: out of memory\n");
         return 3;
     }
+    link_t *links = NULL;
+    if (o.hosts) {
+        if (!(links = links_load(&o, o.hosts))) {
+            free(rows);
+            return 2;
+        }
+        printf("network: %d hosts, %g B per peer per iteration, links at %g Gbit/s%s%s\n", o.hosts,
+               o.net_bytes, o.net_gbps, o.net_schedule ? ", changing as " : "",
+               o.net_schedule ? o.net_schedule : "");
+    }
     for (int i = 0; i < o.nprocs; i++) {
-        if (simulate(&o, o.procs[i], &rows[i]) != 0) {
+        if (simulate(&o, links, o.procs[i], &rows[i]) != 0) {
+            links_free(links, o.hosts);
             free(rows);
             return 3;
         }
         if (!o.quiet)
             fprintf(stderr, "bls-sim: P = %d done in %.2f s\n", o.procs[i], rows[i].seconds);
     }
+    links_free(links, o.hosts);
     print_table(&o, rows);
     rc = o.json ? write_json(&o, rows) : 0;
     free(rows);

@@ -7,6 +7,8 @@
 #    phases) at P = 4, every lag, and by hand: sync 26 ms, unlimited 23 ms
 #  - the exchange cost: (P-1) x (latency + bytes / bandwidth) added once per iteration under
 #    sync, once in all with lag
+#  - the network model: hand-worked transfer-bound and work-bound cases, a schedule equal to a
+#    constant rate, a slow stretch on one link costing sync more than lag
 #  - negative controls: a persistent straggler and co-scheduled noise give 1.000 at every P
 #    and lag, offline and serving; exponential delays give more with every lag and every P
 #  - bad options are refused with a message and exit 2
@@ -76,6 +78,31 @@ assert abs(r["sync_ms"] - 1.022) < 1e-9, r
 assert abs(r["speedup"][0] - 100 * 1022 / (100 * 1000 + 22)) < 1e-9, r
 PY
 
+# The network model: 2 hosts of 2, 1 ms of work.  15625 B per peer is 0.5 ms on a 1 Gbit/s
+# link per iteration: sync pays work + transfer, lag overlaps them (100 x 1 ms + 0.5 ms).
+# 62500 B is 2 ms: the link bounds lag (100 x 2 ms + 1 ms).
+net() { "$sim" --procs 4 --hosts 2 --iters 100 --delay none --lags 1,inf --quiet "$@"; }
+net --net-bytes 15625 --json "$out/net1.json" > /dev/null || bad "network run 1"
+net --net-bytes 62500 --json "$out/net2.json" > /dev/null || bad "network run 2"
+printf '# jitter seed 1 hosts 0 1 period 50ms rate 1gbit slow 100mbit share 0.2\n0 h0 500mbit\n0 h1 500mbit\n' > "$out/half.log"
+net --net-bytes 15625 --net-schedule "$out/half.log" --json "$out/net3.json" > /dev/null || bad "network run 3"
+net --net-bytes 15625 --net-rate 0.5 --json "$out/net4.json" > /dev/null || bad "network run 4"
+# host 1 at 100 Mbit/s from 20 to 60 ms: sync pays it on every iteration there, lag spreads it
+printf '# jitter\n20 h1 100mbit\n60 h1 1gbit\n' > "$out/slow.log"
+net --net-bytes 15625 --net-schedule "$out/slow.log" --json "$out/net5.json" > /dev/null || bad "network run 5"
+$py - "$out" <<'PY' && ok || bad "the network model"
+import json, sys
+r = [None] + [json.load(open(f"{sys.argv[1]}/net{i}.json"))["rows"][0] for i in range(1, 6)]
+close = lambda a, b: abs(a - b) < 1e-9
+assert close(r[1]["sync_ms"], 1.5) and all(close(s, 150 / 100.5) for s in r[1]["speedup"]), r[1]
+assert close(r[2]["sync_ms"], 3.0) and all(close(s, 300 / 201) for s in r[2]["speedup"]), r[2]
+assert close(r[3]["sync_ms"], r[4]["sync_ms"]) and close(r[3]["sync_ms"], 2.0), (r[3], r[4])
+assert r[5]["sync_ms"] > r[1]["sync_ms"] + 0.1 and r[5]["speedup"][1] > r[1]["speedup"][1] + 0.05, r[5]
+print("network ok", r[5])
+PY
+printf '0 h7 1gbit\n' > "$out/h7.log"
+printf '0 h1 fast\n' > "$out/fast.log"
+
 # Negative controls, offline and serving.
 for d in straggler:3:1000 cosched:0.3:3000; do
   "$sim" --procs 8,64,256 --iters 3000 --lags 1,4,inf --delay $d --scenario offline,server \
@@ -113,6 +140,12 @@ refuse "unknown option '--frobnicate'" --frobnicate 1
 refuse "more than 4e8" --procs 100000 --iters 10000
 refuse "--scenario takes" --scenario online
 refuse "--iters needs a value" --iters
+refuse "need --hosts" --net-bytes 100
+refuse "--hosts 3 does not divide 4" --procs 4 --hosts 3
+refuse "offline scenario only" --procs 4 --hosts 2 --scenario server
+refuse "host 7, but --hosts is 2" --procs 4 --hosts 2 --net-bytes 10 --net-schedule "$out/h7.log"
+refuse "expected 'MS hI RATE'" --procs 4 --hosts 2 --net-bytes 10 --net-schedule "$out/fast.log"
+refuse "No such file" --procs 4 --hosts 2 --net-schedule "$out/absent.log"
 "$sim" --help | grep -q "^usage: bls-sim" && ok || bad "--help"
 
 verdict test_sim
