@@ -11,7 +11,8 @@ Runs under Debian's /usr/bin/python3 (matplotlib from python3-matplotlib), not a
    progress threads, about 150-330 us per iteration each) stays well under 2 cores: at 1 ms,
    32 processes need more CPU per iteration than the machine has, which a cluster with a core
    per process does not see (the run at 1 ms is kept in the table to show it).
-   Scenarios: exp (the law's case), and the negative controls straggler and cosched.
+   Scenarios: exp (the law's case), the negative controls straggler and cosched, and none (no
+   injected delay: the jitter this machine adds itself, which the model does not know).
 2. Prediction: bls-sim at P = 8 .. 1024 for exp, hiccup, lognormal, straggler and cosched
    delays, offline speedup and the highest Poisson rate within a p99 bound, plotted with the
    paper's 8-64 range marked.
@@ -36,6 +37,8 @@ import sys
 import time
 
 SCENARIOS = {  # name: (delay for work W, description)
+    # no injected delay: what the machine itself adds (many processes waking on 2 cores)
+    "none": (lambda w: "none", "nothing injected"),
     "exp": (lambda w: f"exp:{w}", "exponential, mean = work"),
     "straggler": (lambda w: f"straggler:0:{w}", "process 0 late by the work, every iteration"),
     "cosched": (lambda w: f"cosched:0.3:{2 * w}", "everyone late by 2x work, 30% of iterations"),

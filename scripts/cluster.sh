@@ -17,11 +17,12 @@
 #                                           RATE as tc takes it (100mbit, 1gbit), a queue of MS ms
 #   scripts/cluster.sh unshape H|all        remove the shaping
 #   scripts/cluster.sh jitter --seed S [--hosts LIST] [--rate R] [--slow-rate R]
-#                         [--period-ms MS] [--slow-share F] [--log FILE]
+#                         [--period-ms MS] [--slow-share F] [--queue-ms MS] [--log FILE]
 #                                           in the background: every MS ms each listed host's link
 #                                           is slow (R -> slow R) with probability F, from a
 #                                           seeded generator (the same seed, the same schedule;
-#                                           the schedule is logged); `jitter stop` ends it
+#                                           the schedule is logged; a queue of MS ms, default
+#                                           20, as shape's); `jitter stop` ends it
 #   scripts/cluster.sh agent HOST CMD...    the launcher agent itself (what MPI calls)
 #
 # Environment: BLS_CLUSTER (name, default bls-cluster: namespace prefix and state directory
@@ -318,7 +319,7 @@ cmd_jitter() {
     cmd_jitter_stop
     return
   fi
-  local seed='' spec=all rate=1gbit slow=50mbit period=200 share=0.2 log=$state/jitter.log
+  local seed='' spec=all rate=1gbit slow=50mbit period=200 share=0.2 log=$state/jitter.log queue=20
   while [[ $# -gt 0 ]]; do
     case $1 in
       --seed) seed=${2:?}; shift 2 ;;
@@ -328,6 +329,7 @@ cmd_jitter() {
       --period-ms) period=${2:?}; shift 2 ;;
       --slow-share) share=${2:?}; shift 2 ;;
       --log) log=${2:?}; shift 2 ;;
+      --queue-ms) queue=${2:?}; shift 2 ;;
       *) die "jitter: unknown option '$1'" ;;
     esac
   done
@@ -339,20 +341,21 @@ cmd_jitter() {
   local hosts threshold
   hosts=$(hosts_of "$spec" | tr '\n' ' ')
   threshold=$(awk -v f="$share" 'BEGIN { printf "%d", f * 2147483648 }')
-  cmd_shape "$spec" "$rate"
+  [[ $queue =~ ^[0-9]+$ && $queue -ge 1 ]] || die "jitter: --queue-ms must be a positive integer"
+  cmd_shape "$spec" "$rate" --queue-ms "$queue"
   (
     trap 'exit 0' TERM
     x=$seed
     declare -A cur
     start=$(date +%s%N)
-    echo "# jitter seed $seed hosts $hosts period ${period}ms rate $rate slow $slow share $share" > "$log"
+    echo "# jitter seed $seed hosts $hosts period ${period}ms rate $rate slow $slow share $share queue ${queue}ms" > "$log"
     while :; do
       for i in $hosts; do
         x=$(((x * 1103515245 + 12345) % 2147483648))
         if ((x < threshold)); then want=$slow; else want=$rate; fi
         if [[ ${cur[$i]:-$rate} != "$want" ]]; then
-          tbf "$(ns_of "$i")" eth0 "$want" 65536 20
-          tbf "$(sw_ns)" "p$i" "$want" 65536 20
+          tbf "$(ns_of "$i")" eth0 "$want" 65536 "$queue"
+          tbf "$(sw_ns)" "p$i" "$want" 65536 "$queue"
           cur[$i]=$want
           echo "$((($(date +%s%N) - start) / 1000000)) h$i $want" >> "$log"
         fi

@@ -51,7 +51,7 @@ typedef struct {
     /* The network model (--hosts): links that carry each host's blocks at a rate, optionally
      * changing over time (a cluster.sh jitter log). */
     int hosts;
-    double net_bytes, net_gbps;
+    double net_bytes, net_gbps, net_burst;
     const char *net_schedule;
 } opts_t;
 
@@ -84,6 +84,8 @@ static void usage(FILE *f)
         "                     processes' blocks to other hosts in order, at --net-rate\n"
         "  --net-bytes B      bytes each process sends each peer per iteration (with --hosts)\n"
         "  --net-rate GBPS    each host's link rate, Gbit/s (default 1)\n"
+        "  --net-burst BYTES  the links' token bucket: up to BYTES leave at once, the rest\n"
+        "                     at the rate (tc tbf's burst; cluster.sh's 65536; default 0)\n"
         "  --net-schedule FILE  the rates over time, a log of scripts/cluster.sh jitter\n"
         "                     ('MS hI RATE' lines: from MS ms on, host I's link at RATE)\n"
         "  --json FILE        write the configuration and every figure as JSON\n"
@@ -244,6 +246,9 @@ static int parse(int argc, char **argv, opts_t *o)
         } else if (!strcmp(a, "--net-rate")) {
             if (parse_double(v, 1e-6, 1e6, &o->net_gbps) != 0)
                 return bad("--net-rate takes a positive rate in Gbit/s, got '%s'", v);
+        } else if (!strcmp(a, "--net-burst")) {
+            if (parse_double(v, 0, 1e12, &o->net_burst) != 0)
+                return bad("--net-burst takes 0 .. 1e12 bytes, got '%s'", v);
         } else if (!strcmp(a, "--net-schedule")) {
             o->net_schedule = v;
         } else {
@@ -254,8 +259,8 @@ static int parse(int argc, char **argv, opts_t *o)
         return bad("--delay: %s", err);
     if (!o->net_gbps)
         o->net_gbps = 1;
-    if ((o->net_bytes > 0 || o->net_schedule) && !o->hosts)
-        return bad("--net-bytes and --net-schedule need --hosts");
+    if ((o->net_bytes > 0 || o->net_schedule || o->net_burst > 0) && !o->hosts)
+        return bad("--net-bytes, --net-burst and --net-schedule need --hosts");
     if (o->hosts && o->server)
         return bad("the network model (--hosts) is for the offline scenario only");
     for (int j = 0; o->hosts && j < o->nprocs; j++)
@@ -339,13 +344,12 @@ static double peak_qps(const double *work, const double *base, double *arrival, 
  * ppH x (P - ppH) x B bytes, ppH processes per host.  It starts on them once every process of
  * the host has posted k and the link has carried k-1, at the link's rate at that moment (a
  * piecewise-constant schedule; the tbf of cluster.sh shapes both directions alike, so the
- * outbound volume stands for both).  Iteration k is done when every process has posted it and
- * every link has carried it (plus --comm):
- *   free(h,k) = transmit_h(max(free(h,k-1), max_{p in h} send(p,k)), bits_h)
- *   done(k)   = max(max_p send(p,k), max_h free(h,k)) + comm
- * and start(p,k+1) = max(send(p,k), done(k-L)) as without it.  A delay that lives in the
- * network shows here as a slower transmit, on no process's CPU: sync pays each one whole, lag
- * overlaps it with work as long as the link's mean rate keeps up. */
+ * outbound volume stands for both), through a token bucket of --net-burst bytes as tbf's. Iteration
+ * k is done when every process has posted it and every link has carried it (plus --comm): free(h,k)
+ * = transmit_h(max(free(h,k-1), max_{p in h} send(p,k)), bits_h) done(k)   = max(max_p send(p,k),
+ * max_h free(h,k)) + comm and start(p,k+1) = max(send(p,k), done(k-L)) as without it.  A delay that
+ * lives in the network shows here as a slower transmit, on no process's CPU: sync pays each one
+ * whole, lag overlaps it with work as long as the link's mean rate keeps up. */
 typedef struct {
     double *t, *bps; /* segment i: from t[i] seconds on, bps bits/s */
     int n, cap;
@@ -477,15 +481,60 @@ static double transmit(const link_t *l, int *cur, double t, double bits)
     }
 }
 
+/* A token bucket of `burst` bits on link l: full at time 0, filling at the link's rate. */
+typedef struct {
+    double t, tokens; /* tokens (bits) at time t */
+    int cur;          /* the segment t is in */
+} bucket_t;
+
+/* The bucket's tokens at time t >= b->t. */
+static void fill_to(const link_t *l, bucket_t *b, double t, double burst)
+{
+    while (b->t < t && b->tokens < burst) {
+        double end = b->cur + 1 < l->n ? l->t[b->cur + 1] : INFINITY;
+        double until = end < t ? end : t;
+        b->tokens += (until - b->t) * l->bps[b->cur];
+        b->t = until;
+        if (until == end)
+            b->cur++;
+    }
+    if (b->tokens > burst)
+        b->tokens = burst;
+    b->t = t;
+    while (b->cur + 1 < l->n && l->t[b->cur + 1] <= t)
+        b->cur++;
+}
+
+/* As transmit(), through a token bucket: what the tokens cover leaves at once, the rest at the
+ * rate, which drains the bucket. */
+static double transmit_bucket(const link_t *l, bucket_t *b, double burst, double t, double bits)
+{
+    if (burst <= 0)
+        return transmit(l, &b->cur, t, bits);
+    fill_to(l, b, t, burst);
+    if (bits <= b->tokens) {
+        b->tokens -= bits;
+        return t;
+    }
+    bits -= b->tokens;
+    double end = transmit(l, &b->cur, t, bits);
+    b->tokens = 0;
+    b->t = end;
+    return end;
+}
+
 /* T(L) with the network model; scratch: P + 2H doubles, done: K. */
 static double ideal_net(const opts_t *o, const double *work, int P, long K, long lag, double comm,
                         const link_t *links, double *scratch, double *done)
 {
     int H = o->hosts, per = P / H;
     double *start = scratch, *freeh = scratch + P;
-    int *cur = calloc((size_t)H, sizeof(int));
-    if (!cur)
+    double burst = o->net_burst * 8.0;
+    bucket_t *bucket = calloc((size_t)H, sizeof(bucket_t));
+    if (!bucket)
         return NAN;
+    for (int h = 0; h < H; h++)
+        bucket[h].tokens = burst;
     double bits = (double)per * (double)(P - per) * o->net_bytes * 8.0;
     for (int p = 0; p < P; p++)
         start[p] = 0;
@@ -503,7 +552,8 @@ static double ideal_net(const opts_t *o, const double *work, int P, long K, long
             if (ready > dk)
                 dk = ready;
             if (bits > 0 && H > 1)
-                freeh[h] = transmit(&links[h], &cur[h], ready > freeh[h] ? ready : freeh[h], bits);
+                freeh[h] = transmit_bucket(&links[h], &bucket[h], burst,
+                                           ready > freeh[h] ? ready : freeh[h], bits);
             if (freeh[h] > dk)
                 dk = freeh[h];
         }
@@ -513,7 +563,7 @@ static double ideal_net(const opts_t *o, const double *work, int P, long K, long
             if (gate > start[p])
                 start[p] = gate;
     }
-    free(cur);
+    free(bucket);
     return K > 0 ? done[K - 1] : 0;
 }
 

@@ -90,14 +90,18 @@ net --net-bytes 15625 --net-rate 0.5 --json "$out/net4.json" > /dev/null || bad 
 # host 1 at 100 Mbit/s from 20 to 60 ms: sync pays it on every iteration there, lag spreads it
 printf '# jitter\n20 h1 100mbit\n60 h1 1gbit\n' > "$out/slow.log"
 net --net-bytes 15625 --net-schedule "$out/slow.log" --json "$out/net5.json" > /dev/null || bad "network run 5"
+# a token bucket of a quarter of the 500 kbit per iteration: refilled during each 1 ms of work,
+# it sends that at once and the rest (0.375 ms) at the rate
+net --net-bytes 15625 --net-burst 15625 --json "$out/net6.json" > /dev/null || bad "network run 6"
 $py - "$out" <<'PY' && ok || bad "the network model"
 import json, sys
-r = [None] + [json.load(open(f"{sys.argv[1]}/net{i}.json"))["rows"][0] for i in range(1, 6)]
+r = [None] + [json.load(open(f"{sys.argv[1]}/net{i}.json"))["rows"][0] for i in range(1, 7)]
 close = lambda a, b: abs(a - b) < 1e-9
 assert close(r[1]["sync_ms"], 1.5) and all(close(s, 150 / 100.5) for s in r[1]["speedup"]), r[1]
 assert close(r[2]["sync_ms"], 3.0) and all(close(s, 300 / 201) for s in r[2]["speedup"]), r[2]
 assert close(r[3]["sync_ms"], r[4]["sync_ms"]) and close(r[3]["sync_ms"], 2.0), (r[3], r[4])
 assert r[5]["sync_ms"] > r[1]["sync_ms"] + 0.1 and r[5]["speedup"][1] > r[1]["speedup"][1] + 0.05, r[5]
+assert close(r[6]["sync_ms"], 1.375) and all(close(s, 137.5 / 100.375) for s in r[6]["speedup"]), r[6]
 print("network ok", r[5])
 PY
 printf '0 h7 1gbit\n' > "$out/h7.log"
@@ -141,6 +145,7 @@ refuse "more than 4e8" --procs 100000 --iters 10000
 refuse "--scenario takes" --scenario online
 refuse "--iters needs a value" --iters
 refuse "need --hosts" --net-bytes 100
+refuse "need --hosts" --net-burst 100
 refuse "--hosts 3 does not divide 4" --procs 4 --hosts 3
 refuse "offline scenario only" --procs 4 --hosts 2 --scenario server
 refuse "host 7, but --hosts is 2" --procs 4 --hosts 2 --net-bytes 10 --net-schedule "$out/h7.log"
