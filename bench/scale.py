@@ -194,7 +194,7 @@ def plot(res, path):
         ax.text(11, ax.get_ylim()[1] * 0.97, "paper: 8-64 nodes", va="top", fontsize=8)
         ax.set_xlabel("processes")
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
+    axes[0].legend(fontsize=7, loc="lower right")
     fig.suptitle("bls-sim (ideal model; work 1 ms + delay per process and iteration, 10,000 iterations)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -13,6 +13,7 @@ packages=(
   python3-matplotlib python3-numpy  # bench plots (/usr/bin/python3)
   python3-torch python3-sklearn     # the engine's oracle tests and metric cross-checks
   libtorch-dev python3-dev pybind11-dev  # torch_bls, the PyTorch backend (C++ headers)
+  iproute2 util-linux           # scripts/cluster.sh: ip netns, tc; unshare, nsenter, setpriv
 )
 missing=()
 for p in "${packages[@]}"; do
