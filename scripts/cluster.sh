@@ -11,7 +11,7 @@
 #   scripts/cluster.sh exec H CMD...        run CMD on host H (0..N-1) as root
 #   scripts/cluster.sh mpirun [--mpi openmpi|mpich] MPIEXEC-ARGS...
 #                                           mpiexec from host 0 with the cluster's hostfile and
-#                                           network flags, e.g. mpirun -np 8 build/tools/bls-bench
+#                                           network flags, e.g. mpirun -np 8 build/bench/bls-bench
 #   scripts/cluster.sh shape H|all RATE [--burst BYTES] [--queue-ms MS]
 #                                           token-bucket (tc tbf) on host H's link, both ways:
 #                                           RATE as tc takes it (100mbit, 1gbit), a queue of MS ms
@@ -24,6 +24,7 @@
 #                                           the schedule is logged; a queue of MS ms, default
 #                                           20, as shape's); `jitter stop` ends it
 #   scripts/cluster.sh agent HOST CMD...    the launcher agent itself (what MPI calls)
+#   scripts/cluster.sh check | probe        every host there? | can namespaces be made here?
 #
 # Environment: BLS_CLUSTER (name, default bls-cluster: namespace prefix and state directory
 # /run/NAME), BLS_CLUSTER_SUBNET (the first three octets, default 10.231.0; hosts at .11, .12...).
@@ -240,8 +241,9 @@ cmd_mpirun() {
     mpich)
       # UCX (MPICH's transport here) decides that two processes share a machine from this
       # machine's identity, which namespaces share: its shared-memory and cma transports would
-      # carry the traffic between "hosts" and bypass their links.  So TCP throughout under
-      # MPICH (within a host over its loopback); UCX_TLS from the environment overrides.
+      # carry the traffic between "hosts" and bypass their links.  So UCX gets TCP only; within
+      # a host MPICH's own shared memory (it knows the host from the hostfile) still serves.
+      # UCX_TLS from the environment overrides.
       in_host 0 env UCX_TLS="${UCX_TLS:-self,tcp}" mpiexec.mpich -f "$state/hostfile.mpich" -launcher rsh \
         -launcher-exec "$state/agent" -iface eth0 "$@"
       ;;
