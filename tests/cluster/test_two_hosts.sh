@@ -37,6 +37,20 @@ ok
 "$cluster" up 2 --slots 2 | grep -q "already up" && ok || bad "up twice did not see the cluster up"
 
 mpirun() { timeout --kill-after=5 240 "$cluster" mpirun --mpi "$flavor" "$@"; }
+# The tools (bls-bench, bls-dlrm) under MPICH: when MPI_Finalize hangs (the bug below) they
+# leave after writing everything, saying so, and Hydra then ends mpiexec with an error because
+# the others were still in its finalize barrier.  That exit is accepted, and said, only with
+# the tool's message in OUT; the results are checked after as always.  Usage: tool OUT ARGS...
+tool() {
+  local log=$1 rc
+  shift
+  mpirun "$@" > "$log" 2>&1; rc=$?
+  if [ $rc -ne 0 ] && [ "$flavor" = mpich ] && grep -q "MPI_Finalize did not return within" "$log"; then
+    echo "note: $(basename "$log"): MPI_Finalize hung (MPICH over UCX TCP); mpiexec exit $rc after the results"
+    return 0
+  fi
+  return $rc
+}
 # MPICH 4.0.2 over UCX's TCP transport can hang in MPI_Finalize after the checks
 # (tests/finalize_grace.sh); the libbls tests print an all-ranks summary first.
 checked() {
@@ -71,9 +85,10 @@ delivery_check() {
 delivery_check plain
 
 # bls-bench across the hosts.
-mpirun -np 4 "$bench" --modes sync,bls:4 --iters 100 --rounds 1 --bytes 65536 --work-us 500 \
-  --delay exp:500 --quiet --json "$out/bench.json" > "$out/bench.out" 2>&1 \
-  && grep -q '^bls:4 ' "$out/bench.out" && ok || bad "bls-bench: $(tail -5 "$out/bench.out")"
+tool "$out/bench.out" -np 4 "$bench" --modes sync,bls:4 --iters 100 --rounds 1 --bytes 65536 \
+  --work-us 500 --delay exp:500 --quiet --json "$out/bench.json" \
+  && grep -q '^bls:4 ' "$out/bench.out" && grep -q '"bookkeeping_bytes"' "$out/bench.json" && ok \
+  || bad "bls-bench: $(tail -5 "$out/bench.out")"
 
 # bls-dlrm: 4 processes on 2 hosts against one process (not in the cluster).
 model=(--arch-mlp-bot 13-32-16 --arch-mlp-top 64-32-1 --arch-embedding-size "$(seq -s- 1000 37 1925)"
@@ -81,8 +96,8 @@ model=(--arch-mlp-bot 13-32-16 --arch-mlp-top 64-32-1 --arch-embedding-size "$(s
   --delay exp:1000 --quiet)
 "$dlrm" "${model[@]}" --driver sync --predictions "$out/ref.pred" > "$out/ref.out" 2>&1 \
   || bad "one-process bls-dlrm: $(tail -3 "$out/ref.out")"
-mpirun -np 4 "$dlrm" "${model[@]}" --driver sync,bls:2,bls:auto:3 --predictions "$out/p4.pred" \
-  --scenario offline,server --queries 25 --load 0.5 --json "$out/p4.json" > "$out/p4.out" 2>&1 \
+tool "$out/p4.out" -np 4 "$dlrm" "${model[@]}" --driver sync,bls:2,bls:auto:3 --predictions "$out/p4.pred" \
+  --scenario offline,server --queries 25 --load 0.5 --json "$out/p4.json" \
   || bad "bls-dlrm on 2 hosts: exit $?: $(tail -5 "$out/p4.out")"
 cmp -s "$out/ref.pred" "$out/p4.pred" && ok || bad "bls-dlrm on 2 hosts: predictions differ from one process's"
 # offline: each driver against the first; server: each against the offline run
