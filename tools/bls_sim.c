@@ -165,12 +165,11 @@ static int parse(int argc, char **argv, opts_t *o)
     o->iters = 10000;
     o->work_us = 1000;
     o->delay.seed = 1;
-    o->comm_fixed_us = 0;
     o->offline = 1;
     o->bound_ms = 20;
+    o->net_gbps = 1;
     char err[512];
-    harness_delay_parse("exp:1000", &o->delay, err, sizeof(err));
-    const char *delay = "exp:1000";
+    const char *delay = "exp:1000"; /* parsed after the loop, with --seed's seed */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -257,8 +256,6 @@ static int parse(int argc, char **argv, opts_t *o)
     }
     if (harness_delay_parse(delay, &o->delay, err, sizeof(err)) != 0)
         return bad("--delay: %s", err);
-    if (!o->net_gbps)
-        o->net_gbps = 1;
     if ((o->net_bytes > 0 || o->net_schedule || o->net_burst > 0) && !o->hosts)
         return bad("--net-bytes, --net-burst and --net-schedule need --hosts");
     if (o->hosts && o->server)
