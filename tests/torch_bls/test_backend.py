@@ -252,15 +252,18 @@ def test_errors(r, P):
 
 
 def test_timeout(r, P, tmp):
-    """A peer that does not call: wait(timeout) names it; waiting again later succeeds."""
+    """A peer that does not call: wait(timeout) names it; waiting again later succeeds.
+    The late rank calls only once every other rank's wait has timed out (one marker file
+    each): a rank scheduled late on a busy machine must not see the call arrive in time."""
     late = P - 1
-    marker = os.path.join(tmp, "timed-out")
+    markers = [os.path.join(tmp, f"timed-out.{q}") for q in range(P) if q != late]
     out = torch.empty(P)
     inp = torch.tensor([value(r, q, 70, 0) for q in range(P)])
     if r == late:
         deadline = time.time() + 60
-        while not os.path.exists(marker) and time.time() < deadline:
+        while not all(os.path.exists(m) for m in markers) and time.time() < deadline:
             time.sleep(0.005)
+        check(all(os.path.exists(m) for m in markers), "every other rank's wait timed out")
         w = dist.all_to_all_single(out, inp, async_op=True)
     else:
         w = dist.all_to_all_single(out, inp, async_op=True)
@@ -269,8 +272,7 @@ def test_timeout(r, P, tmp):
             check(False, "wait(timeout) on a peer that has not called must raise")
         except RuntimeError as e:
             check(f"still waits for peers {late}" in str(e), f"timeout message names peer {late}: {e}")
-        if r == 0:
-            open(marker, "w").close()
+        open(markers[r], "w").close()
     w.wait()
     check(torch.equal(out, torch.tensor([value(p, r, 70, 0) for p in range(P)])), "exact after a timed-out wait")
 
