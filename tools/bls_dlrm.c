@@ -37,6 +37,7 @@ typedef struct {
     double table_bytes;
     double load_s;      /* rank 0: the slowest process's model build (or load) */
     double *huge_share; /* rank 0: [P] share of each process's weights on 2 MiB pages */
+    int *mapped;        /* rank 0: [P] 1 where a process's tables are mapped from the file */
 } tool_t;
 
 /* Every process reached the same verdict: rank 0 says it. */
@@ -134,9 +135,9 @@ static void build(tool_t *t, char *msg, size_t len)
         t->table_bytes += (double)t->cfg.rows[mine[i]] * t->cfg.d * sizeof(float);
     const dlrm_opts_t *o = &t->o;
     watchdog_hold("building the model"); /* local work, as long as the tables are large */
-    dlrm_status_t st = o->weights
-                           ? dlrm_model_load(&t->cfg, o->weights, mine, n_mine, &t->model)
-                           : dlrm_model_init_random(&t->cfg, o->seed, mine, n_mine, &t->model);
+    dlrm_status_t st =
+        o->weights ? dlrm_model_load_held(&t->cfg, o->weights, mine, n_mine, o->hold, &t->model)
+                   : dlrm_model_init_random(&t->cfg, o->seed, mine, n_mine, &t->model);
     watchdog_kick("setting up with the other processes");
     if (st != DLRM_OK) {
         snprintf(msg, len, "%s: %s",
@@ -176,9 +177,14 @@ static int setup(tool_t *t)
     size_t bytes = 0, huge = 0;
     dlrm_model_memory(t->model, &bytes, &huge);
     double share = bytes ? (double)huge / (double)bytes : 0;
-    if (t->rank == 0 && !(t->huge_share = calloc((size_t)t->P, sizeof(double))))
+    int mapped = dlrm_model_hold(t->model) == DLRM_HOLD_MAP, any_mapped = 0;
+    if (t->rank == 0 && (!(t->huge_share = calloc((size_t)t->P, sizeof(double))) ||
+                         !(t->mapped = calloc((size_t)t->P, sizeof(int)))))
         abort_here(t, "out of memory");
     MPI_Gather(&share, 1, MPI_DOUBLE, t->huge_share, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+    MPI_Gather(&mapped, 1, MPI_INT, t->mapped, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    for (int p = 0; t->rank == 0 && p < t->P; p++)
+        any_mapped += t->mapped[p];
     t->load_s = build_max;
     if (!t->o.quiet && t->rank == 0) {
         fprintf(stderr,
@@ -189,7 +195,11 @@ static int setup(tool_t *t)
         for (int p = 0; p < t->P; p++)
             fprintf(stderr, "%s%d", p ? "," : " ", t->L.first[p + 1] - t->L.first[p]);
         fprintf(stderr, ")\nbls-dlrm: weights %s; share on 2 MiB pages per process",
-                t->o.weights ? "read into memory" : "random");
+                !t->o.weights        ? "random"
+                : any_mapped == t->P ? "mapped from the file (tables on the file's pages)"
+                : any_mapped         ? "read into memory, tables mapped from the file on some "
+                                       "processes (--weights-hold auto found memory short)"
+                                     : "read into memory");
         for (int p = 0; p < t->P; p++)
             fprintf(stderr, "%s%.0f%%", p ? "," : " ", 100 * t->huge_share[p]);
         fprintf(stderr, "\n");
@@ -551,6 +561,7 @@ static int report(tool_t *t, driver_result_t *res, serving_t *sv)
                       rss_all,
                       tb_all,
                       t->huge_share,
+                      t->mapped,
                       t->load_s,
                       (const char(*)[16])kern_all,
                       dist_source_lines(t->src),
@@ -591,6 +602,7 @@ static void tool_free(tool_t *t)
     dist_source_free(t->src);
     dlrm_model_free(t->model);
     free(t->huge_share);
+    free(t->mapped);
     dist_layout_free(&t->L);
     if (t->have_cfg)
         dlrm_config_free(&t->cfg);

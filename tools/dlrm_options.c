@@ -28,6 +28,12 @@ void dlrm_options_usage(FILE *f)
         "  --weights FILE               safetensors file with the reference's state_dict names\n"
         "                               (tools/convert_checkpoint.py makes one); default: random\n"
         "                               weights, each process building only its own tables\n"
+        "  --weights-hold H             how the tables read from --weights are held: copy\n"
+        "                               (into memory on 2 MiB pages: the fastest lookups), map\n"
+        "                               (the file mapped read-only: no copy, one page cache per\n"
+        "                               host, slower lookups; the file must not change during\n"
+        "                               the run) or auto (default: copy unless a process's\n"
+        "                               tables exceed half of MemAvailable, then map)\n"
         "  --seed N                     seed of the random weights (default 1)\n"
         "  --save-weights FILE          write the model run (random or read) to FILE as\n"
         "                               safetensors, before the runs; one process only (a\n"
@@ -190,6 +196,7 @@ enum {
     VERSION,
     WCRITEO,
     SAVEW,
+    HOLD,
     DRIVER,
     LAG,
     ROUNDS,
@@ -242,6 +249,7 @@ static const struct option longopts[] = {{"arch-mlp-bot", 1, 0, BOT},
                                          {"version", 0, 0, VERSION},
                                          {"write-criteo", 1, 0, WCRITEO},
                                          {"save-weights", 1, 0, SAVEW},
+                                         {"weights-hold", 1, 0, HOLD},
                                          {"driver", 1, 0, DRIVER},
                                          {"drivers", 1, 0, DRIVER},
                                          {"lag", 1, 0, LAG},
@@ -362,6 +370,11 @@ static int set_special(dlrm_opts_t *o, int c, const char *v, char *err, size_t l
             return fail(err, len, "--placement is contiguous or balanced, got '%s'", v);
         o->placement = v[0] == 'b' ? DIST_PLACE_BALANCED : DIST_PLACE_CONTIGUOUS;
         return 0;
+    case HOLD:
+        if (strcmp(v, "auto") && strcmp(v, "copy") && strcmp(v, "map"))
+            return fail(err, len, "--weights-hold is auto, copy or map, got '%s'", v);
+        o->hold = v[0] == 'a' ? DLRM_HOLD_AUTO : v[0] == 'c' ? DLRM_HOLD_COPY : DLRM_HOLD_MAP;
+        return 0;
     case DELAY:
         if (harness_delay_parse(v, &sc->delay, e, sizeof(e)) != 0)
             return fail(err, len, "--delay: %s", e);
@@ -455,7 +468,7 @@ static int set_option(dlrm_opts_t *o, int c, const char *v, const char *name, in
     case HELP: return 1;
     case VERSION: return 2;
     /* clang-format off */
-    case PLACE: case DELAY: case HETERO: case ZIPF: case TIMEOUT: case SCENARIO: case QSIZE:
+    case PLACE: case HOLD: case DELAY: case HETERO: case ZIPF: case TIMEOUT: case SCENARIO: case QSIZE:
     case QPS: case LOAD: case BOUND:
         return set_special(o, c, v, err, len);
     case LAG:
@@ -549,6 +562,10 @@ static int check_options(dlrm_opts_t *o, int P, const char *drivers, int64_t lag
     if (o->batch < P)
         return fail(err, len, "--batch-size %d gives some of the %d processes no samples", o->batch,
                     P);
+    if (o->hold != DLRM_HOLD_AUTO && !o->weights)
+        return fail(err, len,
+                    "--weights-hold copy or map needs --weights FILE (random tables "
+                    "are always in memory)");
     if (o->save_weights && P > 1)
         return fail(err, len,
                     "--save-weights needs one process (each of the %d holds only its tables): "

@@ -13,6 +13,7 @@ typedef struct {
     const char *bot, *top, *emb, *op;
     int d, itself;
     const char *weights;
+    dlrm_hold_t hold;         /* --weights-hold: how the tables read from --weights are held */
     const char *save_weights; /* write the model run to this safetensors file (one process) */
     uint64_t seed;
     /* Data */

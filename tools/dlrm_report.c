@@ -258,7 +258,11 @@ static void add_per_process(const report_t *r, cJSON *root)
     cJSON *rss = cJSON_AddArrayToObject(root, "peak_rss_mib_per_process");
     cJSON *tab = cJSON_AddArrayToObject(root, "table_mib_per_process");
     cJSON *huge = cJSON_AddArrayToObject(root, "weights_huge_page_share_per_process");
+    cJSON *held = cJSON_AddArrayToObject(root, "tables_held_per_process");
     for (int p = 0; p < P; p++) {
+        cJSON_AddItemToArray(held, cJSON_CreateString(!r->o->weights ? "random"
+                                                      : r->mapped[p] ? "map"
+                                                                     : "copy"));
         cJSON_AddItemToArray(rss, cJSON_CreateNumber(round(r->rss_kib[p] / 102.4) / 10));
         cJSON_AddItemToArray(tab, cJSON_CreateNumber(round(mib(r->table_bytes[p]) * 10) / 10));
         cJSON_AddItemToArray(huge, cJSON_CreateNumber(round(r->huge_share[p] * 1000) / 1000));

@@ -53,6 +53,7 @@ typedef struct {
     const long *rss_kib;       /* [P] peak resident set */
     const double *table_bytes; /* [P] tables held */
     const double *huge_share;  /* [P] share of the weights on 2 MiB pages */
+    const int *mapped;         /* [P] 1 where the tables are mapped from the weights file */
     double load_s;             /* the slowest process's model build or load */
     const char (*kernels)[16]; /* [P] the engine's kernel per process */
     int64_t lines, skipped;    /* Criteo input */

@@ -93,12 +93,36 @@ dlrm_status_t dlrm_model_init_random(const dlrm_config_t *cfg, uint64_t seed, co
 dlrm_status_t dlrm_model_load(const dlrm_config_t *cfg, const char *path, const int *tables,
                               int n_tables, dlrm_model_t **model_p);
 
+/* How a model holds its tables. */
+typedef enum {
+    DLRM_HOLD_AUTO = 0, /* loading: COPY when the tables fit in half of MemAvailable, else MAP */
+    DLRM_HOLD_COPY,     /* the model's own memory, on 2 MiB pages where the kernel allows (random
+                           tables always; the fast lookups) */
+    DLRM_HOLD_MAP       /* the file mapped read-only: no copy, the page cache shared by the
+                           processes of a host, pages the kernel may drop and read again under
+                           memory pressure; lookups on 4 KiB pages are slower, and the file must
+                           not change or shrink while the model lives (a cut file is SIGBUS) */
+} dlrm_hold_t;
+
+/*
+ * dlrm_model_load with a choice of how the tables are held (the MLPs are always copied).
+ * DLRM_HOLD_MAP needs every table the process holds at a 4-byte-aligned offset in the file
+ * (dlrm_model_save and the usual writers align to 8); DLRM_ERR_FORMAT names the one that is not.
+ * DLRM_HOLD_AUTO maps only when memory is short and every table can be mapped.
+ */
+dlrm_status_t dlrm_model_load_held(const dlrm_config_t *cfg, const char *path, const int *tables,
+                                   int n_tables, dlrm_hold_t hold, dlrm_model_t **model_p);
+
+/* DLRM_HOLD_COPY or DLRM_HOLD_MAP: how this model holds its tables. */
+dlrm_hold_t dlrm_model_hold(const dlrm_model_t *model);
+
 /* Writes all of the model's tensors as a safetensors file (tests and generated models). */
 dlrm_status_t dlrm_model_save(const dlrm_model_t *model, const char *path);
 
 /*
- * The memory holding the model's weights on this process: *bytes in all, *huge_bytes of it on
- * 2 MiB (transparent huge) pages, as /proc/self/smaps says (0 where it cannot be read).
+ * The memory holding the model's weights on this process: *bytes in all (mapped tables
+ * included), *huge_bytes of it on 2 MiB (transparent huge) pages, as /proc/self/smaps says (0
+ * where it cannot be read).
  */
 dlrm_status_t dlrm_model_memory(const dlrm_model_t *model, size_t *bytes, size_t *huge_bytes);
 

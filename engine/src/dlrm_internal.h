@@ -41,6 +41,9 @@ struct dlrm_model {
     const float **tables; /* [n_tables]; NULL for tables this process does not hold */
     float *owned;         /* one allocation holding every tensor (dlrm_model_own) */
     size_t owned_len;     /* its mapped length */
+    void *file_map;       /* DLRM_HOLD_MAP: the weights file mapped read-only, the tables in it */
+    size_t file_map_len;
+    size_t file_table_bytes; /* the bytes of the tables that live in file_map */
     /* Derived once from the weights (dlrm_model_prepare): every layer with more than one
      * output packed for dlrm_linear_run (a width-1 layer is a dot product per sample and
      * keeps K = 0 here); one 64-byte-aligned allocation. */

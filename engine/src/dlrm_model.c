@@ -180,12 +180,17 @@ dlrm_status_t dlrm_model_own(dlrm_model_t *m, const unsigned char *want)
     return DLRM_OK;
 }
 
+dlrm_hold_t dlrm_model_hold(const dlrm_model_t *m)
+{
+    return m && m->file_map ? DLRM_HOLD_MAP : DLRM_HOLD_COPY;
+}
+
 dlrm_status_t dlrm_model_memory(const dlrm_model_t *m, size_t *bytes, size_t *huge_bytes)
 {
     if (!m || !bytes || !huge_bytes)
         return dlrm_error(DLRM_ERR_ARG,
                           "dlrm_model_memory: model, bytes and huge_bytes are required");
-    *bytes = m->owned ? m->owned_len : 0;
+    *bytes = (m->owned ? m->owned_len : 0) + m->file_table_bytes;
     *huge_bytes = 0;
     FILE *f = m->owned ? fopen("/proc/self/smaps", "r") : NULL;
     if (!f)
@@ -254,6 +259,8 @@ void dlrm_model_free(dlrm_model_t *m)
         return;
     if (m->owned)
         munmap(m->owned, m->owned_len);
+    if (m->file_map)
+        munmap(m->file_map, m->file_map_len);
     free(m->derived);
     free(m->tables);
     free(m->cfg.rows);

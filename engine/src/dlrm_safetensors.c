@@ -3,8 +3,11 @@
  * length, a JSON header naming each tensor's dtype, shape and byte range, then the raw data.
  * Loading reads (pread) every tensor the model needs into the model's own memory, tables on
  * 2 MiB pages like random ones: the file is not used after the load, so rewriting or
- * truncating it under a running job changes nothing (a mapping would change predictions
- * silently, or SIGBUS).  A file that changes during the load is a short read: an error.
+ * truncating it under a running job changes nothing.  A file that changes during the load is
+ * a short read: an error.  When memory is short (or asked), the tables stay in the file,
+ * mapped read-only (DLRM_HOLD_MAP): no copy, one page cache for every process of a host, at
+ * the price of 4 KiB pages (slower random lookups) and a file that must not change under the
+ * job (a mapping would follow a rewrite silently, or SIGBUS on a cut).
  * Saving writes every tensor a model holds, 8-byte aligned, under the reference's state_dict
  * names, to a temporary file renamed into place, so a reader never sees half a file.
  */
@@ -18,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -250,9 +254,11 @@ static dlrm_status_t load_tensor(int fd, const cJSON *hdr, const char *path, con
     return st == DLRM_OK ? read_at(fd, path, (void *)dst, (size_t)bytes, data_at + at, name) : st;
 }
 
-/* Reads every tensor the model needs (its MLPs and the tables in want). */
+/* Reads every tensor the model needs (its MLPs and the tables in want); with a file mapping
+ * (map != NULL) the tables point into it instead of being read. */
 static dlrm_status_t load_tensors(dlrm_model_t *m, const cJSON *hdr, const char *path, int fd,
-                                  size_t data_at, size_t data_len, const unsigned char *want)
+                                  size_t data_at, size_t data_len, const unsigned char *want,
+                                  const char *map)
 {
     const dlrm_config_t *cfg = &m->cfg;
     dlrm_status_t st = DLRM_OK;
@@ -273,24 +279,95 @@ static dlrm_status_t load_tensors(dlrm_model_t *m, const cJSON *hdr, const char 
         if (!want[t])
             continue;
         snprintf(name, sizeof(name), "emb_l.%d.weight", t);
-        st =
-            load_tensor(fd, hdr, path, name, cfg->rows[t], cfg->d, data_at, data_len, m->tables[t]);
+        if (!map) {
+            st = load_tensor(fd, hdr, path, name, cfg->rows[t], cfg->d, data_at, data_len,
+                             m->tables[t]);
+            continue;
+        }
+        uint64_t at = 0, bytes = 0;
+        st = find_tensor(hdr, path, name, cfg->rows[t], cfg->d, data_len, &at, &bytes);
+        if (st == DLRM_OK && (data_at + at) % sizeof(float) != 0)
+            st = dlrm_error(DLRM_ERR_FORMAT,
+                            "%s: tensor '%s' starts at byte %llu of the file, not a multiple of "
+                            "4: it cannot be mapped (load it as a copy)",
+                            path, name, (unsigned long long)(data_at + at));
+        if (st == DLRM_OK) {
+            m->tables[t] = (const float *)(map + data_at + at);
+            m->file_table_bytes += (size_t)bytes;
+        }
     }
     return st;
+}
+
+/* Bytes of the tables in want as the configuration sizes them (the file is checked later). */
+static uint64_t wanted_table_bytes(const dlrm_config_t *cfg, const unsigned char *want)
+{
+    uint64_t n = 0;
+    for (int t = 0; t < cfg->n_tables; t++)
+        if (want[t])
+            n += (uint64_t)cfg->rows[t] * (uint64_t)cfg->d * sizeof(float);
+    return n;
+}
+
+/* MemAvailable from /proc/meminfo in bytes, or 0 when it cannot be read. */
+static uint64_t mem_available(void)
+{
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f)
+        return 0;
+    char line[256];
+    unsigned long long kib = 0;
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "MemAvailable: %llu kB", &kib) == 1)
+            break;
+    fclose(f);
+    return (uint64_t)kib * 1024;
+}
+
+/* Whether every table in want sits at a 4-byte-aligned offset (as a mapping needs). */
+static int tables_aligned(const dlrm_config_t *cfg, const cJSON *hdr, size_t data_at,
+                          const unsigned char *want)
+{
+    char name[64];
+    for (int t = 0; t < cfg->n_tables; t++) {
+        if (!want[t])
+            continue;
+        snprintf(name, sizeof(name), "emb_l.%d.weight", t);
+        const cJSON *offs = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(hdr, name), "data_offsets");
+        int64_t b = json_count(cJSON_GetArrayItem(offs, 0));
+        if (b >= 0 && (data_at + (uint64_t)b) % sizeof(float) != 0)
+            return 0;
+    }
+    return 1;
 }
 
 dlrm_status_t dlrm_model_load(const dlrm_config_t *cfg, const char *path, const int *tables,
                               int n_tables, dlrm_model_t **model_p)
 {
+    return dlrm_model_load_held(cfg, path, tables, n_tables, DLRM_HOLD_AUTO, model_p);
+}
+
+dlrm_status_t dlrm_model_load_held(const dlrm_config_t *cfg, const char *path, const int *tables,
+                                   int n_tables, dlrm_hold_t hold, dlrm_model_t **model_p)
+{
     if (!cfg || !path || !model_p || !cfg->rows || cfg->n_tables < 1)
         return dlrm_error(DLRM_ERR_ARG, "dlrm_model_load: cfg, path and model_p are required");
+    if (hold != DLRM_HOLD_AUTO && hold != DLRM_HOLD_COPY && hold != DLRM_HOLD_MAP)
+        return dlrm_error(DLRM_ERR_ARG, "dlrm_model_load_held: unknown hold %d", (int)hold);
     unsigned char *want = malloc((size_t)cfg->n_tables);
-    if (!want)
+    unsigned char *own = calloc((size_t)cfg->n_tables, 1);
+    if (!want || !own) {
+        free(want);
+        free(own);
         return dlrm_error(DLRM_ERR_NOMEM, "model: out of memory");
+    }
     size_t data_at = 0, data_len = 0;
     cJSON *hdr = NULL;
     dlrm_model_t *m = NULL;
     int fd = -1;
+    void *map = MAP_FAILED;
+    size_t map_len = 0;
     dlrm_status_t st = dlrm_table_set(cfg, tables, n_tables, want);
     if (st == DLRM_OK && (fd = open(path, O_RDONLY | O_NONBLOCK)) < 0)
         st = dlrm_error(DLRM_ERR_IO, "%s: %s", path, strerror(errno));
@@ -298,18 +375,48 @@ dlrm_status_t dlrm_model_load(const dlrm_config_t *cfg, const char *path, const 
         st = read_header(fd, path, &hdr, &data_at, &data_len);
     if (st == DLRM_OK)
         st = check_header(hdr, path, data_len);
+    if (st == DLRM_OK && hold == DLRM_HOLD_AUTO) {
+        /* Copy unless the tables would take more than half of what the kernel says is
+         * available (other processes of the host load theirs too), or memory is unknown. */
+        uint64_t avail = mem_available(), need = wanted_table_bytes(cfg, want);
+        hold = avail && need > avail / 2 && tables_aligned(cfg, hdr, data_at, want)
+                   ? DLRM_HOLD_MAP
+                   : DLRM_HOLD_COPY;
+    }
+    if (hold == DLRM_HOLD_COPY)
+        memcpy(own, want, (size_t)cfg->n_tables);
+    if (st == DLRM_OK && hold == DLRM_HOLD_MAP) {
+        map_len = data_at + data_len;
+        map = mmap(NULL, map_len, PROT_READ, MAP_SHARED, fd, 0);
+        if (map == MAP_FAILED)
+            st = dlrm_error(DLRM_ERR_IO, "%s: cannot map %zu MiB: %s", path, map_len >> 20,
+                            strerror(errno));
+        else if (wanted_table_bytes(cfg, want) <= mem_available())
+            (void)madvise(map, map_len, MADV_WILLNEED); /* it fits: read ahead now */
+        else
+            (void)madvise(map, map_len, MADV_RANDOM); /* it does not: fetch only what is hit */
+    }
     if (st == DLRM_OK)
         st = dlrm_model_alloc(cfg, &m);
     if (st == DLRM_OK)
-        st = dlrm_model_own(m, want);
+        st = dlrm_model_own(m, own);
+    if (st == DLRM_OK && map != MAP_FAILED) {
+        m->file_map = map; /* dlrm_model_free unmaps it from here on */
+        m->file_map_len = map_len;
+        map = MAP_FAILED;
+    }
     if (st == DLRM_OK)
-        st = load_tensors(m, hdr, path, fd, data_at, data_len, want);
+        st = load_tensors(m, hdr, path, fd, data_at, data_len, want,
+                          hold == DLRM_HOLD_MAP ? m->file_map : NULL);
     if (st == DLRM_OK)
         st = dlrm_model_prepare(m);
+    if (map != MAP_FAILED)
+        munmap(map, map_len);
     if (fd >= 0)
         close(fd);
     cJSON_Delete(hdr);
     free(want);
+    free(own);
     if (st != DLRM_OK) {
         dlrm_model_free(m);
         return st;

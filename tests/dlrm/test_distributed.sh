@@ -171,6 +171,24 @@ run 2 "${tiny[@]}" --weights "$out/saved.safetensors" --driver sync,bls:2 --pred
   > /dev/null 2> "$out/load.err" || bad "loading the saved weights: $(cat "$out/load.err")"
 cmp -s "$out/rand.pred" "$out/load.pred" && [ -s "$out/rand.pred" ] && ok \
   || bad "the saved weights predict differently from the model that wrote them"
+# --weights-hold map: the tables stay in the file, mapped; the same predictions, bit for bit,
+# and the report says how the tables are held.
+for hold in map copy; do
+  run 2 "${tiny[@]}" --weights "$out/saved.safetensors" --weights-hold $hold --driver sync,bls:2 \
+    --predictions "$out/$hold.pred" --json "$out/$hold.json" > /dev/null 2> "$out/$hold.err" \
+    || bad "--weights-hold $hold: $(cat "$out/$hold.err")"
+  cmp -s "$out/rand.pred" "$out/$hold.pred" && ok || bad "--weights-hold $hold predicts differently"
+  grep -q '"tables_held_per_process": \["'$hold'", "'$hold'"\]' "$out/$hold.json" && ok \
+    || bad "--weights-hold $hold: $(grep -o '"tables_held[^]]*]' "$out/$hold.json")"
+done
+grep -q '"tables_held_per_process": \["random"\]' "$out/saved.json" && ok \
+  || bad "random tables: $(grep -o '"tables_held[^]]*]' "$out/saved.json")"
+run 1 "${tiny[@]}" --weights "$out/saved.safetensors" --weights-hold mmap > /dev/null 2> "$out/hold.err"; rc=$?
+[ $rc = 2 ] && grep -q -- "--weights-hold is auto, copy or map, got 'mmap'" "$out/hold.err" && ok \
+  || bad "--weights-hold mmap (rc $rc): $(cat "$out/hold.err")"
+run 1 "${tiny[@]}" --weights-hold map > /dev/null 2> "$out/hold.err"; rc=$?
+[ $rc = 2 ] && grep -q -- "--weights-hold copy or map needs --weights FILE" "$out/hold.err" && ok \
+  || bad "--weights-hold without --weights (rc $rc): $(cat "$out/hold.err")"
 run 2 "${tiny[@]}" --save-weights "$out/two.safetensors" > /dev/null 2> "$out/save2.err"; rc=$?
 [ $rc = 2 ] && grep -q -- "--save-weights needs one process" "$out/save2.err" && [ ! -e "$out/two.safetensors" ] \
   && ok || bad "--save-weights on 2 processes (rc $rc): $(cat "$out/save2.err")"

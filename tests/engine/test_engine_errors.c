@@ -156,6 +156,69 @@ static void test_hostile_header(const dlrm_config_t *c)
     EXPECT(dlrm_model_load(c, dir, NULL, 0, &l), DLRM_ERR_FORMAT, "not a regular file");
 }
 
+/* The tables mapped from the file (DLRM_HOLD_MAP) or copied (COPY, and AUTO with memory to
+ * spare): the same numbers either way; a table the file places off a 4-byte boundary cannot be
+ * mapped (AUTO then copies). */
+static void test_weights_held(const dlrm_config_t *c, const dlrm_model_t *m)
+{
+    dlrm_hold_t holds[] = {DLRM_HOLD_MAP, DLRM_HOLD_COPY, DLRM_HOLD_AUTO};
+    dlrm_hold_t want[] = {DLRM_HOLD_MAP, DLRM_HOLD_COPY, DLRM_HOLD_COPY};
+    int only_one[] = {1};
+    for (int k = 0; k < 3; k++) {
+        dlrm_model_t *l = NULL;
+        CHECK(dlrm_model_load_held(c, file("good.safetensors"), only_one, 1, holds[k], &l) ==
+                  DLRM_OK,
+              "load held %d: %s", (int)holds[k], dlrm_last_error());
+        if (!l)
+            continue;
+        CHECK(dlrm_model_hold(l) == want[k], "hold %d: held as %d, expected %d", (int)holds[k],
+              (int)dlrm_model_hold(l), (int)want[k]);
+        CHECK(dlrm_model_table(l, 0) == NULL && dlrm_model_table(l, 2) == NULL,
+              "hold %d: tables 0 and 2 are not this process's", (int)holds[k]);
+        CHECK(memcmp(dlrm_model_table(m, 1), dlrm_model_table(l, 1), sizeof(float) * 8 * 20) == 0,
+              "hold %d: table 1 differs from the model saved", (int)holds[k]);
+        size_t bytes = 0, huge = 0;
+        CHECK(dlrm_model_memory(l, &bytes, &huge) == DLRM_OK && bytes >= sizeof(float) * 8 * 20,
+              "hold %d: the memory counted (%zu bytes) leaves out table 1", (int)holds[k], bytes);
+        dlrm_model_free(l);
+    }
+    dlrm_model_t *l = NULL;
+    EXPECT(dlrm_model_load_held(c, file("good.safetensors"), NULL, 0, (dlrm_hold_t)7, &l),
+           DLRM_ERR_ARG, "unknown hold 7");
+    /* Two more bytes of header (spaces after the JSON): every tensor starts 2 bytes off. */
+    FILE *in = fopen(file("good.safetensors"), "rb"), *out = fopen(file("odd.safetensors"), "wb");
+    unsigned char len8[8];
+    CHECK(in && out && fread(len8, 1, 8, in) == 8, "cannot copy good.safetensors");
+    if (!in || !out) {
+        if (in)
+            fclose(in);
+        if (out)
+            fclose(out);
+        return;
+    }
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; i--)
+        hlen = (hlen << 8) | len8[i];
+    for (int i = 0; i < 8; i++)
+        len8[i] = (unsigned char)((hlen + 2) >> (8 * i));
+    fwrite(len8, 1, 8, out);
+    for (uint64_t i = 0; i < hlen; i++)
+        fputc(fgetc(in), out);
+    fputs("  ", out);
+    for (int ch; (ch = fgetc(in)) != EOF;)
+        fputc(ch, out);
+    fclose(in);
+    fclose(out);
+    EXPECT(dlrm_model_load_held(c, file("odd.safetensors"), NULL, 0, DLRM_HOLD_MAP, &l),
+           DLRM_ERR_FORMAT, "tensor 'emb_l.0.weight' starts at byte");
+    CHECK(dlrm_model_load_held(c, file("odd.safetensors"), NULL, 0, DLRM_HOLD_COPY, &l) == DLRM_OK,
+          "an unaligned file loads as a copy: %s", dlrm_last_error());
+    if (l)
+        CHECK(memcmp(dlrm_model_table(m, 2), dlrm_model_table(l, 2), sizeof(float) * 8 * 30) == 0,
+              "the unaligned file's table 2 differs");
+    dlrm_model_free(l);
+}
+
 static void test_weights(void)
 {
     dlrm_config_t c, wider, more;
@@ -171,6 +234,7 @@ static void test_weights(void)
         CHECK(memcmp(dlrm_model_table(m, t), dlrm_model_table(l, t), sizeof(float) * 8 * (size_t)c.rows[t]) == 0,
               "table %d differs after save and load", t);
     dlrm_model_free(l);
+    test_weights_held(&c, m);
 
     EXPECT(dlrm_model_load(&wider, file("good.safetensors"), NULL, 0, &l), DLRM_ERR_FORMAT,
            "tensor 'emb_l.1.weight' has shape [20, 8], the model needs [21, 8]");
