@@ -233,7 +233,9 @@ fault() { # driver, signal, expected regex, limit[, seconds from launch to the s
   local waited=0
   while kill -0 "$job" 2>/dev/null && [ $waited -lt "$limit" ]; do sleep 1; waited=$((waited + 1)); done
   if kill -0 "$job" 2>/dev/null; then
-    bad "$driver, SIG$sig of process 2: still running after ${limit}s (a hang)"
+    bad "$driver, SIG$sig of process 2: still running after ${limit}s (a hang); victim $victim; the processes:" \
+      "$(ps -o pid,stat,wchan:24,etime,args -p "$(pgrep -d, -f "$(basename "$tool")")" 2>&1 | cut -c1-110)" \
+      "; the output: $(tail -5 "$out/fault.err")"
     pkill -KILL -f "$(basename "$tool")"; wait "$job"
     return
   fi
