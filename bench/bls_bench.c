@@ -28,6 +28,7 @@ typedef struct {
     double work_us;
     int busy;
     int caller_progress;      /* --progress caller[:US]: no progress thread */
+    int normal_progress;      /* --progress thread-normal: the thread at normal priority */
     double progress_every_us; /* ... and bls_progress() every US of work (0: never) */
     harness_delay_t delay;
     double timeout;
@@ -98,9 +99,11 @@ static void usage(void)
         "  --skew R:F         rank R sends F times --bytes (heterogeneous sizes)\n"
         "  --work-us W        work per iteration in microseconds (default 1000)\n"
         "  --busy             the work spins instead of sleeping (competes for the CPU)\n"
-        "  --progress P       bls modes' progress: thread (default: a progress thread moves\n"
-        "                     data while the work runs) or caller[:US] (no thread: data moves\n"
-        "                     inside libbls's calls, and bls_progress() every US of work)\n"
+        "  --progress P       bls modes' progress: thread (default: a progress thread at the\n"
+        "                     lowest priority moves data while a core is free), thread-normal\n"
+        "                     (the thread at normal priority: it preempts --busy work) or\n"
+        "                     caller[:US] (no thread: data moves inside libbls's calls, and\n"
+        "                     bls_progress() every US of work)\n"
         "  --delay SPEC       injected per-iteration delay, same trace for every mode:\n"
         "                       none | exp:MEAN_US | hiccup:PROB:US | straggler:RANK:US |\n"
         "                       lognormal:MEDIAN_US:SIGMA | cosched:PROB:US (every\n"
@@ -171,15 +174,17 @@ static int set_option(opts_t *o, const char *a, const char *v, const char **mode
         o->json = v;
     } else if (!strcmp(a, "--progress")) {
         char tail;
-        if (!strcmp(v, "thread")) {
+        if (!strcmp(v, "thread") || !strcmp(v, "thread-normal")) {
             o->caller_progress = 0;
+            o->normal_progress = !strcmp(v, "thread-normal");
         } else if (!strcmp(v, "caller")) {
             o->caller_progress = 1;
         } else if (sscanf(v, "caller:%lf%c", &x, &tail) == 1 && x >= 0 && x <= 1e7) {
             o->caller_progress = 1;
             o->progress_every_us = x;
         } else {
-            return die("--progress takes thread, caller or caller:US (0 <= US <= 1e7), got '%s'",
+            return die("--progress takes thread, thread-normal, caller or caller:US (0 <= US <= "
+                       "1e7), got '%s'",
                        v);
         }
     } else if (number(v, 0, &x) != 0 || x > option_max(a)) {
@@ -274,7 +279,9 @@ static bls_comm_t *mode_comm(const opts_t *o, const harness_driver_t *m, size_t 
     cfg.lag = m->lag;
     cfg.max_block = block_bytes(o, rank);
     cfg.timeout = o->timeout;
-    cfg.progress = o->caller_progress ? BLS_PROGRESS_CALLER : BLS_PROGRESS_THREAD;
+    cfg.progress = o->caller_progress   ? BLS_PROGRESS_CALLER
+                   : o->normal_progress ? BLS_PROGRESS_THREAD_NORMAL
+                                        : BLS_PROGRESS_THREAD;
     bls_comm_t *comm = NULL;
     if (bls_comm_create(MPI_COMM_WORLD, &cfg, &comm) != BLS_OK)
         abort_here(-1, "creating the communicator");
@@ -491,7 +498,10 @@ static int write_json(const opts_t *o, const result_t *res, long rss_max, const 
     cJSON_AddNumberToObject(c, "skew_factor", o->skew_factor);
     cJSON_AddNumberToObject(c, "work_us", o->work_us);
     cJSON_AddBoolToObject(c, "busy", o->busy);
-    cJSON_AddStringToObject(c, "progress", o->caller_progress ? "caller" : "thread");
+    cJSON_AddStringToObject(c, "progress",
+                            o->caller_progress   ? "caller"
+                            : o->normal_progress ? "thread-normal"
+                                                 : "thread");
     cJSON_AddNumberToObject(c, "progress_every_us", o->progress_every_us);
     harness_delay_format(&o->delay, dtext, sizeof(dtext));
     cJSON_AddStringToObject(c, "delay", dtext);

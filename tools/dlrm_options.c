@@ -75,7 +75,13 @@ void dlrm_options_usage(FILE *f)
         "                               processes (bls drivers); where MPI cannot time out (the\n"
         "                               sync driver, start-up, the final exchanges) a watchdog\n"
         "                               ends the job after 1.25 SEC + 2 s without progress;\n"
-        "                               0: wait forever (default 60)\n\n"
+        "                               0: wait forever (default 60)\n"
+        "  --progress P                 who moves the bls drivers' data while a process\n"
+        "                               computes: thread (default: libbls's progress thread at\n"
+        "                               the lowest priority, running when a core is free),\n"
+        "                               thread-normal (the thread at normal priority: it\n"
+        "                               preempts the computation to poll) or caller (no thread:\n"
+        "                               data moves inside libbls's calls)\n\n"
         "Scenarios (the same trace for every driver):\n"
         "  --delay SPEC                 per-process, per-batch delay: none | exp:MEAN_US |\n"
         "                               hiccup:PROB:US | straggler:RANK:US |\n"
@@ -197,6 +203,7 @@ enum {
     WCRITEO,
     SAVEW,
     HOLD,
+    PROGRESS,
     DRIVER,
     LAG,
     ROUNDS,
@@ -250,6 +257,7 @@ static const struct option longopts[] = {{"arch-mlp-bot", 1, 0, BOT},
                                          {"write-criteo", 1, 0, WCRITEO},
                                          {"save-weights", 1, 0, SAVEW},
                                          {"weights-hold", 1, 0, HOLD},
+                                         {"progress", 1, 0, PROGRESS},
                                          {"driver", 1, 0, DRIVER},
                                          {"drivers", 1, 0, DRIVER},
                                          {"lag", 1, 0, LAG},
@@ -370,6 +378,13 @@ static int set_special(dlrm_opts_t *o, int c, const char *v, char *err, size_t l
             return fail(err, len, "--placement is contiguous or balanced, got '%s'", v);
         o->placement = v[0] == 'b' ? DIST_PLACE_BALANCED : DIST_PLACE_CONTIGUOUS;
         return 0;
+    case PROGRESS:
+        if (strcmp(v, "thread") && strcmp(v, "thread-normal") && strcmp(v, "caller"))
+            return fail(err, len, "--progress is thread, thread-normal or caller, got '%s'", v);
+        o->bls_progress = !strcmp(v, "thread")   ? BLS_PROGRESS_THREAD
+                          : !strcmp(v, "caller") ? BLS_PROGRESS_CALLER
+                                                 : BLS_PROGRESS_THREAD_NORMAL;
+        return 0;
     case HOLD:
         if (strcmp(v, "auto") && strcmp(v, "copy") && strcmp(v, "map"))
             return fail(err, len, "--weights-hold is auto, copy or map, got '%s'", v);
@@ -468,7 +483,7 @@ static int set_option(dlrm_opts_t *o, int c, const char *v, const char *name, in
     case HELP: return 1;
     case VERSION: return 2;
     /* clang-format off */
-    case PLACE: case HOLD: case DELAY: case HETERO: case ZIPF: case TIMEOUT: case SCENARIO: case QSIZE:
+    case PLACE: case HOLD: case PROGRESS: case DELAY: case HETERO: case ZIPF: case TIMEOUT: case SCENARIO: case QSIZE:
     case QPS: case LOAD: case BOUND:
         return set_special(o, c, v, err, len);
     case LAG:

@@ -29,6 +29,7 @@ typedef struct {
     int rounds;
     dist_placement_t placement;
     double timeout;
+    bls_progress_mode_t bls_progress; /* --progress: who moves the bls drivers' data */
     dist_scenario_t scenario;
     /* Scenario: offline (closed loop), server (queries on a schedule), or both in turn */
     int offline, server, scenario_given;

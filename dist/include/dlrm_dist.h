@@ -144,6 +144,7 @@ typedef struct {
 typedef struct {
     int64_t max_batches; /* stop after this many (< 0: all data) */
     double timeout;      /* seconds a wait may take (bls, ialltoallv and window drivers) */
+    bls_progress_mode_t bls_progress; /* bls drivers' progress (bls.h; 0: the idle thread) */
     /* Called on every process after each batch it produced, and every 0.5 s while a server
      * run waits for an arrival (may be NULL). */
     void (*progress)(void *arg, int64_t batches, int64_t samples, double seconds);

@@ -64,7 +64,7 @@ typedef struct {
 } run_t;
 
 /* Buffers, the driver's communicator, the source rewound; then a barrier. */
-dist_status_t run_begin(run_t *x, dist_source_t *src, double timeout);
+dist_status_t run_begin(run_t *x, dist_source_t *src, const dist_run_opts_t *opts);
 /* Room in the records for batch k and rows up to need. */
 dist_status_t run_grow(run_t *x, int64_t k, int64_t need);
 /* Consumes batches in order up to `upto` (exclusive): waiting for them, or only those done. */

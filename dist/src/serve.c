@@ -198,7 +198,7 @@ dist_status_t dist_session_serve(dist_session_t *s, const harness_driver_t *drv,
                                         "options are required");
     run_t x = {
         .s = s, .drv = drv, .sc = sc, .r = out, .serving = 1, .opts = opts, .arrivals = sched->at};
-    dist_status_t st = run_begin(&x, src, opts->timeout);
+    dist_status_t st = run_begin(&x, src, opts);
     stop_t c = {MPI_REQUEST_NULL, 0, 0, 0};
     x.t0 = st == DIST_OK ? agree_start(s) : harness_now();
     for (int64_t k = 0; st == DIST_OK && k < sched->n; k++) {

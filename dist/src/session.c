@@ -111,7 +111,7 @@ static dist_status_t run_alloc(run_t *x)
 }
 
 /* The communicator of the driver: its mode and lag, blocks of up to a slice of our tables. */
-static dist_status_t run_comm(run_t *x, double timeout)
+static dist_status_t run_comm(run_t *x, const dist_run_opts_t *opts)
 {
     const dist_session_t *s = x->s;
     bls_config_t bc;
@@ -121,7 +121,8 @@ static dist_status_t run_comm(run_t *x, double timeout)
     bc.datatype = MPI_FLOAT;
     bc.max_block = ((size_t)s->batch_max / (size_t)s->P + 1) * (size_t)s->n_mine * (size_t)s->L->d +
                    (x->drv->auto_lag ? DIST_AUTO_TRAILER : 0);
-    bc.timeout = timeout;
+    bc.timeout = opts->timeout;
+    bc.progress = opts->bls_progress;
     if (bls_comm_create(s->comm, &bc, &x->comm) != BLS_OK)
         return dist_error(DIST_ERR_COMM, "cannot create the %s communicator: %s", x->drv->name,
                           bls_last_error());
@@ -312,11 +313,11 @@ static dist_status_t step(run_t *x, dist_source_t *src, int batch, int64_t k, in
     return DIST_OK;
 }
 
-dist_status_t run_begin(run_t *x, dist_source_t *src, double timeout)
+dist_status_t run_begin(run_t *x, dist_source_t *src, const dist_run_opts_t *opts)
 {
     dist_status_t st = run_alloc(x);
     if (st == DIST_OK)
-        st = run_comm(x, timeout);
+        st = run_comm(x, opts);
     if (st == DIST_OK)
         st = autolag_begin(x);
     if (st == DIST_OK)
@@ -375,7 +376,7 @@ dist_status_t dist_session_run(dist_session_t *s, const harness_driver_t *drv, d
                           "%d]",
                           batch, s ? s->P : 0, s ? s->batch_max : 0);
     run_t x = {.s = s, .drv = drv, .sc = sc, .r = out};
-    dist_status_t st = run_begin(&x, src, opts->timeout);
+    dist_status_t st = run_begin(&x, src, opts);
     double t0 = harness_now();
     int ended = 0;
     for (int64_t k = 0; st == DIST_OK && !ended; k++) {

@@ -16,9 +16,10 @@
  *  - Asynchronous progress: in BLS mode a progress thread owned by the communicator moves bytes
  *    while the caller computes or sleeps outside the library; its polls space out with the
  *    observed time between posts when only small blocks are in flight, and it sleeps when
- *    nothing is outstanding.  A caller blocked in bls_wait* or bls_post moves the data itself
- *    (as MPI's blocking calls do), backing off to short sleeps when nothing arrives.  With
- *    BLS_PROGRESS_CALLER there is no thread: data moves inside this library's calls.
+ *    nothing is outstanding; it runs at the lowest scheduling priority, so it uses cores the
+ *    computation leaves free and never preempts it.  A caller blocked in bls_wait* or bls_post
+ * moves the data itself (as MPI's blocking calls do), backing off to short sleeps when nothing
+ * arrives.  With BLS_PROGRESS_CALLER there is no thread: data moves inside this library's calls.
  *  - Bounded memory, zero copy: blocks move straight between the caller's buffers (MPI_Isend
  *    from the send buffer, MPI_Imrecv into the receive buffer); the library holds no payload
  *    memory, only O((L+2) * P) bookkeeping allocated at creation that never grows.  A block
@@ -125,10 +126,16 @@ typedef struct bls_comm bls_comm_t;
 
 /* Who moves BLS mode's data while the caller is outside this library. */
 typedef enum {
-    BLS_PROGRESS_THREAD = 0, /* a progress thread of the communicator (default) */
-    BLS_PROGRESS_CALLER = 1  /* nobody: data moves inside this library's calls (bls_post,
-                                bls_test, bls_wait*, bls_progress), for runtimes that own
-                                their threads; MPI_THREAD_MULTIPLE is then not needed */
+    BLS_PROGRESS_THREAD = 0,       /* a progress thread of the communicator at the lowest
+                                      scheduling priority (Linux SCHED_IDLE; default): it runs
+                                      whenever a core is free -- the caller sleeps or waits, or a
+                                      core is spare -- and never takes a core from a computing
+                                      thread, so with every core computing it costs almost nothing */
+    BLS_PROGRESS_CALLER = 1,       /* nobody: data moves inside this library's calls (bls_post,
+                                      bls_test, bls_wait*, bls_progress), for runtimes that own
+                                      their threads; MPI_THREAD_MULTIPLE is then not needed */
+    BLS_PROGRESS_THREAD_NORMAL = 2 /* the thread at the process's own priority: its polls
+                                preempt computing threads (the behaviour before SCHED_IDLE) */
 } bls_progress_mode_t;
 
 typedef struct {
@@ -145,7 +152,8 @@ typedef struct {
     int poll_max_us;         /* progress thread: longest sleep between polls while a large
                                 block (16 KiB or more) is in flight or a completion callback
                                 is set, and the shortest idle one; default 50 */
-    bls_progress_mode_t progress; /* BLS mode: default BLS_PROGRESS_THREAD; per process */
+    bls_progress_mode_t progress; /* BLS mode: default BLS_PROGRESS_THREAD; per process (may
+                                     differ between processes) */
 } bls_config_t;
 
 /* Fill *cfg with the defaults above (max_block 0: only empty blocks). */

@@ -54,10 +54,11 @@ static bls_status_t check_local_config(const bls_config_t *cfg, int size, size_t
     if (cfg->poll_max_us < 0 || cfg->poll_max_us > 1000000)
         return bls_error(BLS_ERR_ARG, "bls_comm_create: poll_max_us %d is outside [0, 1000000]",
                          cfg->poll_max_us);
-    if (cfg->progress != BLS_PROGRESS_THREAD && cfg->progress != BLS_PROGRESS_CALLER)
+    if (cfg->progress != BLS_PROGRESS_THREAD && cfg->progress != BLS_PROGRESS_CALLER &&
+        cfg->progress != BLS_PROGRESS_THREAD_NORMAL)
         return bls_error(BLS_ERR_ARG,
-                         "bls_comm_create: progress %d is not BLS_PROGRESS_THREAD or "
-                         "BLS_PROGRESS_CALLER",
+                         "bls_comm_create: progress %d is not BLS_PROGRESS_THREAD, "
+                         "BLS_PROGRESS_CALLER or BLS_PROGRESS_THREAD_NORMAL",
                          (int)cfg->progress);
     if (cfg->datatype == MPI_DATATYPE_NULL)
         return bls_error(BLS_ERR_ARG, "bls_comm_create: datatype is MPI_DATATYPE_NULL");
@@ -79,7 +80,7 @@ static bls_status_t check_local_config(const bls_config_t *cfg, int size, size_t
     if (cfg->max_block > SIZE_MAX / 4 / (size_t)tsize)
         return bls_error(BLS_ERR_ARG, "bls_comm_create: max_block %zu is too large",
                          cfg->max_block);
-    if (ops->needs_thread_multiple && cfg->progress == BLS_PROGRESS_THREAD) {
+    if (ops->needs_thread_multiple && cfg->progress != BLS_PROGRESS_CALLER) {
         int provided = MPI_THREAD_SINGLE;
         MPI_Query_thread(&provided);
         if (provided != MPI_THREAD_MULTIPLE)

@@ -57,6 +57,17 @@
  *    what it cost (bench/RESULTS.md, issue 16).
  *  - BLS_PROGRESS_CALLER: no thread; everything above but the thread.
  *
+ * Priority.  The thread runs under SCHED_IDLE (BLS_PROGRESS_THREAD): the kernel gives it a
+ * core only when no normal thread wants one.  Its job is the caller's absence, and what
+ * matters there splits in two.  A caller sleeping or blocked (a delay, a wait, I/O) leaves its
+ * core free: the thread runs at once and the data moves, as before.  A caller computing on a
+ * machine where every core computes leaves no core free: at normal priority each poll then
+ * preempted the computation (a wake-up, a switch, cold caches, at 2-3 polls per large block),
+ * which cost bls-dlrm 3-6% against MPI_Alltoallv with every core busy; under SCHED_IDLE the
+ * poll waits until the caller stops computing, and the caller's own rounds in bls_post and
+ * bls_wait, which run next anyway, find the data.  On the delayed main job the figures are
+ * unchanged (bench/RESULTS.md, issue 16).  BLS_PROGRESS_THREAD_NORMAL keeps the old priority.
+ *
  * Locking.  comm->lock guards the ring and all counters.  Every MPI request and held message
  * belongs to whoever holds the engine (engine_busy); MPI_Testsome and MPI_Improbe run without
  * the lock, MPI_Isend and MPI_Imrecv with it.
@@ -569,6 +580,12 @@ static void *progress_main(void *arg)
     lagged_t *g = c->state;
     /* Short naps must be short: the default 50 us timer slack would stretch every poll. */
     prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
+    /* Lowest priority (see "Priority" above); where the policy is refused (a sandbox) the
+     * thread runs at the process's priority, as BLS_PROGRESS_THREAD_NORMAL. */
+    if (c->progress == BLS_PROGRESS_THREAD) {
+        struct sched_param sp = {0};
+        (void)pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
+    }
     long nap_us = 0, close_us = close_nap_us(c);
     pthread_mutex_lock(&g->lock);
     while (!g->stop) {

@@ -6,13 +6,17 @@
  * the modes that need the counts).  Every received byte is checked against the sender's
  * formula, every reported count against the sender's count, and a hash of every block of the
  * pass against the same block delivered by MPI_Alltoallv.  With --progress caller, BLS mode runs
- * without its progress thread and each delay is split by a bls_progress() call.
+ * without its progress thread and each delay is split by a bls_progress() call; with
+ * thread-normal, the thread runs at normal priority (by default, at SCHED_IDLE: checked).
  *
  * Usage: test_delivery [--mode bls|ialltoallv|window] [--lags 0,1,2,3,8] [--iters N]
  *                      [--max-bytes B] [--delay-us D] [--elem 1|4] [--seed S]
- *                      [--progress thread|caller]
+ *                      [--progress thread|thread-normal|caller]
  */
 #include "testutil.h"
+
+#include <dirent.h>
+#include <sched.h>
 
 typedef struct {
     bls_mode_t mode;
@@ -42,6 +46,20 @@ static size_t block_count(const opts_t *o, int64_t k, int p, int q, size_t max_e
 }
 
 /* Runs one pass; hashes[k*P + p] gets the hash of the block from p in iteration k. */
+/* How many of this process's threads run under SCHED_IDLE (libbls's default progress thread
+ * does; nothing else here asks for it). */
+static int idle_threads(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));)
+        if (e->d_name[0] != '.' && sched_getscheduler((pid_t)atoi(e->d_name)) == SCHED_IDLE)
+            n++;
+    if (d)
+        closedir(d);
+    return n;
+}
+
 static void run_pass(const opts_t *o, bls_mode_t mode, int lag, uint64_t *hashes)
 {
     int rank, P;
@@ -129,6 +147,14 @@ static void run_pass(const opts_t *o, bls_mode_t mode, int lag, uint64_t *hashes
               "library memory %zu bytes, expected (0, %zu] independent of block sizes",
               st.buffer_bytes, limit);
     }
+    /* The progress thread (BLS mode, created with the communicator) has run by now: at the
+     * lowest priority by default, at the process's own with BLS_PROGRESS_THREAD_NORMAL. */
+    int idle = idle_threads(), want = mode == BLS_MODE_BLS && o->progress == BLS_PROGRESS_THREAD;
+    CHECK(idle == want, "%d SCHED_IDLE threads with %s progress, expected %d", idle,
+          o->progress == BLS_PROGRESS_THREAD   ? "thread"
+          : o->progress == BLS_PROGRESS_CALLER ? "caller"
+                                               : "thread-normal",
+          want);
     bls_comm_destroy(comm);
     for (int s = 0; s < S; s++) {
         free(sendbufs[s]);
@@ -177,9 +203,13 @@ static void parse(int argc, char **argv, opts_t *o)
         } else if (!strcmp(argv[i], "--seed")) {
             o->seed = (uint64_t)atoll(v);
         } else if (!strcmp(argv[i], "--progress")) {
-            o->progress = !strcmp(v, "caller") ? BLS_PROGRESS_CALLER : BLS_PROGRESS_THREAD;
-            if (strcmp(v, "caller") && strcmp(v, "thread")) {
-                fprintf(stderr, "test_delivery: --progress: thread or caller, got '%s'\n", v);
+            o->progress = !strcmp(v, "caller")          ? BLS_PROGRESS_CALLER
+                          : !strcmp(v, "thread-normal") ? BLS_PROGRESS_THREAD_NORMAL
+                                                        : BLS_PROGRESS_THREAD;
+            if (strcmp(v, "caller") && strcmp(v, "thread") && strcmp(v, "thread-normal")) {
+                fprintf(stderr,
+                        "test_delivery: --progress: thread, thread-normal or caller, got '%s'\n",
+                        v);
                 MPI_Abort(MPI_COMM_WORLD, 2);
             }
         } else {

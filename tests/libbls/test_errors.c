@@ -29,6 +29,11 @@ static void test_create_errors(void)
     bls_config_init(&cfg);
     cfg.poll_max_us = -5;
     EXPECT(bls_comm_create(MPI_COMM_WORLD, &cfg, &comm), BLS_ERR_ARG, "poll_max_us -5");
+    bls_config_init(&cfg);
+    cfg.progress = (bls_progress_mode_t)3;
+    EXPECT(bls_comm_create(MPI_COMM_WORLD, &cfg, &comm), BLS_ERR_ARG,
+           "progress 3 is not BLS_PROGRESS_THREAD, BLS_PROGRESS_CALLER or "
+           "BLS_PROGRESS_THREAD_NORMAL");
 
     MPI_Datatype strided;
     MPI_Type_vector(2, 1, 2, MPI_INT, &strided);
