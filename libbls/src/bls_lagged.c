@@ -37,7 +37,10 @@
  *    non-matching probe tells a block's size before it is matched; a large held block stays
  *    held, marked held_issued): receiving one is a copy of up to megabytes, which on the thread
  *    overlaps the caller's work and in bls_post would lengthen every iteration (at 1 MiB that
- *    was 1.69x -> 1.21x of MPI_Alltoallv's speed).  A blocked caller runs full rounds itself,
+ *    was 1.69x -> 1.21x of MPI_Alltoallv's speed) -- provided the thread gets a core soon: it
+ *    measures how late it wakes from its naps, and when that lateness (or how overdue it is
+ *    now) exceeds an eighth of the time between posts, the caller's rounds receive large
+ *    blocks themselves (caller_defers).  A blocked caller runs full rounds itself,
  *    as MPI's blocking calls do: back to back while they find something, then SPIN_ROUNDS
  *    yielding ones, then naps that double from 1 us to poll_max_us; a completion found by the
  *    thread wakes it.
@@ -119,6 +122,8 @@ typedef struct {
     int thread_asleep; /* the thread sleeps until woken (nothing was outstanding) */
     double last_post;  /* bls_now() at the last post */
     double post_gap;   /* mean time between posts (seconds, moving average) */
+    double nap_until;  /* the thread's timed nap ends then (bls_now()); 0: not in one */
+    double wake_late;  /* how late the thread wakes from its timed naps (s, moving average) */
 
     pthread_t thread;
     int thread_started; /* 0 none, -1 lock and conditions exist, 1 thread runs */
@@ -542,6 +547,23 @@ static int outstanding(const bls_comm_t *c)
  * left to the thread: their copies then overlap the caller's work instead of lengthening its
  * call.  Lock held (dropped around the probes and MPI_Testsome); 1 if anything happened.
  */
+/* Whether a caller's round may leave large receives to the thread: only when the thread gets
+ * a core soon.  A thread that wakes late from its naps, or is overdue now (a SCHED_IDLE
+ * thread while every core computes, or any thread on an oversubscribed machine), would leave
+ * the copies until the caller blocks, later than the caller doing them at once.  Lock held. */
+static int caller_defers(const bls_comm_t *c)
+{
+    const lagged_t *g = c->state;
+    if (g->thread_started != 1)
+        return 0;
+    double slack = g->post_gap / 8, floor_s = 1e-6 * (c->poll_max_us > 0 ? c->poll_max_us : 1);
+    if (slack < floor_s)
+        slack = floor_s;
+    if (g->nap_until > 0 && bls_now() - g->nap_until > slack)
+        return 0;
+    return g->wake_late <= slack;
+}
+
 static int engine_round(bls_comm_t *c, int defer)
 {
     lagged_t *g = c->state;
@@ -613,8 +635,14 @@ static void *progress_main(void *arg)
         else
             nap_us = lazy;
         struct timespec ts;
-        abs_timespec(&ts, bls_now() + 1e-6 * (double)nap_us);
-        pthread_cond_timedwait(&g->wake_progress, &g->lock, &ts);
+        double until = bls_now() + 1e-6 * (double)nap_us;
+        abs_timespec(&ts, until);
+        g->nap_until = until;
+        if (pthread_cond_timedwait(&g->wake_progress, &g->lock, &ts) == ETIMEDOUT) {
+            double late = bls_now() - until;
+            g->wake_late = 0.75 * g->wake_late + 0.25 * (late > 0 ? late : 0);
+        }
+        g->nap_until = 0;
     }
     pthread_mutex_unlock(&g->lock);
     return NULL;
@@ -920,7 +948,7 @@ static bls_status_t lagged_post(bls_comm_t *c, const bls_post_args_t *a, bls_ite
         double now = bls_now(), gap = now - g->last_post;
         g->post_gap = k == 0 ? 0 : k == 1 ? gap : 0.875 * g->post_gap + 0.125 * gap;
         g->last_post = now;
-        engine_round(c, g->thread_started == 1); /* the sends leave now, from this thread */
+        engine_round(c, caller_defers(c)); /* the sends leave now, from this thread */
         /* A sleeping thread must watch the new iteration, and a napping one take the large
          * blocks left to it.  Otherwise it finds the iteration on its next poll. */
         if (g->thread_asleep || g->big_recvs > 0 || g->big_waiting || g->deferred > 0)
@@ -939,7 +967,7 @@ static bls_status_t lagged_wait(bls_comm_t *c, bls_iter_t iter, int blocking, in
     double t0 = bls_now(), deadline = bls_deadline(c);
     pthread_mutex_lock(&g->lock);
     if (!blocking) { /* as bls_post: the large blocks this round left go to the thread now */
-        engine_round(c, g->thread_started == 1);
+        engine_round(c, caller_defers(c));
         if (g->big_waiting || g->deferred > 0)
             pthread_cond_signal(&g->wake_progress);
     }

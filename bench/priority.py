@@ -1,0 +1,94 @@
+#!/usr/bin/python3
+"""Who pays for the progress thread: bls-dlrm with every core computing, and with delays.
+
+Debian's /usr/bin/python3 (stdlib only).  Each bls-dlrm invocation runs sync, bls:1 and bls:4
+interleaved (--rounds 2), so each speedup is a ratio within one run; the --progress settings
+alternate invocation by invocation, --reps times.  Scenarios:
+  busy2    2 processes on 2 cores, --busy, no delay (every core computing, nothing to mask)
+  busy4    4 processes on 2 cores, the same
+  one2     1 process with --threads 2 (no exchange: the thread has nothing to do)
+  delayed  the main job's offline scenario (4 processes, exp delays of 5 ms, sleep)
+Prints a Markdown table of medians; writes every JSON to --out.
+
+Usage: /usr/bin/python3 bench/priority.py [--build build] [--reps 3] [--only busy2,busy4]
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+BUSY = ["--batch-size", "512", "--synthetic-samples", "204800", "--max-batches", "400",
+        "--rounds", "2", "--busy"]
+SCENARIOS = {
+    "busy2": (2, BUSY),
+    "busy4": (4, BUSY),
+    "one2": (1, BUSY + ["--threads", "2"]),
+    "delayed": (4, ["--batch-size", "256", "--synthetic-samples", "256000", "--max-batches",
+                    "200", "--pooling", "2", "--bursts", "0.1:8", "--hot-tables", "0-6:1.05",
+                    "--delay", "exp:5000", "--scenario", "offline"]),
+}
+PROGRESS = ["thread-normal", "thread", "caller"]
+
+
+def run(build, np, extra, progress, path):
+    cmd = ["mpiexec.openmpi", "--allow-run-as-root", "--oversubscribe", "-np", str(np),
+           os.path.join(build, "tools", "bls-dlrm"), "--driver", "sync,bls:1,bls:4", "--quiet",
+           "--progress", progress, "--json", path] + extra
+    r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if r.returncode != 0:
+        sys.exit(f"priority.py: {' '.join(cmd)} failed ({r.returncode}): {r.stderr[-500:]}")
+    with open(path) as f:
+        return {d["name"]: d for d in json.load(f)["drivers"]}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build", default="build")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--only", default=",".join(SCENARIOS))
+    ap.add_argument("--progress", default=",".join(PROGRESS),
+                    help="comma list of bls-dlrm --progress settings to alternate")
+    ap.add_argument("--out", default="bench/out/priority")
+    args = ap.parse_args()
+    names = args.only.split(",")
+    for n in names:
+        if n not in SCENARIOS:
+            sys.exit(f"priority.py: unknown scenario '{n}' (known: {', '.join(SCENARIOS)})")
+    progs = args.progress.split(",")
+    os.makedirs(args.out, exist_ok=True)
+    res = {}  # (scenario, progress) -> list of runs
+    for rep in range(args.reps):
+        for n in names:
+            np, extra = SCENARIOS[n]
+            for p in progs:
+                path = os.path.join(args.out, f"{n}-{p}-{rep}.json")
+                res.setdefault((n, p), []).append(run(args.build, np, extra, p, path))
+                d = res[(n, p)][-1]
+                print(f"rep {rep} {n:8s} {p:13s} bls:1 {d['bls:1']['speedup']:.3f}x "
+                      f"bls:4 {d['bls:4']['speedup']:.3f}x", file=sys.stderr)
+    print("| scenario | progress | sync ms/batch | bls:1 speedup | bls:4 speedup | "
+          "CPU us/batch sync, bls:1, bls:4 | of it the thread's (bls:1, bls:4) | "
+          "efficiency bls:1, bls:4 |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for n in names:
+        for p in progs:
+            runs = res[(n, p)]
+
+            def med(drv, key):
+                return statistics.median(r[drv][key] for r in runs)
+
+            sp = [", ".join(f"{r[d]['speedup']:.3f}" for r in runs) for d in ("bls:1", "bls:4")]
+            print(f"| {n} | {p} | {med('sync', 'ms_per_batch'):.3f} | "
+                  f"{med('bls:1', 'speedup'):.3f} ({sp[0]}) | {med('bls:4', 'speedup'):.3f} "
+                  f"({sp[1]}) | {med('sync', 'cpu_us_per_batch'):.0f}, "
+                  f"{med('bls:1', 'cpu_us_per_batch'):.0f}, {med('bls:4', 'cpu_us_per_batch'):.0f} | "
+                  f"{med('bls:1', 'progress_cpu_us_per_batch'):.0f}, "
+                  f"{med('bls:4', 'progress_cpu_us_per_batch'):.0f} | "
+                  f"{med('bls:1', 'efficiency'):.3f}, {med('bls:4', 'efficiency'):.3f} |")
+
+
+if __name__ == "__main__":
+    main()
