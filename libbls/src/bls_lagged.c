@@ -617,6 +617,10 @@ static void *progress_main(void *arg)
             nap_us = 0;
             continue;
         }
+        /* The round dropped the lock for its MPI calls: a destroyer may have set stop and
+         * signalled meanwhile, with nobody waiting yet.  Sleeping now would never end. */
+        if (g->stop)
+            break;
         if (g->fatal != BLS_OK || !outstanding(c)) {
             g->thread_asleep = 1; /* until a post, a failure's end or destruction */
             pthread_cond_wait(&g->wake_progress, &g->lock);
