@@ -50,7 +50,7 @@ def main():
     ap.add_argument("--iters", type=int, default=2000, help="iterations (halved at 1 MiB)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--transports", default="shm,tcp")
-    ap.add_argument("--progress", default="thread", help="bls-bench --progress: thread, caller[:US]")
+    ap.add_argument("--progress", default="thread", help="bls-bench --progress: thread, thread-normal, caller[:US]")
     ap.add_argument("--only", default="", help="comma list of scenario names to run")
     ap.add_argument("--out", default="bench/out/targets")
     args = ap.parse_args()
