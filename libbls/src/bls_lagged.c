@@ -541,12 +541,6 @@ static int outstanding(const bls_comm_t *c)
     return g->final_sends_pending > 0 || c->finishing;
 }
 
-/*
- * One round of the engine, if no other thread is running one: issue new posts, match arrivals,
- * test requests.  With `defer` (a caller's round while the thread runs), large receives are
- * left to the thread: their copies then overlap the caller's work instead of lengthening its
- * call.  Lock held (dropped around the probes and MPI_Testsome); 1 if anything happened.
- */
 /* Whether a caller's round may leave large receives to the thread: only when the thread gets
  * a core soon.  A thread that wakes late from its naps, or is overdue now (a SCHED_IDLE
  * thread while every core computes, or any thread on an oversubscribed machine), would leave
@@ -564,6 +558,13 @@ static int caller_defers(const bls_comm_t *c)
     return g->wake_late <= slack;
 }
 
+/*
+ * One round of the engine, if no other thread is running one: issue new posts, match arrivals,
+ * test requests.  With `defer` (a caller's round while the thread wakes on time:
+ * caller_defers), large receives are left to the thread: their copies then overlap the
+ * caller's work instead of lengthening its call.  Lock held (dropped around the probes and
+ * MPI_Testsome); 1 if anything happened.
+ */
 static int engine_round(bls_comm_t *c, int defer)
 {
     lagged_t *g = c->state;
