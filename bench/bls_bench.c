@@ -27,9 +27,8 @@ typedef struct {
     double skew_factor;
     double work_us;
     int busy;
-    int caller_progress;      /* --progress caller[:US]: no progress thread */
-    int normal_progress;      /* --progress thread-normal: the thread at normal priority */
-    double progress_every_us; /* ... and bls_progress() every US of work (0: never) */
+    bls_progress_mode_t progress; /* --progress: who moves data outside the library's calls */
+    double progress_every_us;     /* caller:US: bls_progress() every US of work (0: never) */
     harness_delay_t delay;
     double timeout;
     const char *json;
@@ -174,15 +173,11 @@ static int set_option(opts_t *o, const char *a, const char *v, const char **mode
         o->json = v;
     } else if (!strcmp(a, "--progress")) {
         char tail;
-        if (!strcmp(v, "thread") || !strcmp(v, "thread-normal")) {
-            o->caller_progress = 0;
-            o->normal_progress = !strcmp(v, "thread-normal");
-        } else if (!strcmp(v, "caller")) {
-            o->caller_progress = 1;
-        } else if (sscanf(v, "caller:%lf%c", &x, &tail) == 1 && x >= 0 && x <= 1e7) {
-            o->caller_progress = 1;
+        o->progress_every_us = 0;
+        if (sscanf(v, "caller:%lf%c", &x, &tail) == 1 && x >= 0 && x <= 1e7) {
+            o->progress = BLS_PROGRESS_CALLER;
             o->progress_every_us = x;
-        } else {
+        } else if (bls_progress_parse(v, &o->progress) != BLS_OK) {
             return die("--progress takes thread, thread-normal, caller or caller:US (0 <= US <= "
                        "1e7), got '%s'",
                        v);
@@ -219,7 +214,8 @@ static int parse(int argc, char **argv, opts_t *o)
                   .skew_factor = 1,
                   .work_us = 1000,
                   .delay = {.kind = HARNESS_DELAY_EXP, .a = 1000, .seed = 1},
-                  .timeout = 60};
+                  .timeout = 60,
+                  .progress = BLS_PROGRESS_THREAD};
     const char *modes = "sync,bls:1,bls:4";
     double lag = 4;
     for (int i = 1; i < argc; i++) {
@@ -279,9 +275,7 @@ static bls_comm_t *mode_comm(const opts_t *o, const harness_driver_t *m, size_t 
     cfg.lag = m->lag;
     cfg.max_block = block_bytes(o, rank);
     cfg.timeout = o->timeout;
-    cfg.progress = o->caller_progress   ? BLS_PROGRESS_CALLER
-                   : o->normal_progress ? BLS_PROGRESS_THREAD_NORMAL
-                                        : BLS_PROGRESS_THREAD;
+    cfg.progress = o->progress;
     bls_comm_t *comm = NULL;
     if (bls_comm_create(MPI_COMM_WORLD, &cfg, &comm) != BLS_OK)
         abort_here(-1, "creating the communicator");
@@ -498,10 +492,7 @@ static int write_json(const opts_t *o, const result_t *res, long rss_max, const 
     cJSON_AddNumberToObject(c, "skew_factor", o->skew_factor);
     cJSON_AddNumberToObject(c, "work_us", o->work_us);
     cJSON_AddBoolToObject(c, "busy", o->busy);
-    cJSON_AddStringToObject(c, "progress",
-                            o->caller_progress   ? "caller"
-                            : o->normal_progress ? "thread-normal"
-                                                 : "thread");
+    cJSON_AddStringToObject(c, "progress", bls_progress_name(o->progress));
     cJSON_AddNumberToObject(c, "progress_every_us", o->progress_every_us);
     harness_delay_format(&o->delay, dtext, sizeof(dtext));
     cJSON_AddStringToObject(c, "delay", dtext);

@@ -379,11 +379,8 @@ static int set_special(dlrm_opts_t *o, int c, const char *v, char *err, size_t l
         o->placement = v[0] == 'b' ? DIST_PLACE_BALANCED : DIST_PLACE_CONTIGUOUS;
         return 0;
     case PROGRESS:
-        if (strcmp(v, "thread") && strcmp(v, "thread-normal") && strcmp(v, "caller"))
+        if (bls_progress_parse(v, &o->bls_progress) != BLS_OK)
             return fail(err, len, "--progress is thread, thread-normal or caller, got '%s'", v);
-        o->bls_progress = !strcmp(v, "thread")   ? BLS_PROGRESS_THREAD
-                          : !strcmp(v, "caller") ? BLS_PROGRESS_CALLER
-                                                 : BLS_PROGRESS_THREAD_NORMAL;
         return 0;
     case HOLD:
         if (strcmp(v, "auto") && strcmp(v, "copy") && strcmp(v, "map"))

@@ -184,10 +184,7 @@ static cJSON *json_config(const report_t *r)
     cJSON_AddNumberToObject(c, "batch_size", o->batch);
     cJSON_AddStringToObject(c, "data", o->data ? o->data : "synthetic");
     cJSON_AddStringToObject(c, "weights", o->weights ? o->weights : "random");
-    cJSON_AddStringToObject(c, "progress",
-                            o->bls_progress == BLS_PROGRESS_CALLER          ? "caller"
-                            : o->bls_progress == BLS_PROGRESS_THREAD_NORMAL ? "thread-normal"
-                                                                            : "thread");
+    cJSON_AddStringToObject(c, "progress", bls_progress_name(o->bls_progress));
     cJSON_AddStringToObject(c, "placement",
                             o->placement == DIST_PLACE_BALANCED ? "balanced" : "contiguous");
     harness_delay_format(&sc->delay, text, sizeof(text));

@@ -138,6 +138,14 @@ typedef enum {
                                 preempt computing threads (the behaviour before SCHED_IDLE) */
 } bls_progress_mode_t;
 
+/*
+ * Progress settings by name, as tools take them: "thread", "thread-normal", "caller".
+ * BLS_ERR_ARG names an unknown one.
+ */
+bls_status_t bls_progress_parse(const char *name, bls_progress_mode_t *progress_p);
+/* "thread", "thread-normal", "caller" ("unknown" for a value outside the enum). */
+const char *bls_progress_name(bls_progress_mode_t progress);
+
 typedef struct {
     bls_mode_t mode;         /* default BLS_MODE_BLS */
     int lag;                 /* L >= 0, same on every process; default 1 */

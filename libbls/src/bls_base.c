@@ -126,6 +126,38 @@ bls_status_t bls_mode_parse(const char *spec, int default_lag, bls_mode_t *mode_
     return bls_error(BLS_ERR_ARG, "unknown mode '%s' (bls:L, sync, ialltoallv:L, window:L)", spec);
 }
 
+/* ---- progress settings by name ---- */
+
+static const struct {
+    bls_progress_mode_t progress;
+    const char *name;
+} progress_names[] = {
+    {BLS_PROGRESS_THREAD, "thread"},
+    {BLS_PROGRESS_THREAD_NORMAL, "thread-normal"},
+    {BLS_PROGRESS_CALLER, "caller"},
+};
+#define N_PROGRESS_NAMES (int)(sizeof(progress_names) / sizeof(progress_names[0]))
+
+const char *bls_progress_name(bls_progress_mode_t progress)
+{
+    for (int i = 0; i < N_PROGRESS_NAMES; i++)
+        if (progress_names[i].progress == progress)
+            return progress_names[i].name;
+    return "unknown";
+}
+
+bls_status_t bls_progress_parse(const char *name, bls_progress_mode_t *progress_p)
+{
+    if (!name || !progress_p)
+        return bls_error(BLS_ERR_ARG, "bls_progress_parse: name and progress_p are required");
+    for (int i = 0; i < N_PROGRESS_NAMES; i++)
+        if (!strcmp(name, progress_names[i].name)) {
+            *progress_p = progress_names[i].progress;
+            return BLS_OK;
+        }
+    return bls_error(BLS_ERR_ARG, "unknown progress '%s' (thread, thread-normal or caller)", name);
+}
+
 /* ---- the ring of posted iterations ---- */
 
 void bls_rec_fill(bls_comm_t *c, bls_iter_rec_t *rec, bls_iter_t k, const bls_post_args_t *a)
