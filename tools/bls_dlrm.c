@@ -239,6 +239,19 @@ static void kick(void *arg, int64_t batches, int64_t samples, double seconds)
     watchdog_kick(arg);
 }
 
+/* The options every run of this tool shares (the timeout, the bls drivers' progress, the
+ * latency bound that server runs' adaptive lag keeps), with what differs between runs. */
+static dist_run_opts_t run_opts(const tool_t *t, int64_t max_batches,
+                                void (*on_batch)(void *, int64_t, int64_t, double), void *arg)
+{
+    return (dist_run_opts_t){.max_batches = max_batches,
+                             .timeout = t->o.timeout,
+                             .bls_progress = t->o.bls_progress,
+                             .progress = on_batch,
+                             .progress_arg = arg,
+                             .latency_bound = t->o.bound};
+}
+
 /* Every round of every driver, gathered; 0, or 2 after bad input met by every process. */
 static int run_all(tool_t *t, driver_result_t *res)
 {
@@ -249,11 +262,7 @@ static int run_all(tool_t *t, driver_result_t *res)
         for (int i = 0; i < t->o.ndrivers; i++) {
             int di = harness_round_driver(round, i, t->o.ndrivers);
             progress_t pr = {t, t->o.drivers[di].name, round, 0, 0};
-            dist_run_opts_t ro = {.max_batches = t->o.max_batches,
-                                  .timeout = t->o.timeout,
-                                  .bls_progress = t->o.bls_progress,
-                                  .progress = progress,
-                                  .progress_arg = &pr};
+            dist_run_opts_t ro = run_opts(t, t->o.max_batches, progress, &pr);
             dist_run_t run;
             dist_status_t st = dist_session_run(t->session, &t->o.drivers[di], t->src, t->o.batch,
                                                 &t->o.scenario, &ro, &run);
@@ -285,11 +294,7 @@ static double reference_rate(tool_t *t, const driver_result_t *res, const char *
     } else {
         int B = (int)fmin(fmax(round(mean), t->P), t->o.batch);
         int64_t n = t->o.probe_queries / 2 > 20 ? t->o.probe_queries / 2 : 20;
-        dist_run_opts_t ro = {.max_batches = n,
-                              .timeout = t->o.timeout,
-                              .bls_progress = t->o.bls_progress,
-                              .progress = kick,
-                              .progress_arg = "a calibration run"};
+        dist_run_opts_t ro = run_opts(t, n, kick, "a calibration run");
         dist_run_t run;
         if (dist_session_run(t->session, &t->o.drivers[0], t->src, B, &t->o.scenario, &ro, &run) !=
             DIST_OK)
@@ -364,12 +369,7 @@ static int serve_all(tool_t *t, const harness_schedule_t *sch, FILE *lat_out, se
         for (int i = 0; i < t->o.ndrivers; i++) {
             int di = harness_round_driver(round, i, t->o.ndrivers);
             progress_t pr = {t, t->o.drivers[di].name, round, 0, sch->n};
-            dist_run_opts_t ro = {.max_batches = -1,
-                                  .timeout = t->o.timeout,
-                                  .bls_progress = t->o.bls_progress,
-                                  .progress = progress,
-                                  .progress_arg = &pr,
-                                  .latency_bound = t->o.bound};
+            dist_run_opts_t ro = run_opts(t, -1, progress, &pr);
             dist_run_t run;
             dist_serve_t g;
             memset(&g, 0, sizeof(g));
@@ -423,12 +423,7 @@ static int find_peak(tool_t *t, serving_t *sv)
                            16,
                            peak_progress,
                            t};
-    dist_run_opts_t ro = {.max_batches = -1,
-                          .timeout = t->o.timeout,
-                          .bls_progress = t->o.bls_progress,
-                          .progress = kick,
-                          .progress_arg = "the peak search",
-                          .latency_bound = t->o.bound};
+    dist_run_opts_t ro = run_opts(t, -1, kick, "the peak search");
     dist_status_t st = dist_find_peak(t->session, t->o.drivers, t->o.ndrivers, t->src,
                                       &t->o.scenario, &ro, &po, sv->peak);
     if (st == DIST_ERR_INPUT) {
