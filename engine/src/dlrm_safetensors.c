@@ -284,13 +284,8 @@ static dlrm_status_t load_tensors(dlrm_model_t *m, const cJSON *hdr, const char 
                              m->tables[t]);
             continue;
         }
-        uint64_t at = 0, bytes = 0;
+        uint64_t at = 0, bytes = 0; /* aligned: checked before the file was mapped */
         st = find_tensor(hdr, path, name, cfg->rows[t], cfg->d, data_len, &at, &bytes);
-        if (st == DLRM_OK && (data_at + at) % sizeof(float) != 0)
-            st = dlrm_error(DLRM_ERR_FORMAT,
-                            "%s: tensor '%s' starts at byte %llu of the file, not a multiple of "
-                            "4: it cannot be mapped (load it as a copy)",
-                            path, name, (unsigned long long)(data_at + at));
         if (st == DLRM_OK) {
             m->tables[t] = (const float *)(map + data_at + at);
             m->file_table_bytes += (size_t)bytes;
@@ -324,9 +319,11 @@ static uint64_t mem_available(void)
     return (uint64_t)kib * 1024;
 }
 
-/* Whether every table in want sits at a 4-byte-aligned offset (as a mapping needs). */
-static int tables_aligned(const dlrm_config_t *cfg, const cJSON *hdr, size_t data_at,
-                          const unsigned char *want)
+/* The first table in want that starts at an offset of the file that is not a multiple of 4
+ * (a mapping cannot hold it as floats), or -1; *at_p gets its offset.  Tables missing from the
+ * header are left to find_tensor's error. */
+static int unaligned_table(const dlrm_config_t *cfg, const cJSON *hdr, size_t data_at,
+                           const unsigned char *want, uint64_t *at_p)
 {
     char name[64];
     for (int t = 0; t < cfg->n_tables; t++) {
@@ -336,10 +333,11 @@ static int tables_aligned(const dlrm_config_t *cfg, const cJSON *hdr, size_t dat
         const cJSON *offs = cJSON_GetObjectItemCaseSensitive(
             cJSON_GetObjectItemCaseSensitive(hdr, name), "data_offsets");
         int64_t b = json_count(cJSON_GetArrayItem(offs, 0));
-        if (b >= 0 && (data_at + (uint64_t)b) % sizeof(float) != 0)
-            return 0;
+        *at_p = data_at + (uint64_t)b;
+        if (b >= 0 && *at_p % sizeof(float) != 0)
+            return t;
     }
-    return 1;
+    return -1;
 }
 
 dlrm_status_t dlrm_model_load(const dlrm_config_t *cfg, const char *path, const int *tables,
@@ -375,14 +373,19 @@ dlrm_status_t dlrm_model_load_held(const dlrm_config_t *cfg, const char *path, c
         st = read_header(fd, path, &hdr, &data_at, &data_len);
     if (st == DLRM_OK)
         st = check_header(hdr, path, data_len);
-    if (st == DLRM_OK && hold == DLRM_HOLD_AUTO) {
+    uint64_t avail = st == DLRM_OK ? mem_available() : 0, need = 0, at = 0;
+    int unaligned = st == DLRM_OK ? unaligned_table(cfg, hdr, data_at, want, &at) : -1;
+    if (st == DLRM_OK)
+        need = wanted_table_bytes(cfg, want);
+    if (st == DLRM_OK && hold == DLRM_HOLD_AUTO)
         /* Copy unless the tables would take more than half of what the kernel says is
          * available (other processes of the host load theirs too), or memory is unknown. */
-        uint64_t avail = mem_available(), need = wanted_table_bytes(cfg, want);
-        hold = avail && need > avail / 2 && tables_aligned(cfg, hdr, data_at, want)
-                   ? DLRM_HOLD_MAP
-                   : DLRM_HOLD_COPY;
-    }
+        hold = avail && need > avail / 2 && unaligned < 0 ? DLRM_HOLD_MAP : DLRM_HOLD_COPY;
+    if (st == DLRM_OK && hold == DLRM_HOLD_MAP && unaligned >= 0)
+        st = dlrm_error(DLRM_ERR_FORMAT,
+                        "%s: tensor 'emb_l.%d.weight' starts at byte %llu of the file, not a "
+                        "multiple of 4: it cannot be mapped (load it as a copy)",
+                        path, unaligned, (unsigned long long)at);
     if (hold == DLRM_HOLD_COPY)
         memcpy(own, want, (size_t)cfg->n_tables);
     if (st == DLRM_OK && hold == DLRM_HOLD_MAP) {
@@ -391,7 +394,7 @@ dlrm_status_t dlrm_model_load_held(const dlrm_config_t *cfg, const char *path, c
         if (map == MAP_FAILED)
             st = dlrm_error(DLRM_ERR_IO, "%s: cannot map %zu MiB: %s", path, map_len >> 20,
                             strerror(errno));
-        else if (wanted_table_bytes(cfg, want) <= mem_available())
+        else if (avail && need <= avail)
             (void)madvise(map, map_len, MADV_WILLNEED); /* it fits: read ahead now */
         else
             (void)madvise(map, map_len, MADV_RANDOM); /* it does not: fetch only what is hit */
