@@ -4,11 +4,17 @@
  * signalled while its round had the lock dropped for MPI, then slept forever in its idle wait:
  * a hang at the end of a PyTorch job.)  Each communicator also delivers exactly.
  *
- * Usage: test_lifecycle [ROUNDS]   (default 300; every progress kind and lags 0..2 in turn)
+ * Usage: test_lifecycle [ROUNDS]   (default 300; both thread priorities and lags 0..2 in turn)
  */
 #include "testutil.h"
 
 #define BYTES 65536 /* large enough that the thread polls closely while blocks move */
+
+/* Byte j of the block from `from` to `to` in round i: differs by position, pair and round. */
+static unsigned char pattern(long i, int from, int to, size_t j)
+{
+    return (unsigned char)((size_t)(i * 31 + from * 7 + to) + j * 13 + (j >> 8));
+}
 
 int main(int argc, char **argv)
 {
@@ -34,15 +40,19 @@ int main(int argc, char **argv)
         bls_comm_t *comm = NULL;
         REQUIRE_OK(bls_comm_create(MPI_COMM_WORLD, &cfg, &comm));
         for (int q = 0; q < P; q++)
-            memset(s + (size_t)q * BYTES, (int)((i * 31 + rank * 7 + q) & 0xff), BYTES);
+            for (size_t j = 0; j < BYTES; j++)
+                s[(size_t)q * BYTES + j] = pattern(i, rank, q, j);
         bls_iter_t id;
         CHECK_OK(bls_post(comm, s, cnt, disp, r, cnt, disp, &id));
         CHECK_OK(bls_wait(comm, id, NULL));
         for (int p = 0; p < P; p++) {
-            unsigned char want = (unsigned char)((i * 31 + p * 7 + rank) & 0xff);
             const unsigned char *b = r + (size_t)p * BYTES;
-            CHECK(b[0] == want && b[BYTES / 2] == want && b[BYTES - 1] == want,
-                  "round %ld: block from %d holds %d, expected %d", i, p, b[0], want);
+            size_t wrong = 0, first = BYTES;
+            for (size_t j = 0; j < BYTES; j++)
+                if (b[j] != pattern(i, p, rank, j) && wrong++ == 0)
+                    first = j;
+            CHECK(wrong == 0, "round %ld: %zu of %d bytes from %d wrong, the first at %zu", i,
+                  wrong, BYTES, p, first);
         }
         /* No bls_finish: destruction right after the last wait, the thread still polling. */
         bls_comm_destroy(comm);
