@@ -90,6 +90,7 @@
 #define SPIN_ROUNDS 32   /* a blocked caller's yielding rounds before it naps */
 #define IDLE_MAX_US 5000 /* the thread's longest nap while something is outstanding */
 #define BIG_BYTES 16384  /* a block at least this large needs polling to move */
+#define HUGE_BYTES 524288 /* a send this large moves in fragments its sender pushes */
 #define DESTROY_GRACE_SECONDS 10.0
 
 /* BLS mode's own state, behind comm->state.  lock guards it and the common ring and counters
@@ -119,6 +120,8 @@ typedef struct {
     int big_waiting;   /* a caller's round left a large arrival unmatched, for the thread */
     int deferred;      /* held large blocks of issued iterations, left to the thread */
     int big_sends;     /* issued sends of BIG_BYTES or more, incomplete */
+    int pushed_sends;  /* ... of them, ones that move only while we poll (pushed_send) */
+    unsigned char *same_host; /* [P] the peer shares this host (MPI_COMM_TYPE_SHARED) */
     int thread_asleep; /* the thread sleeps until woken (nothing was outstanding) */
     double last_post;  /* bls_now() at the last post */
     double post_gap;   /* mean time between posts (seconds, moving average) */
@@ -169,15 +172,26 @@ static MPI_Request *ctrl_send_req(bls_comm_t *c, int q)
     return &g->reqs[2 * (size_t)c->nslots * c->size + q];
 }
 
+/* Whether a large send to peer q moves only while we, its sender, poll.  Within a host the
+ * receiver takes a block by a single copy from our memory (shared-memory transports' CMA or
+ * XPMEM), so our polls only notice the end; a block of HUGE_BYTES or more, or one to another
+ * host (TCP's rendezvous: the rest follows the receiver's answer), we push in fragments. */
+static int pushed_send(const bls_comm_t *c, int q, size_t bytes)
+{
+    return bytes >= HUGE_BYTES || !state(c)->same_host[q];
+}
+
 /* Request r was just issued for `bytes`: a large one makes the thread poll closely. */
 static void count_big(bls_comm_t *c, MPI_Request *r, size_t bytes)
 {
     lagged_t *g = c->state;
     if (bytes < BIG_BYTES)
         return;
-    size_t i = (size_t)(r - g->reqs);
-    g->big[i] = 1;
-    *(i < (size_t)c->nslots * c->size ? &g->big_recvs : &g->big_sends) += 1;
+    size_t i = (size_t)(r - g->reqs), SP = (size_t)c->nslots * c->size;
+    int send = i >= SP;
+    g->big[i] = send && pushed_send(c, (int)((i - SP) % (size_t)c->size), bytes) ? 2 : 1;
+    *(send ? &g->big_sends : &g->big_recvs) += 1;
+    g->pushed_sends += g->big[i] == 2;
 }
 
 static void abs_timespec(struct timespec *ts, double at)
@@ -494,6 +508,7 @@ static int test_requests(bls_comm_t *c)
         size_t r = (size_t)g->done_idx[n];
         int err = rc == MPI_ERR_IN_STATUS ? g->statuses[n].MPI_ERROR : MPI_SUCCESS;
         if (g->big[r]) {
+            g->pushed_sends -= g->big[r] == 2;
             g->big[r] = 0;
             *(r < SP ? &g->big_recvs : &g->big_sends) -= 1;
         }
@@ -597,6 +612,16 @@ static long lazy_nap_us(const bls_comm_t *c)
     return nap > floor_us ? nap : floor_us;
 }
 
+/* The first nap while only our large sends are incomplete.  A pushed one (pushed_send) moves
+ * only while we poll: poll_max_us.  The others complete at the receiver's copy, which a nap
+ * cannot hasten; our next round only notices it, and a caller's post runs one anyway: a
+ * quarter of the time between posts (lazy / 8), no less than poll_max_us. */
+static long first_send_nap_us(const bls_comm_t *c)
+{
+    long close_us = close_nap_us(c), quarter = lazy_nap_us(c) / 8;
+    return state(c)->pushed_sends > 0 || quarter < close_us ? close_us : quarter;
+}
+
 static void *progress_main(void *arg)
 {
     bls_comm_t *c = arg;
@@ -636,7 +661,7 @@ static void *progress_main(void *arg)
                      : 2 * nap_us > close_us ? close_us
                                              : 2 * nap_us;
         else if (g->big_sends > 0) /* the receiver's match comes first: doubling to lazy */
-            nap_us = nap_us <= 0 ? close_us : 2 * nap_us > lazy ? lazy : 2 * nap_us;
+            nap_us = nap_us <= 0 ? first_send_nap_us(c) : 2 * nap_us > lazy ? lazy : 2 * nap_us;
         else
             nap_us = lazy;
         struct timespec ts;
@@ -653,11 +678,44 @@ static void *progress_main(void *arg)
     return NULL;
 }
 
+/* Marks the peers that share this host.  Collective: every process calls it, whatever its
+ * progress setting.  If MPI cannot tell, every peer counts as remote (close polls). */
+static void find_same_host(bls_comm_t *c, unsigned char *same)
+{
+    MPI_Comm node = MPI_COMM_NULL;
+    if (MPI_Comm_split_type(c->mpi, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) != MPI_SUCCESS)
+        return;
+    MPI_Group all, here;
+    int n = 0;
+    MPI_Comm_group(c->mpi, &all);
+    MPI_Comm_group(node, &here);
+    MPI_Group_size(here, &n);
+    int *in = malloc((size_t)n * sizeof(int)), *out = malloc((size_t)n * sizeof(int));
+    if (same && in && out) {
+        for (int i = 0; i < n; i++)
+            in[i] = i;
+        MPI_Group_translate_ranks(here, n, in, all, out);
+        for (int i = 0; i < n; i++)
+            if (out[i] >= 0 && out[i] < c->size)
+                same[out[i]] = 1;
+    }
+    free(in);
+    free(out);
+    MPI_Group_free(&here);
+    MPI_Group_free(&all);
+    MPI_Comm_free(&node);
+}
+
 static bls_status_t lagged_start(bls_comm_t *c)
 {
     lagged_t *g = c->state = calloc(1, sizeof(lagged_t));
-    if (!g)
+    unsigned char *same = calloc((size_t)c->size, 1);
+    find_same_host(c, same); /* collective: before anything that returns early */
+    if (!g || !same) {
+        free(same);
         return bls_error(BLS_ERR_NOMEM, "bls_comm_create: out of memory");
+    }
+    g->same_host = same;
     size_t P = (size_t)c->size, S = (size_t)c->nslots;
     int tag_ub_flag = 0;
     int *tag_ub = NULL;
@@ -688,9 +746,10 @@ static bls_status_t lagged_start(bls_comm_t *c)
         g->held[i] = MPI_MESSAGE_NULL;
     for (size_t q = 0; q < P; q++)
         g->peer_final[q] = -1;
-    c->buffer_bytes += sizeof(lagged_t) + S * P *
-                                              (sizeof(MPI_Message) + sizeof(size_t) +
-                                               sizeof(void *) + 2 * sizeof(MPI_Request) + 3);
+    c->buffer_bytes +=
+        sizeof(lagged_t) + P +
+        S * P *
+            (sizeof(MPI_Message) + sizeof(size_t) + sizeof(void *) + 2 * sizeof(MPI_Request) + 3);
 
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -779,6 +838,7 @@ static void lagged_stop(bls_comm_t *c)
     free(g->done_idx);
     free(g->statuses);
     free(g->peer_final);
+    free(g->same_host);
     free(g);
     c->state = NULL;
 }
