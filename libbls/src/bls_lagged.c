@@ -54,10 +54,14 @@
  *    caller then wakes it), or a completion callback is set (someone may wait on it instead of
  *    in bls_wait), naps double from poll_max_us/4 to poll_max_us and a productive round is
  *    followed by another at once.  While only our large sends are incomplete, the receiver's
- *    match comes first and our polls cannot hasten it: naps double from poll_max_us to the
- *    lazy one.  With nothing outstanding the thread sleeps until a
- *    post.  It never spins: spinning, and 50 us polls during the caller's work, were most of
- *    what it cost (bench/RESULTS.md, issue 16).
+ *    match comes first.  A peer on this host (MPI_COMM_TYPE_SHARED) then takes the block by a
+ *    single copy from our memory, and our polls only notice the end, which the caller's next
+ *    post notices too: naps start at a quarter of the time between posts.  A send to another
+ *    host (TCP sends the rest after the receiver's answer) or of HUGE_BYTES or more (pushed in
+ *    fragments) moves only while we poll: naps start at poll_max_us.  Both double to the lazy
+ *    one.  (At 64 KiB over shared memory the quarter cut the thread's CPU by a fifth.)  With
+ *    nothing outstanding the thread sleeps until a post.  It never spins: spinning, and 50 us
+ *    polls during the caller's work, were most of what it cost (bench/RESULTS.md, issue 16).
  *  - BLS_PROGRESS_CALLER: no thread; everything above but the thread.
  *
  * Priority.  The thread runs under SCHED_IDLE (BLS_PROGRESS_THREAD): the kernel gives it a
