@@ -59,9 +59,10 @@
  *    post notices too: naps start at a quarter of the time between posts.  A send to another
  *    host (TCP sends the rest after the receiver's answer) or of HUGE_BYTES or more (pushed in
  *    fragments) moves only while we poll: naps start at poll_max_us.  Both double to the lazy
- *    one.  (At 64 KiB over shared memory the quarter cut the thread's CPU by a fifth.)  With
- *    nothing outstanding the thread sleeps until a post.  It never spins: spinning, and 50 us
- *    polls during the caller's work, were most of what it cost (bench/RESULTS.md, issue 16).
+ *    one.  (At 64 KiB over shared memory the quarter cut the thread's CPU by a third to a
+ *    half.)  With nothing outstanding the thread sleeps until a post.  It never spins:
+ *    spinning, and 50 us polls during the caller's work, were most of what it cost
+ *    (bench/RESULTS.md, issue 16).
  *  - BLS_PROGRESS_CALLER: no thread; everything above but the thread.
  *
  * Priority.  The thread runs under SCHED_IDLE (BLS_PROGRESS_THREAD): the kernel gives it a
