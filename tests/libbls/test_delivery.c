@@ -171,7 +171,7 @@ static void run_pass(const opts_t *o, bls_mode_t mode, int lag, uint64_t *hashes
     }
     /* The progress thread (BLS mode, created with the communicator) has run by now: at the
      * lowest priority by default, at the process's own with BLS_PROGRESS_THREAD_NORMAL.  Where
-     * the policy is refused, no thread can have it: the check says so once and is skipped. */
+     * the policy is refused, no thread can have it: rank 0 says so instead of checking. */
     int idle = idle_threads(), want = mode == BLS_MODE_BLS && o->progress == BLS_PROGRESS_THREAD;
     if (idle_allowed())
         CHECK(idle == want, "%d SCHED_IDLE threads with %s progress, expected %d", idle,
