@@ -620,10 +620,11 @@ static long lazy_nap_us(const bls_comm_t *c)
 /* The first nap while only our large sends are incomplete.  A pushed one (pushed_send) moves
  * only while we poll: poll_max_us.  The others complete at the receiver's copy, which a nap
  * cannot hasten; our next round only notices it, and a caller's post runs one anyway: a
- * quarter of the time between posts (lazy / 8), no less than poll_max_us. */
-static long first_send_nap_us(const bls_comm_t *c)
+ * quarter of the time between posts (an eighth of the lazy nap `lazy`, which the caller has
+ * just computed), no less than poll_max_us. */
+static long first_send_nap_us(const bls_comm_t *c, long lazy)
 {
-    long close_us = close_nap_us(c), quarter = lazy_nap_us(c) / 8;
+    long close_us = close_nap_us(c), quarter = lazy / 8;
     return state(c)->pushed_sends > 0 || quarter < close_us ? close_us : quarter;
 }
 
@@ -666,7 +667,7 @@ static void *progress_main(void *arg)
                      : 2 * nap_us > close_us ? close_us
                                              : 2 * nap_us;
         else if (g->big_sends > 0) /* the receiver's match comes first: doubling to lazy */
-            nap_us = nap_us <= 0 ? first_send_nap_us(c) : 2 * nap_us > lazy ? lazy : 2 * nap_us;
+            nap_us = nap_us <= 0 ? first_send_nap_us(c, lazy) : 2 * nap_us > lazy ? lazy : 2 * nap_us;
         else
             nap_us = lazy;
         struct timespec ts;
