@@ -56,11 +56,14 @@
  *    followed by another at once.  While only our large sends are incomplete, the receiver's
  *    match comes first.  A peer on this host (MPI_COMM_TYPE_SHARED) then takes the block by a
  *    single copy from our memory, and our polls only notice the end, which the caller's next
- *    post notices too: naps start at a quarter of the time between posts.  A send to another
- *    host (TCP sends the rest after the receiver's answer) or of HUGE_BYTES or more (pushed in
- *    fragments) moves only while we poll: naps start at poll_max_us.  Both double to the lazy
- *    one.  (At 64 KiB over shared memory the quarter cut the thread's CPU by a third to a
- *    half.)  With nothing outstanding the thread sleeps until a post.  It never spins:
+ *    post notices too: naps start at a quarter of the time between posts, and with a lag of 2
+ *    or more a productive round is followed by a nap, not by another round (a late block then
+ *    waits at most for its receiver's next post, an iteration the lag has to spare).  A send
+ *    to another host (TCP sends the rest after the receiver's answer) or of HUGE_BYTES or more
+ *    (pushed in fragments) moves only while we poll: naps start at poll_max_us.  Both double
+ *    to the lazy one.  (At 64 KiB over shared memory the quarter cut the thread's CPU by a
+ *    third to a half; napping after productive rounds took a further third to a half off at
+ *    lag 4.)  With nothing outstanding the thread sleeps until a post.  It never spins:
  *    spinning, and 50 us polls during the caller's work, were most of what it cost
  *    (bench/RESULTS.md, issue 16).
  *  - BLS_PROGRESS_CALLER: no thread; everything above but the thread.
@@ -628,6 +631,17 @@ static long first_send_nap_us(const bls_comm_t *c, long lazy)
     return state(c)->pushed_sends > 0 || quarter < close_us ? close_us : quarter;
 }
 
+/* Whether the thread may leave its large sends alone after a productive round, napping as
+ * after an idle one: none is pushed (pushed_send), and the lag is 2 or more.  A block that
+ * arrives after a peer's post is then copied at that peer's next post at the latest, and its
+ * send seen complete at our next one: an iteration later, within the lag, not on the path
+ * of a caller who waits for iteration k-L after posting k.  With lag 1 that wait would
+ * meet it. */
+static int slack_for_sends(const bls_comm_t *c)
+{
+    return state(c)->pushed_sends == 0 && c->lag >= 2;
+}
+
 static void *progress_main(void *arg)
 {
     bls_comm_t *c = arg;
@@ -644,8 +658,11 @@ static void *progress_main(void *arg)
     pthread_mutex_lock(&g->lock);
     while (!g->stop) {
         /* While a large block moves, a productive round calls for another at once; with
-         * small ones only, it does not mean that more is due soon. */
-        if (engine_round(c, 0) && (g->big_recvs > 0 || g->big_sends > 0 || c->notify)) {
+         * small ones only, it does not mean that more is due soon.  Nor with large sends that
+         * complete at the receiver's copy, once the lag leaves an iteration to spare (see
+         * slack_for_sends). */
+        if (engine_round(c, 0) &&
+            (g->big_recvs > 0 || c->notify || (g->big_sends > 0 && !slack_for_sends(c)))) {
             nap_us = 0;
             continue;
         }
@@ -667,7 +684,9 @@ static void *progress_main(void *arg)
                      : 2 * nap_us > close_us ? close_us
                                              : 2 * nap_us;
         else if (g->big_sends > 0) /* the receiver's match comes first: doubling to lazy */
-            nap_us = nap_us <= 0 ? first_send_nap_us(c, lazy) : 2 * nap_us > lazy ? lazy : 2 * nap_us;
+            nap_us = nap_us <= 0          ? first_send_nap_us(c, lazy)
+                     : 2 * nap_us > lazy ? lazy
+                                         : 2 * nap_us;
         else
             nap_us = lazy;
         struct timespec ts;
