@@ -623,8 +623,8 @@ static long lazy_nap_us(const bls_comm_t *c)
 /* The first nap while only our large sends are incomplete.  A pushed one (pushed_send) moves
  * only while we poll: poll_max_us.  The others complete at the receiver's copy, which a nap
  * cannot hasten; our next round only notices it, and a caller's post runs one anyway: a
- * quarter of the time between posts (an eighth of the lazy nap `lazy`, which the caller has
- * just computed), no less than poll_max_us. */
+ * quarter of the time between posts (an eighth of the lazy nap `lazy`, which progress_main
+ * has just computed), no less than poll_max_us. */
 static long first_send_nap_us(const bls_comm_t *c, long lazy)
 {
     long close_us = close_nap_us(c), quarter = lazy / 8;
