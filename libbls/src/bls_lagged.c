@@ -40,8 +40,15 @@
  *    was 1.69x -> 1.21x of MPI_Alltoallv's speed) -- provided the thread gets a core soon: it
  *    measures how late it wakes from its naps, and when that lateness (or how overdue it is
  *    now) exceeds an eighth of the time between posts, the caller's rounds receive large
- *    blocks themselves (caller_defers).  A blocked caller runs full rounds itself,
- *    as MPI's blocking calls do: back to back while they find something, then SPIN_ROUNDS
+ *    blocks themselves (caller_defers).  Under the same condition they leave large sends that
+ *    move only while their sender polls (pushed_send: to another host, or HUGE_BYTES) to the
+ *    thread as well (send_later): over TCP an MPI_Isend writes its first fragment into the
+ *    socket at once, and three 64 KiB ones cost a post 60-80 us across hosts, most of the
+ *    distance to the ideal model under delays.  Such a post issues the rest, wakes the thread
+ *    and skips its own probes and tests, which the thread's round runs next anyway (each
+ *    reads every socket); a post then costs about 20 us.  A peer's blocks keep their order:
+ *    a send behind one left to the thread is left too.  A blocked caller runs full rounds
+ *    itself, as MPI's blocking calls do: back to back while they find something, then SPIN_ROUNDS
  *    yielding ones, then naps that double from 1 us to poll_max_us; a completion found by the
  *    thread wakes it.
  *  - The thread only covers the caller's absence, and most of that needs no progress at all:
@@ -109,6 +116,8 @@ typedef struct {
     MPI_Message *held;     /* [S*P] matched early block (iteration % S, peer), not received */
     size_t *held_count;    /* [S*P] its size in elements */
     unsigned char *held_issued; /* [S*P] the held block's iteration is issued (deferred) */
+    unsigned char *send_later;  /* [S*P] the send (iteration % S, peer) is left to the thread */
+    int *later_to;              /* [P] sends to that peer left to the thread */
     void **scratch;        /* [S*P] where a rejected block is received whole (bad input only:
                               a truncated receive would be fatal under MPICH) */
     MPI_Request *reqs;     /* receives [S*P], sends [S*P] (by ring entry), control sends [P] */
@@ -127,6 +136,7 @@ typedef struct {
     int big_recvs;     /* matched receives of BIG_BYTES or more, incomplete */
     int big_waiting;   /* a caller's round left a large arrival unmatched, for the thread */
     int deferred;      /* held large blocks of issued iterations, left to the thread */
+    int sends_later;   /* sends of issued iterations left to the thread (send_later) */
     int big_sends;     /* issued sends of BIG_BYTES or more, incomplete */
     int pushed_sends;  /* ... of them, ones that move only while we poll (pushed_send) */
     unsigned char *same_host; /* [P] the peer shares this host (MPI_COMM_TYPE_SHARED) */
@@ -347,6 +357,50 @@ static int defers(int defer, size_t bytes)
     return defer && bytes >= BIG_BYTES;
 }
 
+/* Starts iteration k's send to q (counted in its sends_pending already); 0 on failure. */
+static int start_send(bls_comm_t *c, bls_iter_t k, int q)
+{
+    const bls_iter_rec_t *rec = &c->ring[k % c->nslots];
+    size_t bytes = rec->sendcounts[q] * c->elem;
+    int rc = MPI_Isend(rec->sendbuf + rec->sdispls[q] * c->elem, (int)bytes, MPI_BYTE, q,
+                       tag_of(c, k), c->mpi, send_req(c, k, q));
+    if (rc != MPI_SUCCESS) {
+        set_fatal(c, rc, "MPI_Isend of a block");
+        return 0;
+    }
+    count_big(c, send_req(c, k, q), bytes);
+    return 1;
+}
+
+/* The sends a caller's round left to the thread, oldest iteration first (so each peer gets
+ * its blocks in iteration order).  One whose iteration failed for good meanwhile is dropped,
+ * as a send not yet issued always was: its buffer went back to the caller with the failure.
+ * Lock held; the entries cannot have been reused (the pending send keeps them).  */
+static int send_later_ones(bls_comm_t *c)
+{
+    lagged_t *g = c->state;
+    int did = 0;
+    bls_iter_t first = g->n_issued - c->nslots;
+    for (bls_iter_t k = first < 0 ? 0 : first; k < g->n_issued && g->sends_later > 0; k++)
+        for (int q = 0; q < c->size && g->fatal == BLS_OK; q++) {
+            size_t i = idx(c, k, q);
+            if (!g->send_later[i])
+                continue;
+            bls_iter_rec_t *rec = &c->ring[k % c->nslots];
+            g->send_later[i] = 0;
+            g->later_to[q]--;
+            g->sends_later--;
+            did = 1;
+            if (rec->done) {
+                rec->sends_pending--;
+                continue;
+            }
+            if (!start_send(c, k, q))
+                return did;
+        }
+    return did;
+}
+
 /* Issues the sends and the held receives of newly posted iterations (large held ones stay held
  * for the thread when the round defers: `deferred`).  Lock held. */
 static int issue_posts(bls_comm_t *c, int defer)
@@ -359,15 +413,16 @@ static int issue_posts(bls_comm_t *c, int defer)
         for (int q = 0; q < c->size && rec->iter == k && !rec->done; q++) {
             if (q == c->rank)
                 continue;
-            int rc = MPI_Isend(rec->sendbuf + rec->sdispls[q] * c->elem,
-                               (int)(rec->sendcounts[q] * c->elem), MPI_BYTE, q, tag_of(c, k),
-                               c->mpi, send_req(c, k, q));
-            if (rc != MPI_SUCCESS) {
-                set_fatal(c, rc, "MPI_Isend of a block");
-                return did;
-            }
-            count_big(c, send_req(c, k, q), rec->sendcounts[q] * c->elem);
             rec->sends_pending++;
+            size_t bytes = rec->sendcounts[q] * c->elem;
+            if (defer && (g->later_to[q] > 0 || (bytes >= BIG_BYTES && pushed_send(c, q, bytes)))) {
+                g->send_later[idx(c, k, q)] = 1; /* behind any earlier one: MPI's order */
+                g->later_to[q]++;
+                g->sends_later++;
+                continue;
+            }
+            if (!start_send(c, k, q))
+                return did;
         }
         for (int p = 0; p < c->size; p++) {
             size_t i = idx(c, k, p);
@@ -594,11 +649,14 @@ static int engine_round(bls_comm_t *c, int defer)
     if (g->engine_busy || g->fatal != BLS_OK)
         return 0;
     g->engine_busy = 1;
-    int did = issue_posts(c, defer);
+    int did = defer ? 0 : send_later_ones(c);
+    did |= issue_posts(c, defer);
     if (!defer)
         did |= receive_deferred(c);
-    did |= probe_arrivals(c, defer);
-    did |= test_requests(c);
+    if (!defer || g->sends_later == 0) {
+        did |= probe_arrivals(c, defer);
+        did |= test_requests(c);
+    }
     g->engine_busy = 0;
     return did;
 }
@@ -678,7 +736,8 @@ static void *progress_main(void *arg)
             continue;
         }
         long lazy = lazy_nap_us(c);
-        if (g->big_recvs > 0 || g->big_waiting || g->deferred > 0 || c->notify)
+        if (g->big_recvs > 0 || g->big_waiting || g->deferred > 0 || g->sends_later > 0 ||
+            c->notify)
             /* our polls move it: doubling to poll_max_us */
             nap_us = nap_us <= 0             ? (close_us + 3) / 4
                      : 2 * nap_us > close_us ? close_us
@@ -755,6 +814,8 @@ static bls_status_t lagged_start(bls_comm_t *c)
     g->held = malloc(S * P * sizeof(MPI_Message));
     g->held_count = calloc(S * P, sizeof(size_t));
     g->held_issued = calloc(S * P, 1);
+    g->send_later = calloc(S * P, 1);
+    g->later_to = calloc(P, sizeof(int));
     g->scratch = calloc(S * P, sizeof(void *));
     g->nreqs = (int)(2 * S * P + P);
     g->reqs = malloc((size_t)g->nreqs * sizeof(MPI_Request));
@@ -762,8 +823,9 @@ static bls_status_t lagged_start(bls_comm_t *c)
     g->done_idx = calloc((size_t)g->nreqs, sizeof(int));
     g->statuses = calloc((size_t)g->nreqs, sizeof(MPI_Status));
     g->peer_final = calloc(P, sizeof(int64_t));
-    if (!g->next_from || !g->held || !g->held_count || !g->held_issued || !g->scratch || !g->reqs ||
-        !g->big || !g->done_idx || !g->statuses || !g->peer_final)
+    if (!g->next_from || !g->held || !g->held_count || !g->held_issued || !g->send_later ||
+        !g->later_to || !g->scratch || !g->reqs || !g->big || !g->done_idx || !g->statuses ||
+        !g->peer_final)
         return bls_error(BLS_ERR_NOMEM, "bls_comm_create: out of memory");
     for (int r = 0; r < g->nreqs; r++)
         g->reqs[r] = MPI_REQUEST_NULL;
@@ -772,9 +834,9 @@ static bls_status_t lagged_start(bls_comm_t *c)
     for (size_t q = 0; q < P; q++)
         g->peer_final[q] = -1;
     c->buffer_bytes +=
-        sizeof(lagged_t) + P +
+        sizeof(lagged_t) + P * (1 + sizeof(int)) +
         S * P *
-            (sizeof(MPI_Message) + sizeof(size_t) + sizeof(void *) + 2 * sizeof(MPI_Request) + 3);
+            (sizeof(MPI_Message) + sizeof(size_t) + sizeof(void *) + 2 * sizeof(MPI_Request) + 4);
 
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -858,6 +920,8 @@ static void lagged_stop(bls_comm_t *c)
     free(g->held);
     free(g->held_count);
     free(g->held_issued);
+    free(g->send_later);
+    free(g->later_to);
     free(g->reqs);
     free(g->big);
     free(g->done_idx);
@@ -884,7 +948,8 @@ static void missing_peers(const bls_comm_t *c, const bls_iter_rec_t *rec, char *
     /* Everything arrived; the sends to these peers have not completed (a stalled receiver). */
     used = (size_t)snprintf(buf, len, "none, but its sends to peers ");
     for (int q = 0; q < c->size && used + 16 < len; q++)
-        if (q != c->rank && *send_req((bls_comm_t *)c, rec->iter, q) != MPI_REQUEST_NULL) {
+        if (q != c->rank && (*send_req((bls_comm_t *)c, rec->iter, q) != MPI_REQUEST_NULL ||
+                             state(c)->send_later[idx(c, rec->iter, q)])) {
             used += (size_t)snprintf(buf + used, len - used, "%s%d", n ? ", " : "", q);
             n++;
         }
@@ -1041,7 +1106,8 @@ static bls_status_t lagged_post(bls_comm_t *c, const bls_post_args_t *a, bls_ite
         engine_round(c, caller_defers(c)); /* the sends leave now, from this thread */
         /* A sleeping thread must watch the new iteration, and a napping one take the large
          * blocks left to it.  Otherwise it finds the iteration on its next poll. */
-        if (g->thread_asleep || g->big_recvs > 0 || g->big_waiting || g->deferred > 0)
+        if (g->thread_asleep || g->big_recvs > 0 || g->big_waiting || g->deferred > 0 ||
+            g->sends_later > 0)
             pthread_cond_signal(&g->wake_progress);
     }
     pthread_mutex_unlock(&g->lock);
@@ -1058,7 +1124,7 @@ static bls_status_t lagged_wait(bls_comm_t *c, bls_iter_t iter, int blocking, in
     pthread_mutex_lock(&g->lock);
     if (!blocking) { /* as bls_post: the large blocks this round left go to the thread now */
         engine_round(c, caller_defers(c));
-        if (g->big_waiting || g->deferred > 0)
+        if (g->big_waiting || g->deferred > 0 || g->sends_later > 0)
             pthread_cond_signal(&g->wake_progress);
     }
     bls_status_t st =
