@@ -18,6 +18,7 @@
 #include <dirent.h>
 #include <pthread.h>
 #include <sched.h>
+#include <time.h>
 
 typedef struct {
     bls_mode_t mode;
@@ -173,6 +174,12 @@ static void run_pass(const opts_t *o, bls_mode_t mode, int lag, uint64_t *hashes
      * lowest priority by default, at the process's own with BLS_PROGRESS_THREAD_NORMAL.  Where
      * the policy is refused, no thread can have it: rank 0 says so instead of checking. */
     int idle = idle_threads(), want = mode == BLS_MODE_BLS && o->progress == BLS_PROGRESS_THREAD;
+    /* A caller that blocked while the thread was inside a round raised it to normal priority
+     * until that round ends, which may be just after bls_finish returned: wait up to 2 s. */
+    for (int tries = 0; idle != want && tries < 200; tries++) {
+        nanosleep(&(struct timespec){.tv_nsec = 10000000L}, NULL);
+        idle = idle_threads();
+    }
     if (idle_allowed())
         CHECK(idle == want, "%d SCHED_IDLE threads with %s progress, expected %d", idle,
               bls_progress_name(o->progress), want);
