@@ -130,7 +130,8 @@ typedef enum {
                                       scheduling priority (Linux SCHED_IDLE; default): it runs
                                       whenever a core is free -- the caller sleeps or waits, or a
                                       core is spare -- and never takes a core from a computing
-                                      thread, so with every core computing it costs almost nothing */
+                                      thread, so with every core computing it costs almost
+                                      nothing */
     BLS_PROGRESS_CALLER = 1,       /* nobody: data moves inside this library's calls (bls_post,
                                       bls_test, bls_wait*, bls_progress), for runtimes that own
                                       their threads; MPI_THREAD_MULTIPLE is then not needed */

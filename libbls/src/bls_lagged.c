@@ -202,6 +202,19 @@ static MPI_Request *ctrl_send_req(bls_comm_t *c, int q)
     return &g->reqs[2 * (size_t)c->nslots * c->size + q];
 }
 
+/* A block this large needs polling to move (BIG_BYTES). */
+static int is_big(size_t bytes)
+{
+    return bytes >= BIG_BYTES;
+}
+
+/* Something a caller's round left to the thread, which must then run soon. */
+static int left_to_thread(const bls_comm_t *c)
+{
+    const lagged_t *g = c->state;
+    return g->big_waiting || g->deferred > 0 || g->sends_later > 0;
+}
+
 /* Whether a large send to peer q moves only while we, its sender, poll.  Within a host the
  * receiver takes a block by a single copy from our memory (shared-memory transports' CMA or
  * XPMEM), so our polls only notice the end; a block of HUGE_BYTES or more, or one to another
@@ -215,7 +228,7 @@ static int pushed_send(const bls_comm_t *c, int q, size_t bytes)
 static void count_big(bls_comm_t *c, MPI_Request *r, size_t bytes)
 {
     lagged_t *g = c->state;
-    if (bytes < BIG_BYTES)
+    if (!is_big(bytes))
         return;
     size_t i = (size_t)(r - g->reqs), SP = (size_t)c->nslots * c->size;
     int send = i >= SP;
@@ -366,7 +379,7 @@ static void receive_block(bls_comm_t *c, bls_iter_t k, int p, MPI_Message *msg, 
 /* A round of the caller's that leaves large receives (their copies) to the thread. */
 static int defers(int defer, size_t bytes)
 {
-    return defer && bytes >= BIG_BYTES;
+    return defer && is_big(bytes);
 }
 
 /* Starts iteration k's send to q (counted in its sends_pending already); 0 on failure. */
@@ -427,7 +440,7 @@ static int issue_posts(bls_comm_t *c, int defer)
                 continue;
             rec->sends_pending++;
             size_t bytes = rec->sendcounts[q] * c->elem;
-            if (defer && (g->later_to[q] > 0 || (bytes >= BIG_BYTES && pushed_send(c, q, bytes)))) {
+            if (defer && (g->later_to[q] > 0 || (is_big(bytes) && pushed_send(c, q, bytes)))) {
                 g->send_later[idx(c, k, q)] = 1; /* behind any earlier one: MPI's order */
                 g->later_to[q]++;
                 g->sends_later++;
@@ -762,8 +775,7 @@ static void *progress_main(void *arg)
             continue;
         }
         long lazy = lazy_nap_us(c);
-        if (g->big_recvs > 0 || g->big_waiting || g->deferred > 0 || g->sends_later > 0 ||
-            c->notify)
+        if (g->big_recvs > 0 || left_to_thread(c) || c->notify)
             /* our polls move it: doubling to poll_max_us */
             nap_us = nap_us <= 0             ? (close_us + 3) / 4
                      : 2 * nap_us > close_us ? close_us
@@ -1142,8 +1154,7 @@ static bls_status_t lagged_post(bls_comm_t *c, const bls_post_args_t *a, bls_ite
         engine_round(c, caller_defers(c)); /* the sends leave now, from this thread */
         /* A sleeping thread must watch the new iteration, and a napping one take the large
          * blocks left to it.  Otherwise it finds the iteration on its next poll. */
-        if (g->thread_asleep || g->big_recvs > 0 || g->big_waiting || g->deferred > 0 ||
-            g->sends_later > 0)
+        if (g->thread_asleep || g->big_recvs > 0 || left_to_thread(c))
             pthread_cond_signal(&g->wake_progress);
     }
     pthread_mutex_unlock(&g->lock);
@@ -1160,7 +1171,7 @@ static bls_status_t lagged_wait(bls_comm_t *c, bls_iter_t iter, int blocking, in
     pthread_mutex_lock(&g->lock);
     if (!blocking) { /* as bls_post: the large blocks this round left go to the thread now */
         engine_round(c, caller_defers(c));
-        if (g->big_waiting || g->deferred > 0 || g->sends_later > 0)
+        if (left_to_thread(c))
             pthread_cond_signal(&g->wake_progress);
     }
     bls_status_t st =
