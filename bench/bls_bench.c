@@ -38,6 +38,7 @@ typedef struct {
 typedef struct { /* totals over rounds, on rank 0 */
     double measured, ideal, ideal0, ideal_inf, wait, cpu, progress_cpu;
     double bookkeeping; /* libbls's bookkeeping bytes, the largest process's */
+    double copy_peers;  /* peers that copy large blocks themselves, the fewest of a process's */
     double *cpu_rank; /* [P] CPU seconds per process over all rounds */
     double *cycles;   /* all ranks' iteration times, all rounds */
     size_t ncycles;
@@ -45,7 +46,7 @@ typedef struct { /* totals over rounds, on rank 0 */
 
 /* One mode's round on this process. */
 typedef struct {
-    double loop, wait, progress_cpu, bookkeeping;
+    double loop, wait, progress_cpu, bookkeeping, copy_peers;
     double *w, *cyc; /* [K] work and iteration time */
 } round_t;
 
@@ -122,7 +123,8 @@ static void usage(void)
         "iteration time percentiles (ms, all processes); wait = mean time per process inside\n"
         "the collective (s); cpu/it = CPU time per iteration per process (us, incl. threads).\n"
         "The JSON adds the progress thread's CPU per iteration (time moving data, BLS modes),\n"
-        "libbls's bookkeeping bytes (the largest process's, allocated at creation),\n"
+        "libbls's bookkeeping bytes (the largest process's, allocated at creation), the\n"
+        "fewest peers any process found to copy its large blocks themselves (copy_peers),\n"
         "p0..p100 of iteration times, and the peak memory of the largest process.\n"
         "Exit status: 0 done; 2 a bad option; 3 a failure during a run (named by its rank).\n",
         BLS_MAX_LAG);
@@ -336,6 +338,7 @@ static void run_mode(const opts_t *o, const harness_driver_t *m, round_t *out)
     int have = bls_comm_stats(comm, &bs) == BLS_OK;
     out->progress_cpu = have ? bs.progress_cpu_seconds : 0;
     out->bookkeeping = have ? (double)bs.buffer_bytes : 0;
+    out->copy_peers = have ? bs.copy_peers : 0;
     out->wait = waited;
     bls_comm_destroy(comm);
     free(sc);
@@ -353,7 +356,8 @@ static void gather_round(const opts_t *o, const harness_driver_t *m, const round
 {
     int P = nprocs, K = (int)o->iters;
     double tmax = 0, waitsum = 0, cpusum = 0, pcpusum = 0;
-    double book = 0;
+    double book = 0, copy_peers = 0;
+    MPI_Reduce(&rd->copy_peers, &copy_peers, 1, MPI_DOUBLE, MPI_MIN, 0, MPI_COMM_WORLD);
     MPI_Reduce(&rd->progress_cpu, &pcpusum, 1, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD);
     MPI_Reduce(&rd->bookkeeping, &book, 1, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
     MPI_Gather(&cpu, 1, MPI_DOUBLE, cpu_all, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
@@ -373,6 +377,7 @@ static void gather_round(const opts_t *o, const harness_driver_t *m, const round
     x->progress_cpu += pcpusum / P;
     if (book > x->bookkeeping)
         x->bookkeeping = book;
+    x->copy_peers = copy_peers;
     for (int p = 0; p < P; p++)
         x->cpu_rank[p] += cpu_all[p];
     memcpy(x->cycles + x->ncycles, all_c, sizeof(double) * (size_t)P * (size_t)K);
@@ -469,6 +474,7 @@ static cJSON *json_mode(const opts_t *o, const harness_driver_t *md, const resul
     cJSON_AddNumberToObject(m, "cpu_us_per_iter", 1e6 * x->cpu / K);
     cJSON_AddNumberToObject(m, "progress_thread_cpu_us_per_iter", 1e6 * x->progress_cpu / K);
     cJSON_AddNumberToObject(m, "bookkeeping_bytes", x->bookkeeping);
+    cJSON_AddNumberToObject(m, "copy_peers", x->copy_peers);
     for (int q = 0; q <= 100; q++) /* p0..p100 in steps of 1: enough to draw the distribution */
         pct[q] = 1e3 * harness_percentile(x->cycles, x->ncycles, q / 100.0);
     cJSON_AddItemToObject(m, "iter_ms_percentiles", harness_json_numbers(pct, 101));

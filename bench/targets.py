@@ -10,8 +10,8 @@ interleaved, so every ratio comes from one run on a noisy machine.  Scenarios (4
   strag   rank 1 is 1 ms slower every iteration  sync, bls:4
 at 64 KiB and 1 MiB per peer, and balanced also at 1 KiB, over each of --transports:
   shm     one host, shared memory (Open MPI's vader)
-  tcp     one host, TCP over loopback (--mca btl self,tcp): libbls still counts the peers as
-          sharing its host (MPI_COMM_TYPE_SHARED), although TCP needs the sender's polls
+  tcp     one host, TCP over loopback (--mca btl self,tcp): libbls's probe at creation finds
+          that its peers need the sender's polls, as remote ones do (copy_peers 0)
   hosts   TCP between hosts: one process on each of NP namespace hosts (scripts/cluster.sh up
           NP --slots 1, taken down afterwards unless it was up already; root and `ip netns`
           needed), where libbls sees remote peers as it would on a cluster

@@ -434,6 +434,7 @@ bls_status_t bls_comm_stats(const bls_comm_t *c, bls_stats_t *s)
     s->post_wait_seconds = c->post_wait_seconds;
     s->wait_seconds = c->wait_seconds;
     s->buffer_bytes = c->buffer_bytes;
+    s->copy_peers = c->copy_peers;
     s->progress_cpu_seconds = c->ops->cpu(c);
     return BLS_OK;
 }

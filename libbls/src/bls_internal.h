@@ -108,6 +108,7 @@ struct bls_comm {
     int64_t n_completed;
     double post_wait_seconds, wait_seconds;
     size_t buffer_bytes;
+    int copy_peers; /* BLS mode: peers that copy our large blocks themselves (bls_lagged.c) */
 };
 
 /* ---- bls_base.c ---- */

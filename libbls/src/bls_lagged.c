@@ -41,17 +41,16 @@
  *    measures how late it wakes from its naps, and when that lateness (or how overdue it is
  *    now) exceeds an eighth of the time between posts, the caller's rounds receive large
  *    blocks themselves (caller_defers).  Under the same condition they leave large sends that
- *    move only while their sender polls (pushed_send: to another host, or HUGE_BYTES) to the
- *    thread as well (send_later): over TCP an MPI_Isend writes its first fragment into the
- *    socket at once, and three 64 KiB ones cost a post 60-80 us across hosts, most of the
- *    distance to the ideal model under delays.  Such a post issues the rest, wakes the thread
- *    and skips its own probes and tests, which the thread's round runs next anyway (each
- *    reads every socket); a post then costs about 20 us.  A peer's blocks keep their order:
- *    a send behind one left to the thread is left too.  A blocked caller runs full rounds
- *    itself, as MPI's blocking calls do: back to back while they find something, then SPIN_ROUNDS
- *    yielding ones, then naps that double from 1 us to poll_max_us; a completion found by the
- *    thread wakes it.  Meanwhile the thread stands aside (it waits until no caller is
- *    blocked): two pollers of the same transport shared the caller's core for nothing, and
+ *    move only while their sender polls (pushed_send: not copied by the receiver, or HUGE_BYTES) to
+ * the thread as well (send_later): over TCP an MPI_Isend writes its first fragment into the socket
+ * at once, and three 64 KiB ones cost a post 60-80 us across hosts, most of the distance to the
+ * ideal model under delays.  Such a post issues the rest, wakes the thread and skips its own probes
+ * and tests, which the thread's round runs next anyway (each reads every socket); a post then costs
+ * about 20 us.  A peer's blocks keep their order: a send behind one left to the thread is left too.
+ * A blocked caller runs full rounds itself, as MPI's blocking calls do: back to back while they
+ * find something, then SPIN_ROUNDS yielding ones, then naps that double from 1 us to poll_max_us; a
+ * completion found by the thread wakes it.  Meanwhile the thread stands aside (it waits until no
+ * caller is blocked): two pollers of the same transport shared the caller's core for nothing, and
  *    where CPU is what moves the bytes (1 MiB blocks over TCP, every core copying into
  *    sockets) they made bls 0.74-0.80x of MPI_Alltoallv's speed with the caller-only mode at
  *    1.03x.  A caller that blocks while the thread is inside a round (it holds the engine)
@@ -66,8 +65,9 @@
  *    caller then wakes it), or a completion callback is set (someone may wait on it instead of
  *    in bls_wait), naps double from poll_max_us/4 to poll_max_us and a productive round is
  *    followed by another at once.  While only our large sends are incomplete, the receiver's
- *    match comes first.  A peer on this host (MPI_COMM_TYPE_SHARED) then takes the block by a
- *    single copy from our memory, and our polls only notice the end, which the caller's next
+ *    match comes first.  A peer on this host may then take the block by a single copy from our
+ *    memory (copier: a probe at creation tells, see find_copiers), and our polls only notice
+ *    the end, which the caller's next
  *    post notices too: naps start at a quarter of the time between posts, and with a lag of 2
  *    or more a productive round is followed by a nap, not by another round (a late block then
  *    waits at most for its receiver's next post, an iteration the lag has to spare).  A send
@@ -114,6 +114,8 @@
 #define IDLE_MAX_US 5000 /* the thread's longest nap while something is outstanding */
 #define BIG_BYTES 16384  /* a block at least this large needs polling to move */
 #define HUGE_BYTES 524288 /* a send this large moves in fragments its sender pushes */
+#define PROBE_BYTES 65536 /* find_copiers' block: large (BIG_BYTES), not HUGE_BYTES */
+#define PROBE_AWAY_S 0.01 /* how long its sender stays out of MPI */
 #define DESTROY_GRACE_SECONDS 10.0
 
 /* BLS mode's own state, behind comm->state.  lock guards it and the common ring and counters
@@ -147,7 +149,7 @@ typedef struct {
     int sends_later;   /* sends of issued iterations left to the thread (send_later) */
     int big_sends;     /* issued sends of BIG_BYTES or more, incomplete */
     int pushed_sends;  /* ... of them, ones that move only while we poll (pushed_send) */
-    unsigned char *same_host; /* [P] the peer shares this host (MPI_COMM_TYPE_SHARED) */
+    unsigned char *copier; /* [P] the peer takes our large blocks by a single copy (probed) */
     int thread_asleep; /* the thread sleeps until woken (nothing was outstanding) */
     int thread_round;  /* the thread runs engine_round (it holds engine_busy) */
     int thread_aside;  /* the thread waits until no caller is blocked */
@@ -215,13 +217,13 @@ static int left_to_thread(const bls_comm_t *c)
     return g->big_waiting || g->deferred > 0 || g->sends_later > 0;
 }
 
-/* Whether a large send to peer q moves only while we, its sender, poll.  Within a host the
- * receiver takes a block by a single copy from our memory (shared-memory transports' CMA or
- * XPMEM), so our polls only notice the end; a block of HUGE_BYTES or more, or one to another
- * host (TCP's rendezvous: the rest follows the receiver's answer), we push in fragments. */
+/* Whether a large send to peer q moves only while we, its sender, poll.  A copier (a peer on
+ * this host whose transport has CMA or XPMEM, see find_copiers) takes a block by a single copy
+ * from our memory, so our polls only notice the end; a block of HUGE_BYTES or more, or one to
+ * any other peer (TCP's rendezvous: the rest follows the receiver's answer), we push. */
 static int pushed_send(const bls_comm_t *c, int q, size_t bytes)
 {
-    return bytes >= HUGE_BYTES || !state(c)->same_host[q];
+    return bytes >= HUGE_BYTES || !state(c)->copier[q];
 }
 
 /* Request r was just issued for `bytes`: a large one makes the thread poll closely. */
@@ -800,44 +802,95 @@ static void *progress_main(void *arg)
     return NULL;
 }
 
-/* Marks the peers that share this host.  Collective: every process calls it, whatever its
- * progress setting.  If MPI cannot tell, every peer counts as remote (close polls). */
-static void find_same_host(bls_comm_t *c, unsigned char *same)
+/* Whether the processes of this host take a large block by a single copy from the sender's
+ * memory (shared-memory transports with CMA or XPMEM: the sender's polls only notice the end)
+ * or need the sender to push it (TCP over loopback; shared memory without a single-copy
+ * mechanism, in fragments).  MPI does not say, so the node's process 0 sends PROBE_BYTES to its
+ * process 1 and stays out of MPI for PROBE_AWAY_S, writing into the block when its absence
+ * ends (CLOCK_MONOTONIC: one clock on one host).  A receive complete before then completed
+ * without the sender.  A receiver that gets no core meanwhile answers no: the safe side,
+ * close polls as for a remote peer.  Collective over node (me: rank there, n: its size). */
+static int probe_single_copy(MPI_Comm node, int me, int n)
+{
+    char *buf = me < 2 ? calloc(PROBE_BYTES, 1) : NULL;
+    int ok = me >= 2 || buf, all_ok = 0, copies = 0;
+    if (n < 2 || MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_LAND, node) != MPI_SUCCESS ||
+        !all_ok) {
+        free(buf);
+        return 0;
+    }
+    if (me == 0) {
+        double back = bls_now() + PROBE_AWAY_S;
+        memcpy(buf, &back, sizeof back);
+        MPI_Request r;
+        if (MPI_Isend(buf, PROBE_BYTES, MPI_BYTE, 1, 0, node, &r) == MPI_SUCCESS) {
+            struct timespec ts;
+            abs_timespec(&ts, back);
+            while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+                ;
+            MPI_Wait(&r, MPI_STATUS_IGNORE);
+        }
+    } else if (me == 1) {
+        double back = 0;
+        if (MPI_Recv(buf, PROBE_BYTES, MPI_BYTE, 0, 0, node, MPI_STATUS_IGNORE) == MPI_SUCCESS) {
+            memcpy(&back, buf, sizeof back);
+            copies = bls_now() < back;
+        }
+    }
+    free(buf);
+    if (MPI_Bcast(&copies, 1, MPI_INT, 1, node) != MPI_SUCCESS)
+        return 0;
+    return copies;
+}
+
+/* Marks the copiers: the peers on this host (MPI_COMM_TYPE_SHARED) if a probe finds that they
+ * take large blocks by a single copy (probe_single_copy), and this process itself (its own
+ * receive copies).  Collective: every process calls it, whatever its progress setting.  If MPI
+ * cannot tell, every other peer counts as remote (close polls).  Returns how many peers other
+ * than this process it marked. */
+static int find_copiers(bls_comm_t *c, unsigned char *copier)
 {
     MPI_Comm node = MPI_COMM_NULL;
+    int n = 0, me = 0, marked = 0;
+    if (copier)
+        copier[c->rank] = 1;
     if (MPI_Comm_split_type(c->mpi, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) != MPI_SUCCESS)
-        return;
+        return 0;
+    MPI_Comm_size(node, &n);
+    MPI_Comm_rank(node, &me);
+    int copies = probe_single_copy(node, me, n);
     MPI_Group all, here;
-    int n = 0;
     MPI_Comm_group(c->mpi, &all);
     MPI_Comm_group(node, &here);
-    MPI_Group_size(here, &n);
     int *in = malloc((size_t)n * sizeof(int)), *out = malloc((size_t)n * sizeof(int));
-    if (same && in && out) {
+    if (copies && copier && in && out) {
         for (int i = 0; i < n; i++)
             in[i] = i;
         MPI_Group_translate_ranks(here, n, in, all, out);
         for (int i = 0; i < n; i++)
-            if (out[i] >= 0 && out[i] < c->size)
-                same[out[i]] = 1;
+            if (out[i] >= 0 && out[i] < c->size && out[i] != c->rank) {
+                copier[out[i]] = 1;
+                marked++;
+            }
     }
     free(in);
     free(out);
     MPI_Group_free(&here);
     MPI_Group_free(&all);
     MPI_Comm_free(&node);
+    return marked;
 }
 
 static bls_status_t lagged_start(bls_comm_t *c)
 {
     lagged_t *g = c->state = calloc(1, sizeof(lagged_t));
-    unsigned char *same = calloc((size_t)c->size, 1);
-    find_same_host(c, same); /* collective: before anything that returns early */
-    if (!g || !same) {
-        free(same);
+    unsigned char *copier = calloc((size_t)c->size, 1);
+    c->copy_peers = find_copiers(c, copier); /* collective: before anything that returns early */
+    if (!g || !copier) {
+        free(copier);
         return bls_error(BLS_ERR_NOMEM, "bls_comm_create: out of memory");
     }
-    g->same_host = same;
+    g->copier = copier;
     size_t P = (size_t)c->size, S = (size_t)c->nslots;
     int tag_ub_flag = 0;
     int *tag_ub = NULL;
@@ -965,7 +1018,7 @@ static void lagged_stop(bls_comm_t *c)
     free(g->done_idx);
     free(g->statuses);
     free(g->peer_final);
-    free(g->same_host);
+    free(g->copier);
     free(g);
     c->state = NULL;
 }

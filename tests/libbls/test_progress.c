@@ -6,7 +6,12 @@
  * (reported as a failure) or ctest's timeout ends the test.  Run for eager (16 B) and
  * rendezvous (4 MiB) blocks, over shared memory and over TCP.
  *
- * Usage: test_progress [--bytes B] [--iters N]
+ * It also checks what libbls's probe at creation found (bls_stats_t.copy_peers): over TCP
+ * (--copy-peers 0) no peer takes a large block without its sender's polls; over shared memory
+ * the answer depends on the machine (CMA or XPMEM), but it is one answer for the whole host:
+ * every peer (all ranks run on one host here) or none, never this process itself.
+ *
+ * Usage: test_progress [--bytes B] [--iters N] [--copy-peers N (default: all or none)]
  */
 #include "testutil.h"
 
@@ -15,6 +20,7 @@ int main(int argc, char **argv)
     tu_init(&argc, &argv);
     size_t bytes = (size_t)tu_opt(argc, argv, "--bytes", 16);
     long iters = tu_opt(argc, argv, "--iters", 3);
+    long copy_peers = tu_opt(argc, argv, "--copy-peers", -1);
     int rank, P;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &P);
@@ -55,10 +61,16 @@ int main(int argc, char **argv)
     CHECK_OK(bls_finish(comm));
     bls_stats_t st;
     CHECK_OK(bls_comm_stats(comm, &st));
+    if (copy_peers >= 0)
+        CHECK(st.copy_peers == copy_peers, "copy_peers %d, expected %ld", st.copy_peers,
+              copy_peers);
+    else
+        CHECK(st.copy_peers == 0 || st.copy_peers == P - 1,
+              "copy_peers %d: neither every peer on this host (%d) nor none", st.copy_peers, P - 1);
     if (rank == 0)
         printf("%zu B blocks: %ld iterations completed while rank %d stayed outside the library; "
-               "progress thread CPU %.3f s\n",
-               bytes, iters, away, st.progress_cpu_seconds);
+               "progress thread CPU %.3f s; %d peers copy large blocks themselves\n",
+               bytes, iters, away, st.progress_cpu_seconds, st.copy_peers);
     bls_comm_destroy(comm);
     free(sc);
     free(sd);
