@@ -252,10 +252,11 @@ typedef struct {
     double wait_seconds;      /* time blocked in bls_wait and bls_wait_any */
     double progress_cpu_seconds; /* CPU time of the progress thread (BLS mode) */
     size_t buffer_bytes;      /* bookkeeping bytes allocated at creation (no payload copies) */
-    int copy_peers;           /* BLS mode: peers on this host found at creation (a 10 ms probe)
-                                 to take a large block by a single copy from this process's
-                                 memory, so that sends to them need no polls from here; 0 when
-                                 the transport needs the sender (TCP) and in other modes */
+    int copy_peers;           /* BLS mode: peers on this host found (by a 10 ms probe at a
+                                 process's first creation) to take a large block by a single
+                                 copy from this process's memory, so that sends to them need
+                                 no polls from here; 0 when the transport needs the sender
+                                 (TCP) and in other modes */
 } bls_stats_t;
 
 bls_status_t bls_comm_stats(const bls_comm_t *comm, bls_stats_t *stats_p);

@@ -809,13 +809,20 @@ static void *progress_main(void *arg)
  * process 1 and stays out of MPI for PROBE_AWAY_S, writing into the block when its absence
  * ends (CLOCK_MONOTONIC: one clock on one host).  A receive complete before then completed
  * without the sender.  A receiver that gets no core meanwhile answers no: the safe side,
- * close polls as for a remote peer.  Collective over node (me: rank there, n: its size). */
+ * close polls as for a remote peer.  The answer holds for the process's life (host_copies):
+ * a later communicator whose processes here all know it skips the probe, and any "no" wins.
+ * Collective over node (me: rank there, n: its size). */
 static int probe_single_copy(MPI_Comm node, int me, int n)
 {
+    static int host_copies = -1; /* this process's answer; -1 before its first probe */
+    int known = __atomic_load_n(&host_copies, __ATOMIC_RELAXED), all_known = -1;
+    if (n < 2 || MPI_Allreduce(&known, &all_known, 1, MPI_INT, MPI_MIN, node) != MPI_SUCCESS)
+        return 0;
+    if (all_known >= 0)
+        return all_known;
     char *buf = me < 2 ? calloc(PROBE_BYTES, 1) : NULL;
     int ok = me >= 2 || buf, all_ok = 0, copies = 0;
-    if (n < 2 || MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_LAND, node) != MPI_SUCCESS ||
-        !all_ok) {
+    if (MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_LAND, node) != MPI_SUCCESS || !all_ok) {
         free(buf);
         return 0;
     }
@@ -840,6 +847,7 @@ static int probe_single_copy(MPI_Comm node, int me, int n)
     free(buf);
     if (MPI_Bcast(&copies, 1, MPI_INT, 1, node) != MPI_SUCCESS)
         return 0;
+    __atomic_store_n(&host_copies, copies, __ATOMIC_RELAXED);
     return copies;
 }
 
