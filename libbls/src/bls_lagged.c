@@ -727,6 +727,22 @@ static int slack_for_sends(const bls_comm_t *c)
     return state(c)->pushed_sends == 0 && c->lag >= 2;
 }
 
+/* The thread's scheduling policy (see "Priority"); a refusal (a sandbox) leaves it as it was. */
+static void set_policy(pthread_t thread, int policy)
+{
+    struct sched_param sp = {0};
+    (void)pthread_setschedparam(thread, policy, &sp);
+}
+
+/* The thread waits on wake_progress, its flag (thread_aside, thread_asleep) telling wakers why:
+ * only a thread so flagged is woken by that event, never one in a timed nap.  Lock held. */
+static void wait_woken(lagged_t *g, int *flag)
+{
+    *flag = 1;
+    pthread_cond_wait(&g->wake_progress, &g->lock);
+    *flag = 0;
+}
+
 static void *progress_main(void *arg)
 {
     bls_comm_t *c = arg;
@@ -735,17 +751,13 @@ static void *progress_main(void *arg)
     prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
     /* Lowest priority (see "Priority" above); where the policy is refused (a sandbox) the
      * thread runs at the process's priority, as BLS_PROGRESS_THREAD_NORMAL. */
-    if (c->progress == BLS_PROGRESS_THREAD) {
-        struct sched_param sp = {0};
-        (void)pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
-    }
+    if (c->progress == BLS_PROGRESS_THREAD)
+        set_policy(pthread_self(), SCHED_IDLE);
     long nap_us = 0, close_us = close_nap_us(c);
     pthread_mutex_lock(&g->lock);
     while (!g->stop) {
         if (g->blocked > 0) { /* a blocked caller polls; two pollers would share its core */
-            g->thread_aside = 1;
-            pthread_cond_wait(&g->wake_progress, &g->lock);
-            g->thread_aside = 0;
+            wait_woken(g, &g->thread_aside);
             nap_us = 0;
             continue;
         }
@@ -757,8 +769,7 @@ static void *progress_main(void *arg)
         int did = engine_round(c, 0);
         g->thread_round = 0;
         if (g->boosted) { /* back to the lowest priority after the round a caller awaited */
-            struct sched_param sp = {0};
-            (void)pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
+            set_policy(pthread_self(), SCHED_IDLE);
             g->boosted = 0;
         }
         if (did && (g->big_recvs > 0 || c->notify || (g->big_sends > 0 && !slack_for_sends(c)))) {
@@ -770,9 +781,7 @@ static void *progress_main(void *arg)
         if (g->stop)
             break;
         if (g->fatal != BLS_OK || !outstanding(c)) {
-            g->thread_asleep = 1; /* until a post, a failure's end or destruction */
-            pthread_cond_wait(&g->wake_progress, &g->lock);
-            g->thread_asleep = 0;
+            wait_woken(g, &g->thread_asleep); /* until a post, a failure's end or destruction */
             nap_us = 0;
             continue;
         }
@@ -1113,8 +1122,7 @@ static bls_status_t wait_until(bls_comm_t *c, int (*ready)(const bls_comm_t *, c
         if (g->thread_round && !g->boosted && c->progress == BLS_PROGRESS_THREAD) {
             /* The thread holds the engine: under SCHED_IDLE on busy cores it might not get
              * one to finish its round while we wait on it.  Normal priority until it does. */
-            struct sched_param sp = {0};
-            (void)pthread_setschedparam(g->thread, SCHED_OTHER, &sp);
+            set_policy(g->thread, SCHED_OTHER);
             g->boosted = 1;
         }
         if (engine_round(c, 0)) {
