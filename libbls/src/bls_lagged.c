@@ -41,20 +41,22 @@
  *    measures how late it wakes from its naps, and when that lateness (or how overdue it is
  *    now) exceeds an eighth of the time between posts, the caller's rounds receive large
  *    blocks themselves (caller_defers).  Under the same condition they leave large sends that
- *    move only while their sender polls (pushed_send: not copied by the receiver, or HUGE_BYTES) to
- * the thread as well (send_later): over TCP an MPI_Isend writes its first fragment into the socket
- * at once, and three 64 KiB ones cost a post 60-80 us across hosts, most of the distance to the
- * ideal model under delays.  Such a post issues the rest, wakes the thread and skips its own probes
- * and tests, which the thread's round runs next anyway (each reads every socket); a post then costs
- * about 20 us.  A peer's blocks keep their order: a send behind one left to the thread is left too.
- * A blocked caller runs full rounds itself, as MPI's blocking calls do: back to back while they
- * find something, then SPIN_ROUNDS yielding ones, then naps that double from 1 us to poll_max_us; a
- * completion found by the thread wakes it.  Meanwhile the thread stands aside (it waits until no
- * caller is blocked): two pollers of the same transport shared the caller's core for nothing, and
- *    where CPU is what moves the bytes (1 MiB blocks over TCP, every core copying into
- *    sockets) they made bls 0.74-0.80x of MPI_Alltoallv's speed with the caller-only mode at
- *    1.03x.  A caller that blocks while the thread is inside a round (it holds the engine)
- *    raises the thread to normal priority until that round ends (see "Priority").
+ *    move only while their sender polls (pushed_send: to a peer that does not copy them
+ *    itself, or HUGE_BYTES) to the thread as well (send_later): over TCP an MPI_Isend writes
+ *    its first fragment into the socket at once, and three 64 KiB ones cost a post 60-80 us
+ *    across hosts, most of the distance to the ideal model under delays.  Such a post issues
+ *    the rest, wakes the thread and skips its own probes and tests, which the thread's round
+ *    runs next anyway (each reads every socket); a post then costs about 20 us.  A peer's
+ *    blocks keep their order: a send behind one left to the thread is left too.  A blocked
+ *    caller runs full rounds itself, as MPI's blocking calls do: back to back while they find
+ *    something, then SPIN_ROUNDS yielding ones, then naps that double from 1 us to poll_max_us;
+ *    a completion found by the thread wakes it.  Meanwhile the thread stands aside (it waits
+ *    until no caller is blocked): two pollers of the same transport shared the caller's core
+ *    for nothing, and where CPU is what moves the bytes (1 MiB blocks over TCP, every core
+ *    copying into sockets) they made bls 0.74-0.80x of MPI_Alltoallv's speed with the
+ *    caller-only mode at 1.03x.  A caller that blocks while the thread is inside a round (it
+ *    holds the engine) raises the thread to normal priority until that round ends (see
+ *    "Priority").
  *  - The thread only covers the caller's absence, and most of that needs no progress at all:
  *    a small block leaves inside its Isend (eager) and waits at the receiver, in MPI's buffers,
  *    for the receiver's next call.  So while only small blocks are in flight the thread naps
@@ -66,18 +68,17 @@
  *    in bls_wait), naps double from poll_max_us/4 to poll_max_us and a productive round is
  *    followed by another at once.  While only our large sends are incomplete, the receiver's
  *    match comes first.  A peer on this host may then take the block by a single copy from our
- *    memory (copier: a probe at creation tells, see find_copiers), and our polls only notice
- *    the end, which the caller's next
- *    post notices too: naps start at a quarter of the time between posts, and with a lag of 2
- *    or more a productive round is followed by a nap, not by another round (a late block then
- *    waits at most for its receiver's next post, an iteration the lag has to spare).  A send
- *    to another host (TCP sends the rest after the receiver's answer) or of HUGE_BYTES or more
- *    (pushed in fragments) moves only while we poll: naps start at poll_max_us.  Both double
- *    to the lazy one.  (At 64 KiB over shared memory the quarter cut the thread's CPU by a
- *    third to a half; napping after productive rounds took a further third to a half off at
- *    lag 4.)  With nothing outstanding the thread sleeps until a post.  It never spins:
- *    spinning, and 50 us polls during the caller's work, were most of what it cost
- *    (bench/RESULTS.md, issue 16).
+ *    memory (a copier: a probe at creation tells, see find_copiers), and our polls only notice
+ *    the end, which the caller's next post notices too: naps start at a quarter of the time
+ *    between posts, and with a lag of 2 or more a productive round is followed by a nap, not by
+ *    another round (a late block then waits at most for its receiver's next post, an iteration
+ *    the lag has to spare).  A send to any other peer (TCP sends the rest after the receiver's
+ *    answer) or of HUGE_BYTES or more (pushed in fragments) moves only while we poll: naps
+ *    start at poll_max_us.  Both double to the lazy one.  (At 64 KiB over shared memory the
+ *    quarter cut the thread's CPU by a third to a half; napping after productive rounds took a
+ *    further third to a half off at lag 4.)  With nothing outstanding the thread sleeps until a
+ *    post.  It never spins: spinning, and 50 us polls during the caller's work, were most of
+ *    what it cost (bench/RESULTS.md, issue 16).
  *  - BLS_PROGRESS_CALLER: no thread; everything above but the thread.
  *
  * Priority.  The thread runs under SCHED_IDLE (BLS_PROGRESS_THREAD): the kernel gives it a
