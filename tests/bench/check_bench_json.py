@@ -8,7 +8,8 @@ import sys
 
 FIELDS = ["mode", "lag", "time_s", "ms_per_iter", "speedup_vs_sync", "ideal_s", "efficiency",
           "bound", "iter_ms_p50", "iter_ms_p99", "iter_ms_max", "wait_s", "cpu_us_per_iter",
-          "iters_per_s", "bytes_per_s", "progress_thread_cpu_us_per_iter", "iter_ms_percentiles"]
+          "iters_per_s", "bytes_per_s", "progress_thread_cpu_us_per_iter", "iter_ms_percentiles",
+          "copy_peers"]
 
 
 def main():
@@ -50,6 +51,10 @@ def main():
         check(m["iters_per_s"] > 0 and m["bytes_per_s"] >= 0, f"{m['mode']}: throughput")
         if m["mode"].startswith("bls:"):
             check(m["progress_thread_cpu_us_per_iter"] > 0, f"{m['mode']}: progress thread CPU measured")
+            # every process runs on this host: the probe finds all of its peers or none
+            check(m["copy_peers"] in (0, nprocs - 1), f"{m['mode']}: copy_peers {m['copy_peers']} all or none")
+        else:
+            check(m["copy_peers"] == 0, f"{m['mode']}: copy_peers {m['copy_peers']} == 0 (BLS mode only)")
     for f in failures:
         print("FAIL", f)
     print(f"check_bench_json: {passed} passed, {len(failures)} failed")
