@@ -9,7 +9,8 @@
  * It also checks what libbls's probe at creation found (bls_stats_t.copy_peers): over TCP
  * (--copy-peers 0) no peer takes a large block without its sender's polls; over shared memory
  * the answer depends on the machine (CMA or XPMEM), but it is one answer for the whole host:
- * every peer (all ranks run on one host here) or none, never this process itself.
+ * every other process on this host (MPI_COMM_TYPE_SHARED) or none, never this process itself
+ * nor a process on another host.
  *
  * Usage: test_progress [--bytes B] [--iters N] [--copy-peers N (default: all or none)]
  */
@@ -61,12 +62,18 @@ int main(int argc, char **argv)
     CHECK_OK(bls_finish(comm));
     bls_stats_t st;
     CHECK_OK(bls_comm_stats(comm, &st));
+    MPI_Comm host;
+    int here = 0;
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &host);
+    MPI_Comm_size(host, &here);
+    MPI_Comm_free(&host);
     if (copy_peers >= 0)
         CHECK(st.copy_peers == copy_peers, "copy_peers %d, expected %ld", st.copy_peers,
               copy_peers);
     else
-        CHECK(st.copy_peers == 0 || st.copy_peers == P - 1,
-              "copy_peers %d: neither every peer on this host (%d) nor none", st.copy_peers, P - 1);
+        CHECK(st.copy_peers == 0 || st.copy_peers == here - 1,
+              "copy_peers %d: neither every other process on this host (%d) nor none",
+              st.copy_peers, here - 1);
     if (rank == 0)
         printf("%zu B blocks: %ld iterations completed while rank %d stayed outside the library; "
                "progress thread CPU %.3f s; %d peers copy large blocks themselves\n",
