@@ -825,16 +825,17 @@ static void *progress_main(void *arg)
 static int probe_single_copy(MPI_Comm node, int me, int n)
 {
     static int host_copies = -1; /* this process's answer; -1 before its first probe */
-    int known = __atomic_load_n(&host_copies, __ATOMIC_RELAXED), all_known = -1;
-    if (n < 2 || MPI_Allreduce(&known, &all_known, 1, MPI_INT, MPI_MIN, node) != MPI_SUCCESS)
+    if (n < 2)
         return 0;
-    if (all_known >= 0)
-        return all_known;
+    /* One allreduce agrees on both: whether every process here knows the answer (the MIN of
+     * the answers, -1 if one does not) and whether the probe's two buffers exist. */
     char *buf = me < 2 ? calloc(PROBE_BYTES, 1) : NULL;
-    int ok = me >= 2 || buf, all_ok = 0, copies = 0;
-    if (MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_LAND, node) != MPI_SUCCESS || !all_ok) {
+    int mine[2] = {__atomic_load_n(&host_copies, __ATOMIC_RELAXED), me >= 2 || buf};
+    int all[2] = {-1, 0}, copies = 0;
+    if (MPI_Allreduce(mine, all, 2, MPI_INT, MPI_MIN, node) != MPI_SUCCESS || all[0] >= 0 ||
+        !all[1]) {
         free(buf);
-        return 0;
+        return all[0] > 0;
     }
     if (me == 0) {
         double back = bls_now() + PROBE_AWAY_S;
@@ -862,26 +863,24 @@ static int probe_single_copy(MPI_Comm node, int me, int n)
 }
 
 /* Marks the copiers: the peers on this host (MPI_COMM_TYPE_SHARED) if a probe finds that they
- * take large blocks by a single copy (probe_single_copy), and this process itself (its own
- * receive copies).  Collective: every process calls it, whatever its progress setting.  If MPI
- * cannot tell, every other peer counts as remote (close polls).  Returns how many peers other
- * than this process it marked. */
+ * take large blocks by a single copy (probe_single_copy).  Collective: every process calls it,
+ * whatever its progress setting.  If MPI cannot tell, every peer counts as remote (close
+ * polls).  Returns how many peers it marked. */
 static int find_copiers(bls_comm_t *c, unsigned char *copier)
 {
     MPI_Comm node = MPI_COMM_NULL;
     int n = 0, me = 0, marked = 0;
-    if (copier)
-        copier[c->rank] = 1;
     if (MPI_Comm_split_type(c->mpi, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) != MPI_SUCCESS)
         return 0;
     MPI_Comm_size(node, &n);
     MPI_Comm_rank(node, &me);
-    int copies = probe_single_copy(node, me, n);
-    MPI_Group all, here;
-    MPI_Comm_group(c->mpi, &all);
-    MPI_Comm_group(node, &here);
-    int *in = malloc((size_t)n * sizeof(int)), *out = malloc((size_t)n * sizeof(int));
-    if (copies && copier && in && out) {
+    int copies = probe_single_copy(node, me, n); /* collective: before anything local */
+    int *in = copies && copier ? malloc((size_t)n * sizeof(int)) : NULL;
+    int *out = in ? malloc((size_t)n * sizeof(int)) : NULL;
+    if (out) {
+        MPI_Group all, here;
+        MPI_Comm_group(c->mpi, &all);
+        MPI_Comm_group(node, &here);
         for (int i = 0; i < n; i++)
             in[i] = i;
         MPI_Group_translate_ranks(here, n, in, all, out);
@@ -890,11 +889,11 @@ static int find_copiers(bls_comm_t *c, unsigned char *copier)
                 copier[out[i]] = 1;
                 marked++;
             }
+        MPI_Group_free(&here);
+        MPI_Group_free(&all);
     }
     free(in);
     free(out);
-    MPI_Group_free(&here);
-    MPI_Group_free(&all);
     MPI_Comm_free(&node);
     return marked;
 }
