@@ -328,6 +328,7 @@ static void pool_serve(const tool_t *t, serve_result_t *v, dist_serve_t *g,
     v->last_done += g->completed_qps > 0 ? (double)K / g->completed_qps : 0;
     v->last_arrival += K > 0 ? sch->at[K - 1] : 0;
     v->wait += g->wait;
+    v->copy_peers = g->copy_peers;
     v->stopped_early |= g->stopped_early;
     free(v->pred);
     free(v->labels);

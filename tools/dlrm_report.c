@@ -233,6 +233,7 @@ static cJSON *json_driver(const report_t *r, const driver_result_t *res, int i)
     cJSON_AddNumberToObject(d, "cpu_us_per_batch", 1e6 * s->cpu / ((double)s->batches * R));
     cJSON_AddNumberToObject(d, "progress_cpu_us_per_batch",
                             1e6 * s->progress_cpu / ((double)s->batches * R));
+    cJSON_AddNumberToObject(d, "copy_peers", s->copy_peers);
     cJSON_AddNumberToObject(d, "ideal_s", s->ideal / R);
     cJSON_AddNumberToObject(d, "ideal0_s", s->ideal0 / R);
     cJSON_AddNumberToObject(d, "ideal_inf_s", s->ideal_inf / R);

@@ -20,6 +20,7 @@ typedef struct {
     int64_t queries, samples;
     double last_done, last_arrival; /* summed over rounds: completed and scheduled spans */
     double wait;
+    int copy_peers; /* the fewest of any process (bls_stats_t), the last round */
     int stopped_early;
     float *pred, *labels; /* input order, the last round */
     int64_t n_pred;

@@ -160,6 +160,7 @@ static cJSON *json_serve_driver(const report_t *r, int i)
     cJSON_AddItemToObject(d, "ideal_latency_ms", json_latency(v->ideal, v->n));
     cJSON_AddItemToObject(d, "queue_ms", json_latency(v->queue, v->n));
     cJSON_AddNumberToObject(d, "wait_s_mean", v->wait);
+    cJSON_AddNumberToObject(d, "copy_peers", v->copy_peers);
     cJSON_AddBoolToObject(d, "valid", v->valid);
     cJSON_AddBoolToObject(d, "identical", v->identical);
     return d;

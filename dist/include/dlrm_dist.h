@@ -174,6 +174,7 @@ typedef struct {
     double cpu;               /* CPU time of this process (every thread) during the run */
     double progress_cpu;      /* ... of it libbls's progress thread's */
     size_t buffer_bytes;      /* libbls's bookkeeping */
+    int copy_peers;           /* libbls: peers found to copy large blocks from here themselves */
     float *pred, *labels;     /* this process's rows, in batch order */
     int64_t n_local;
     /* Server runs only (dist_session_serve): */
@@ -270,6 +271,7 @@ typedef struct {
     double *ideal;              /* the open-loop ideal model's latency */
     double p50, p99, ideal_p99; /* every process */
     double wait, progress_cpu;  /* per process, mean */
+    int copy_peers;             /* the fewest of any process (bls_stats_t) */
     float *pred, *labels;       /* rank 0: input order */
     double *lag_mean;           /* rank 0, [queries]: run-ahead, mean over the processes */
     int64_t *lag_hist;          /* rank 0, [lag_hist_n]: queries x processes at each run-ahead */
@@ -336,6 +338,7 @@ typedef struct {
     double progress_cpu;      /* mean per process, summed */
     double ideal;             /* T_ideal(this driver's lag) of each round's trace, summed */
     double ideal0, ideal_inf; /* T_ideal(0) and T_ideal(unlimited), summed */
+    int copy_peers;           /* the fewest of any process (bls_stats_t), the last round */
     double *lat;              /* every process's batch latencies, all rounds */
     size_t nlat;
     int64_t batches, samples; /* of one round */

@@ -127,6 +127,8 @@ dist_status_t dist_gather(dist_session_t *s, const dist_run_t *r, int lag, const
     MPI_Reduce(&r->wait, &wait_sum, 1, MPI_DOUBLE, MPI_SUM, 0, comm);
     MPI_Reduce(&r->progress_cpu, &prog_sum, 1, MPI_DOUBLE, MPI_SUM, 0, comm);
     MPI_Reduce(&r->cpu, &cpu_sum, 1, MPI_DOUBLE, MPI_SUM, 0, comm);
+    int copy_peers = 0;
+    MPI_Reduce(&r->copy_peers, &copy_peers, 1, MPI_INT, MPI_MIN, 0, comm);
     size_t PK = (size_t)P * (size_t)K;
     double *work = rank == 0 ? malloc(sizeof(double) * (PK + 1)) : NULL;
     double *lat = rank == 0 ? realloc(sum->lat, sizeof(double) * (sum->nlat + PK + 1)) : NULL;
@@ -147,6 +149,7 @@ dist_status_t dist_gather(dist_session_t *s, const dist_run_t *r, int lag, const
         sum->wait += wait_sum / P;
         sum->progress_cpu += prog_sum / P;
         sum->cpu += cpu_sum / P;
+        sum->copy_peers = copy_peers;
         sum->nlat += PK;
         sum->batches = K;
         sum->samples = r->samples;
@@ -218,6 +221,7 @@ dist_status_t dist_gather_serve(dist_session_t *s, const dist_run_t *r,
     MPI_Comm_size(comm, &P);
     MPI_Reduce(&r->wait, &out->wait, 1, MPI_DOUBLE, MPI_SUM, 0, comm);
     MPI_Reduce(&r->progress_cpu, &out->progress_cpu, 1, MPI_DOUBLE, MPI_SUM, 0, comm);
+    MPI_Reduce(&r->copy_peers, &out->copy_peers, 1, MPI_INT, MPI_MIN, 0, comm);
     size_t PK = (size_t)P * (size_t)K;
     double *per[3] = {NULL, NULL, NULL}; /* done, begun, work: [P][K] */
     const double *mine[3] = {r->done, r->begun, r->work};

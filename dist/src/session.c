@@ -342,6 +342,7 @@ static dist_status_t finish(run_t *x, double t0)
     x->r->progress_cpu = stats.progress_cpu_seconds;
     x->r->cpu = harness_cpu_seconds() - x->cpu0;
     x->r->buffer_bytes = stats.buffer_bytes;
+    x->r->copy_peers = stats.copy_peers;
     return st;
 }
 

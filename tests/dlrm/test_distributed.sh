@@ -33,7 +33,8 @@ awk 'NR == 301 { n = split($0, f, "\t"); line = f[1]; for (i = 2; i < n; i++) li
   "$out/gen.txt" > "$out/criteo.txt"
 
 # The run-ahead each driver's batches were produced with: every batch of every process counted
-# once; a fixed lag's all at its lag; bls:auto:3's within 0..3.
+# once; a fixed lag's all at its lag; bls:auto:3's within 0..3.  And copy_peers (libbls's probe,
+# the fewest of any process): in BLS mode every other process (one host) or none, else 0.
 check_run_ahead() {
   /usr/bin/python3 - "$1" "$2" <<'PY'
 import json, sys
@@ -45,6 +46,8 @@ for x in d["drivers"]:
         assert x["name"] == "bls:auto:3" and len(h) <= 4 and all(0 <= v <= 3 for v in seq), (h, seq)
     else:
         assert h[x["lag"]] == sum(h) and all(v == x["lag"] for v in seq), (x["name"], h)
+    ok = (0, P - 1) if x["mode"] == "bls" else (0,)
+    assert x["copy_peers"] in ok, (x["name"], x["mode"], x["copy_peers"], P)
 PY
 }
 
