@@ -8,12 +8,16 @@ alternate invocation by invocation, --reps times.  Scenarios:
   busy4    4 processes on 2 cores, the same
   one2     1 process with --threads 2 (no exchange: the thread has nothing to do)
   delayed  the main job's offline scenario (4 processes, exp delays of 5 ms, sleep)
-Prints a Markdown table of medians; writes every JSON to --out.
+Prints a Markdown table of medians; a speedup cell adds each run's figure (up to 6 runs) or,
+with more, the geometric mean and its 95% confidence interval (Student's t on the logarithms):
+an interval that holds 1.0 means sync and bls are not told apart by these runs.  Writes every
+JSON to --out.
 
 Usage: /usr/bin/python3 bench/priority.py [--build build] [--reps 3] [--only busy2,busy4]
 """
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -30,6 +34,23 @@ SCENARIOS = {
                     "--delay", "exp:5000", "--scenario", "offline"]),
 }
 PROGRESS = ["thread-normal", "thread", "caller"]
+
+
+# Student's t, two-sided 95%, by degrees of freedom (1..30; beyond, the normal's 1.96).
+T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
+        2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
+        2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
+
+
+def speedups(values):
+    """The runs' speedups as a table cell: each of up to 6, else the geometric mean and its 95%
+    confidence interval."""
+    if len(values) <= 6:
+        return ", ".join(f"{v:.3f}" for v in values)
+    logs = [math.log(v) for v in values]
+    m, n = statistics.mean(logs), len(logs)
+    half = (T975[n - 2] if n - 1 <= len(T975) else 1.96) * statistics.stdev(logs) / math.sqrt(n)
+    return f"gm {math.exp(m):.3f}, 95% CI {math.exp(m - half):.3f}-{math.exp(m + half):.3f}"
 
 
 def run(build, np, extra, progress, path):
@@ -80,7 +101,7 @@ def main():
             def med(drv, key):
                 return statistics.median(r[drv][key] for r in runs)
 
-            sp = [", ".join(f"{r[d]['speedup']:.3f}" for r in runs) for d in ("bls:1", "bls:4")]
+            sp = [speedups([r[d]["speedup"] for r in runs]) for d in ("bls:1", "bls:4")]
             print(f"| {n} | {p} | {med('sync', 'ms_per_batch'):.3f} | "
                   f"{med('bls:1', 'speedup'):.3f} ({sp[0]}) | {med('bls:4', 'speedup'):.3f} "
                   f"({sp[1]}) | {med('sync', 'cpu_us_per_batch'):.0f}, "
