@@ -32,10 +32,11 @@ drivers=(--driver sync,bls:0,bls:1,bls:4,bls:auto:3)
 awk 'NR == 301 { n = split($0, f, "\t"); line = f[1]; for (i = 2; i < n; i++) line = line "\t" f[i]; print line } { print }' \
   "$out/gen.txt" > "$out/criteo.txt"
 
-# The run-ahead each driver's batches were produced with: every batch of every process counted
-# once; a fixed lag's all at its lag; bls:auto:3's within 0..3.  And copy_peers (libbls's probe,
-# the fewest of any process): in BLS mode every other process (one host) or none, else 0.
-check_run_ahead() {
+# Each driver's records in the JSON.  The run-ahead its batches were produced with: every batch
+# of every process counted once; a fixed lag's all at its lag; bls:auto:3's within 0..3.  And
+# copy_peers (libbls's probe, the fewest of any process): in BLS mode every other process (one
+# host) or none, else 0.
+check_driver_records() {
   /usr/bin/python3 - "$1" "$2" <<'PY'
 import json, sys
 d, P = json.load(open(sys.argv[1])), int(sys.argv[2])
@@ -60,7 +61,7 @@ check_workload() {
       > "$out/$name.p$np.out" 2>&1 || { bad "$name P=$np: exit $?: $(tail -5 "$out/$name.p$np.out")"; continue; }
     cmp -s "$out/$name.ref" "$out/$name.p$np" && ok || bad "$name P=$np: predictions differ from one process's"
     [ "$(grep -c '"identical": true' "$out/$name.p$np.json")" -eq 5 ] && ok || bad "$name P=$np: a driver differs"
-    check_run_ahead "$out/$name.p$np.json" "$np" && ok || bad "$name P=$np: the run-ahead record"
+    check_driver_records "$out/$name.p$np.json" "$np" && ok || bad "$name P=$np: the run-ahead or copy_peers record"
   done
 }
 check_workload synth_dot "${model[@]}" --synthetic-samples 1000 --batch-size 96 --pooling 3 \
