@@ -57,28 +57,30 @@
  *    caller-only mode at 1.03x.  A caller that blocks while the thread is inside a round (it
  *    holds the engine) raises the thread to normal priority until that round ends (see
  *    "Priority").
- *  - The thread only covers the caller's absence, and most of that needs no progress at all:
- *    a small block leaves inside its Isend (eager) and waits at the receiver, in MPI's buffers,
- *    for the receiver's next call.  So while only small blocks are in flight the thread naps
- *    "lazily": twice the mean time between posts (within [poll_max_us, IDLE_MAX_US]), a poll
- *    every other iteration, a safety net for transports that need more.  A large block
- *    (BIG_BYTES or more: above eager limits, rendezvous or fragments) moves only while a side
+ *  - The thread only covers the caller's absence, and most of that needs no progress at all: a
+ *    small block leaves inside its Isend (eager) and waits at the receiver, in MPI's buffers, for
+ *    the receiver's next call; our own completions are noticed by our caller's next round.  So
+ *    while only small blocks are in flight the thread naps IDLE_MAX_US, a safety net for a send
+ *    that a transport queued (a full FIFO or socket).  (A poll every other iteration, as naps of
+ *    twice the time between posts gave, cost 11-13 us of CPU per iteration at 1 KiB over shared
+ *    memory, a third of the process's: rounds that only came before the caller's own.)  A large
+ *    block (BIG_BYTES or more: above eager limits, rendezvous or fragments) moves only while a side
  *    polls.  While we receive one, a caller left one to the thread (big_waiting, deferred; the
- *    caller then wakes it), or a completion callback is set (someone may wait on it instead of
- *    in bls_wait), naps double from poll_max_us/4 to poll_max_us and a productive round is
- *    followed by another at once.  While only our large sends are incomplete, the receiver's
- *    match comes first.  A peer on this host may then take the block by a single copy from our
- *    memory (a copier: a probe at creation tells, see find_copiers), and our polls only notice
- *    the end, which the caller's next post notices too: naps start at a quarter of the time
- *    between posts, and with a lag of 2 or more a productive round is followed by a nap, not by
- *    another round (a late block then waits at most for its receiver's next post, an iteration
- *    the lag has to spare).  A send to any other peer (TCP sends the rest after the receiver's
- *    answer) or of HUGE_BYTES or more (pushed in fragments) moves only while we poll: naps
- *    start at poll_max_us.  Both double to the lazy one.  (At 64 KiB over shared memory the
- *    quarter cut the thread's CPU by a third to a half; napping after productive rounds took a
- *    further third to a half off at lag 4.)  With nothing outstanding the thread sleeps until a
- *    post.  It never spins: spinning, and 50 us polls during the caller's work, were most of
- *    what it cost (bench/RESULTS.md, issue 16).
+ *    caller then wakes it), or a completion callback is set (someone may wait on it instead of in
+ *    bls_wait), naps double from poll_max_us/4 to poll_max_us and a productive round is followed by
+ *    another at once.  While only our large sends are incomplete, the receiver's match comes first.
+ *    A peer on this host may then take the block by a single copy from our memory (a copier: a
+ *    probe at creation tells, see find_copiers), and our polls only notice the end, which the
+ *    caller's next post notices too: naps start at a quarter of the time between posts, and with a
+ *    lag of 2 or more a productive round is followed by a nap, not by another round (a late block
+ *    then waits at most for its receiver's next post, an iteration the lag has to spare).  A send
+ *    to any other peer (TCP sends the rest after the receiver's answer) or of HUGE_BYTES or more
+ *    (pushed in fragments) moves only while we poll: naps start at poll_max_us.  Both double to
+ *    twice the mean time between posts (the lazy nap).  (At 64 KiB over shared memory the quarter
+ *    cut the thread's CPU by a third to a half; napping after productive rounds took a further
+ *    third to a half off at lag 4.)  With nothing outstanding the thread sleeps until a post.  It
+ *    never spins: spinning, and 50 us polls during the caller's work, were most of what it cost
+ *    (bench/RESULTS.md, issue 16).
  *  - BLS_PROGRESS_CALLER: no thread; everything above but the thread.
  *
  * Priority.  The thread runs under SCHED_IDLE (BLS_PROGRESS_THREAD): the kernel gives it a
@@ -695,8 +697,8 @@ static long close_nap_us(const bls_comm_t *c)
     return c->poll_max_us > 0 ? c->poll_max_us : 1;
 }
 
-/* The thread's nap while only small blocks are in flight: twice the mean time between posts,
- * within [poll_max_us, IDLE_MAX_US]. */
+/* The ceiling of the thread's naps while only our large sends are incomplete: twice the mean
+ * time between posts, within [poll_max_us, IDLE_MAX_US]. */
 static long lazy_nap_us(const bls_comm_t *c)
 {
     const lagged_t *g = c->state;
@@ -796,8 +798,8 @@ static void *progress_main(void *arg)
             nap_us = nap_us <= 0          ? first_send_nap_us(c, lazy)
                      : 2 * nap_us > lazy ? lazy
                                          : 2 * nap_us;
-        else
-            nap_us = lazy;
+        else /* small blocks only: nobody waits on our polls (see "Progress") */
+            nap_us = IDLE_MAX_US;
         struct timespec ts;
         double until = bls_now() + 1e-6 * (double)nap_us;
         abs_timespec(&ts, until);
