@@ -60,11 +60,13 @@
  *  - The thread only covers the caller's absence, and most of that needs no progress at all: a
  *    small block leaves inside its Isend (eager) and waits at the receiver, in MPI's buffers, for
  *    the receiver's next call; our own completions are noticed by our caller's next round.  So
- *    while only small blocks are in flight the thread naps IDLE_MAX_US, a safety net for a send
- *    that a transport queued (a full FIFO or socket).  (A poll every other iteration, as naps of
- *    twice the time between posts gave, cost 11-13 us of CPU per iteration at 1 KiB over shared
- *    memory, a third of the process's: rounds that only came before the caller's own.)  A large
- *    block (BIG_BYTES or more: above eager limits, rendezvous or fragments) moves only while a side
+ *    while only small blocks are in flight, and none large went out or arrived in the last L+2
+ *    posts (big_at), the thread naps IDLE_MAX_US, a safety net for a send that a transport queued
+ *    (a full FIFO or socket); after a large one, the next may be on its way, and the naps are twice
+ *    the mean time between posts (the lazy nap).  (A poll every other iteration, as naps of twice
+ *    the time between posts gave, cost 11-13 us of CPU per iteration at 1 KiB over shared memory, a
+ *    third of the process's: rounds that only came before the caller's own.)  A large block
+ *    (BIG_BYTES or more: above eager limits, rendezvous or fragments) moves only while a side
  *    polls.  While we receive one, a caller left one to the thread (big_waiting, deferred; the
  *    caller then wakes it), or a completion callback is set (someone may wait on it instead of in
  *    bls_wait), naps double from poll_max_us/4 to poll_max_us and a productive round is followed by
@@ -162,6 +164,7 @@ typedef struct {
     double post_gap;   /* mean time between posts (seconds, moving average) */
     double nap_until;  /* the thread's timed nap ends then (bls_now()); 0: not in one */
     double wake_late;  /* how late the thread wakes from its timed naps (s, moving average) */
+    bls_iter_t big_at; /* n_posted when a large block last went out or arrived; -1 never */
 
     pthread_t thread;
     int thread_started; /* 0 none, -1 lock and conditions exist, 1 thread runs */
@@ -235,6 +238,7 @@ static void count_big(bls_comm_t *c, MPI_Request *r, size_t bytes)
     lagged_t *g = c->state;
     if (!is_big(bytes))
         return;
+    g->big_at = c->n_posted;
     size_t i = (size_t)(r - g->reqs), SP = (size_t)c->nslots * c->size;
     int send = i >= SP;
     g->big[i] = send && pushed_send(c, (int)((i - SP) % (size_t)c->size), bytes) ? 2 : 1;
@@ -534,6 +538,7 @@ static int probe_arrivals(bls_comm_t *c, int defer)
                 defers(defer, (size_t)bytes)) {
                 pthread_mutex_lock(&g->lock);
                 g->big_waiting = 1;
+                g->big_at = c->n_posted;
                 return did;
             }
             src = st.MPI_SOURCE; /* that message: the first from src with that tag */
@@ -573,6 +578,8 @@ static int probe_arrivals(bls_comm_t *c, int defer)
             return did;
         }
         size_t n = (size_t)bytes / c->elem;
+        if (is_big((size_t)bytes))
+            g->big_at = c->n_posted;
         if (k < g->n_issued) {
             receive_block(c, k, p, &msg, n);
         } else {
@@ -798,6 +805,8 @@ static void *progress_main(void *arg)
             nap_us = nap_us <= 0          ? first_send_nap_us(c, lazy)
                      : 2 * nap_us > lazy ? lazy
                                          : 2 * nap_us;
+        else if (g->big_at >= 0 && c->n_posted - g->big_at <= c->nslots)
+            nap_us = lazy; /* large blocks lately: more may arrive, and need our polls */
         else /* small blocks only: nobody waits on our polls (see "Progress") */
             nap_us = IDLE_MAX_US;
         struct timespec ts;
@@ -915,6 +924,7 @@ static bls_status_t lagged_start(bls_comm_t *c)
     int *tag_ub = NULL;
     MPI_Comm_get_attr(c->mpi, MPI_TAG_UB, &tag_ub, &tag_ub_flag);
     g->tag_cycle = 4 * c->nslots;
+    g->big_at = -1;
     if (tag_ub_flag && tag_ub && g->tag_cycle > *tag_ub)
         return bls_error(BLS_ERR_ARG,
                          "bls_comm_create: lag %d needs tags up to %d, but MPI's "
