@@ -67,22 +67,29 @@
  *    the time between posts gave, cost 11-13 us of CPU per iteration at 1 KiB over shared memory, a
  *    third of the process's: rounds that only came before the caller's own.)  A large block
  *    (BIG_BYTES or more: above eager limits, rendezvous or fragments) moves only while a side
- *    polls.  While we receive one, a caller left one to the thread (big_waiting, deferred; the
- *    caller then wakes it), or a completion callback is set (someone may wait on it instead of in
- *    bls_wait), naps double from poll_max_us/4 to poll_max_us and a productive round is followed by
- *    another at once.  While only our large sends are incomplete, the receiver's match comes first.
- *    A peer on this host may then take the block by a single copy from our memory (a copier: a
- *    probe at creation tells, see find_copiers), and our polls only notice the end, which the
- *    caller's next post notices too: naps start at a quarter of the time between posts, and with a
- *    lag of 2 or more a productive round is followed by a nap, not by another round (a late block
- *    then waits at most for its receiver's next post, an iteration the lag has to spare).  A send
- *    to any other peer (TCP sends the rest after the receiver's answer) or of HUGE_BYTES or more
- *    (pushed in fragments) moves only while we poll: naps start at poll_max_us.  Both double to
- *    twice the mean time between posts (the lazy nap).  (At 64 KiB over shared memory the quarter
- *    cut the thread's CPU by a third to a half; napping after productive rounds took a further
- *    third to a half off at lag 4.)  With nothing outstanding the thread sleeps until a post.  It
- *    never spins: spinning, and 50 us polls during the caller's work, were most of what it cost
- *    (bench/RESULTS.md, issue 16).
+ *    polls.  While we receive one, a caller left one to the thread (big_waiting, deferred; except
+ *    at a steady rhythm, below, the caller then wakes it), or a completion callback is set (someone
+ *    may wait on it instead of in bls_wait), naps double from poll_max_us/4 to poll_max_us and a
+ *    productive round is followed by another at once.  While only our large sends are incomplete,
+ *    the receiver's match comes first. A peer on this host may then take the block by a single copy
+ *    from our memory (a copier: a probe at creation tells, see find_copiers), and our polls only
+ *    notice the end, which the caller's next post notices too: naps start at a quarter of the time
+ *    between posts, and with a lag of 2 or more a productive round is followed by a nap, not by
+ *    another round (a late block then waits at most for its receiver's next post, an iteration the
+ *    lag has to spare).  A send to any other peer (TCP sends the rest after the receiver's answer)
+ *    or of HUGE_BYTES or more (pushed in fragments) moves only while we poll: naps start at
+ *    poll_max_us.  Both double to twice the mean time between posts (the lazy nap).  (At 64 KiB
+ *    over shared memory the quarter cut the thread's CPU by a third to a half; napping after
+ *    productive rounds took a further third to a half off at lag 4.)  While posts come at a steady
+ *    rhythm (steady_copies: the mean deviation of the time between posts under a tenth of the mean,
+ *    so nothing is late for the lag to absorb), with a lag of 2 or more and every peer a copier,
+ *    large arrivals that a caller's round leaves do not wake the thread either: its timed poll
+ *    takes them, and it copies about two iterations' blocks per wake-up instead of one (64 KiB over
+ *    shared memory, 4 processes, lag 4: the thread's CPU 44-48 -> 31-35 us per iteration at equal
+ *    speed).  Under delays the rhythm is not steady and the thread is woken at once, as batching
+ *    there cost efficiency (0.989 -> 0.962 with exponential delays).  With nothing outstanding the
+ *    thread sleeps until a post.  It never spins: spinning, and 50 us polls during the caller's
+ *    work, were most of what it cost (bench/RESULTS.md, issue 16).
  *  - BLS_PROGRESS_CALLER: no thread; everything above but the thread.
  *
  * Priority.  The thread runs under SCHED_IDLE (BLS_PROGRESS_THREAD): the kernel gives it a
@@ -162,9 +169,11 @@ typedef struct {
     int blocked;       /* callers inside wait_until: they run the rounds */
     double last_post;  /* bls_now() at the last post */
     double post_gap;   /* mean time between posts (seconds, moving average) */
+    double gap_dev;    /* mean absolute deviation of the time between posts (s, the same) */
     double nap_until;  /* the thread's timed nap ends then (bls_now()); 0: not in one */
     double wake_late;  /* how late the thread wakes from its timed naps (s, moving average) */
     bls_iter_t big_at; /* n_posted when a large block last went out or arrived; -1 never */
+    bls_iter_t huge_at; /* ... one of HUGE_BYTES or more */
 
     pthread_t thread;
     int thread_started; /* 0 none, -1 lock and conditions exist, 1 thread runs */
@@ -223,6 +232,25 @@ static int left_to_thread(const bls_comm_t *c)
     return g->big_waiting || g->deferred > 0 || g->sends_later > 0;
 }
 
+/* Whether large arrivals a caller's round left may wait for the thread's next timed poll
+ * instead of waking it (see "Progress"): posts come at a steady rhythm (the mean deviation of
+ * the time between them under a tenth of the mean), the lag is 2 or more, every peer is a
+ * copier, no block lately was HUGE_BYTES or more, nothing is pushed or left to send, and no
+ * completion callback waits.  Lock held. */
+static int steady_copies(const bls_comm_t *c)
+{
+    const lagged_t *g = c->state;
+    return c->lag >= 2 && c->copy_peers == c->size - 1 && g->gap_dev < 0.1 * g->post_gap &&
+           !(g->huge_at >= 0 && c->n_posted - g->huge_at <= c->nslots) && g->sends_later == 0 &&
+           g->pushed_sends == 0 && !c->notify;
+}
+
+/* Whether the thread must run soon for what a caller's round left it. */
+static int thread_due(const bls_comm_t *c)
+{
+    return left_to_thread(c) && !steady_copies(c);
+}
+
 /* Whether a large send to peer q moves only while we, its sender, poll.  A copier (a peer on
  * this host whose transport has CMA or XPMEM, see find_copiers) takes a block by a single copy
  * from our memory, so our polls only notice the end; a block of HUGE_BYTES or more, or one to
@@ -232,13 +260,23 @@ static int pushed_send(const bls_comm_t *c, int q, size_t bytes)
     return bytes >= HUGE_BYTES || !state(c)->copier[q];
 }
 
+/* A block of `bytes` goes out or arrived now (big_at, huge_at).  Lock held. */
+static void note_size(bls_comm_t *c, size_t bytes)
+{
+    lagged_t *g = c->state;
+    if (is_big(bytes))
+        g->big_at = c->n_posted;
+    if (bytes >= HUGE_BYTES)
+        g->huge_at = c->n_posted;
+}
+
 /* Request r was just issued for `bytes`: a large one makes the thread poll closely. */
 static void count_big(bls_comm_t *c, MPI_Request *r, size_t bytes)
 {
     lagged_t *g = c->state;
+    note_size(c, bytes);
     if (!is_big(bytes))
         return;
-    g->big_at = c->n_posted;
     size_t i = (size_t)(r - g->reqs), SP = (size_t)c->nslots * c->size;
     int send = i >= SP;
     g->big[i] = send && pushed_send(c, (int)((i - SP) % (size_t)c->size), bytes) ? 2 : 1;
@@ -538,7 +576,7 @@ static int probe_arrivals(bls_comm_t *c, int defer)
                 defers(defer, (size_t)bytes)) {
                 pthread_mutex_lock(&g->lock);
                 g->big_waiting = 1;
-                g->big_at = c->n_posted;
+                note_size(c, (size_t)bytes);
                 return did;
             }
             src = st.MPI_SOURCE; /* that message: the first from src with that tag */
@@ -578,8 +616,7 @@ static int probe_arrivals(bls_comm_t *c, int defer)
             return did;
         }
         size_t n = (size_t)bytes / c->elem;
-        if (is_big((size_t)bytes))
-            g->big_at = c->n_posted;
+        note_size(c, (size_t)bytes);
         if (k < g->n_issued) {
             receive_block(c, k, p, &msg, n);
         } else {
@@ -796,7 +833,7 @@ static void *progress_main(void *arg)
             continue;
         }
         long lazy = lazy_nap_us(c);
-        if (g->big_recvs > 0 || left_to_thread(c) || c->notify)
+        if (g->big_recvs > 0 || thread_due(c) || c->notify)
             /* our polls move it: doubling to poll_max_us */
             nap_us = nap_us <= 0             ? (close_us + 3) / 4
                      : 2 * nap_us > close_us ? close_us
@@ -924,7 +961,7 @@ static bls_status_t lagged_start(bls_comm_t *c)
     int *tag_ub = NULL;
     MPI_Comm_get_attr(c->mpi, MPI_TAG_UB, &tag_ub, &tag_ub_flag);
     g->tag_cycle = 4 * c->nslots;
-    g->big_at = -1;
+    g->big_at = g->huge_at = -1;
     if (tag_ub_flag && tag_ub && g->tag_cycle > *tag_ub)
         return bls_error(BLS_ERR_ARG,
                          "bls_comm_create: lag %d needs tags up to %d, but MPI's "
@@ -1230,12 +1267,15 @@ static bls_status_t lagged_post(bls_comm_t *c, const bls_post_args_t *a, bls_ite
         c->n_posted = k + 1;
         *iter_p = k;
         double now = bls_now(), gap = now - g->last_post;
+        double dev = gap > g->post_gap ? gap - g->post_gap : g->post_gap - gap;
+        g->gap_dev = k <= 1 ? gap : 0.875 * g->gap_dev + 0.125 * dev;
         g->post_gap = k == 0 ? 0 : k == 1 ? gap : 0.875 * g->post_gap + 0.125 * gap;
         g->last_post = now;
         engine_round(c, caller_defers(c)); /* the sends leave now, from this thread */
         /* A sleeping thread must watch the new iteration, and a napping one take the large
-         * blocks left to it.  Otherwise it finds the iteration on its next poll. */
-        if (g->thread_asleep || g->big_recvs > 0 || left_to_thread(c))
+         * blocks left to it, unless posts come steadily (steady_copies).  Otherwise it finds
+         * the iteration on its next poll. */
+        if (g->thread_asleep || ((g->big_recvs > 0 || left_to_thread(c)) && !steady_copies(c)))
             pthread_cond_signal(&g->wake_progress);
     }
     pthread_mutex_unlock(&g->lock);
@@ -1252,7 +1292,7 @@ static bls_status_t lagged_wait(bls_comm_t *c, bls_iter_t iter, int blocking, in
     pthread_mutex_lock(&g->lock);
     if (!blocking) { /* as bls_post: the large blocks this round left go to the thread now */
         engine_round(c, caller_defers(c));
-        if (left_to_thread(c))
+        if (thread_due(c))
             pthread_cond_signal(&g->wake_progress);
     }
     bls_status_t st =
