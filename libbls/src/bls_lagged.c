@@ -71,25 +71,30 @@
  *    at a steady rhythm, below, the caller then wakes it), or a completion callback is set (someone
  *    may wait on it instead of in bls_wait), naps double from poll_max_us/4 to poll_max_us and a
  *    productive round is followed by another at once.  While only our large sends are incomplete,
- *    the receiver's match comes first. A peer on this host may then take the block by a single copy
- *    from our memory (a copier: a probe at creation tells, see find_copiers), and our polls only
- *    notice the end, which the caller's next post notices too: naps start at a quarter of the time
- *    between posts, and with a lag of 2 or more a productive round is followed by a nap, not by
- *    another round (a late block then waits at most for its receiver's next post, an iteration the
- *    lag has to spare).  A send to any other peer (TCP sends the rest after the receiver's answer)
- *    or of HUGE_BYTES or more (pushed in fragments) moves only while we poll: naps start at
+ *    the receiver's match comes first.  A peer on this host may then take the block by a single
+ *    copy from our memory (a copier: a probe at creation tells, see find_copiers), and our polls
+ *    only notice the end, which the caller's next post notices too: naps start at a quarter of the
+ *    time between posts, and with a lag of 2 or more a productive round is followed by a nap, not
+ *    by another round (a late block then waits at most for its receiver's next post, an iteration
+ *    the lag has to spare).  A send to any other peer (TCP sends the rest after the receiver's
+ *    answer) or of HUGE_BYTES or more (pushed in fragments) moves only while we poll: naps start at
  *    poll_max_us.  Both double to twice the mean time between posts (the lazy nap).  (At 64 KiB
  *    over shared memory the quarter cut the thread's CPU by a third to a half; napping after
  *    productive rounds took a further third to a half off at lag 4.)  While posts come at a steady
- *    rhythm (steady_copies: the mean deviation of the time between posts under a tenth of the mean,
- *    so nothing is late for the lag to absorb), with a lag of 2 or more and every peer a copier,
- *    large arrivals that a caller's round leaves do not wake the thread either: its timed poll
- *    takes them, and it copies about two iterations' blocks per wake-up instead of one (64 KiB over
- *    shared memory, 4 processes, lag 4: the thread's CPU 44-48 -> 31-35 us per iteration at equal
- *    speed).  Under delays the rhythm is not steady and the thread is woken at once, as batching
- *    there cost efficiency (0.989 -> 0.962 with exponential delays).  With nothing outstanding the
- *    thread sleeps until a post.  It never spins: spinning, and 50 us polls during the caller's
- *    work, were most of what it cost (bench/RESULTS.md, issue 16).
+ *    rhythm (steady_rhythm: the mean deviation of the time between posts under a tenth of the mean,
+ *    so nothing is late for the lag to absorb) and every peer is a copier, nobody needs the
+ *    thread's polls soon.  Large arrivals that a caller's round leaves then do not wake it (lag 2
+ *    or more: steady_copies): its timed poll takes them, about two iterations' blocks per wake-up
+ *    instead of one (64 KiB over shared memory, 4 processes, lag 4: the thread's CPU 44-48 -> 31-35
+ *    us per iteration at equal speed).  With lag 1 the caller's own rounds copy their arrivals, as
+ *    MPI_Alltoallv does: the thread's copies had overlapped the caller's work for 2-3% of speed at
+ *    a wake-up or more per iteration.  Naps while only our large sends are incomplete are the lazy
+ *    one from the start.  (Together, at 64 KiB over shared memory: CPU over MPI_Alltoallv's
+ *    2.21-2.32 -> 1.28-1.46 at lag 1, speed over it 1.023-1.029 -> 1.006-1.018; 1.28-1.50 ->
+ *    1.10-1.30 at lag 4, speed unchanged.)  Under delays the rhythm is not steady and the thread
+ *    works as above: batching there cost efficiency (0.989 -> 0.962 with exponential delays).  With
+ *    nothing outstanding the thread sleeps until a post.  It never spins: spinning, and 50 us polls
+ *    during the caller's work, were most of what it cost (bench/RESULTS.md, issue 16).
  *  - BLS_PROGRESS_CALLER: no thread; everything above but the thread.
  *
  * Priority.  The thread runs under SCHED_IDLE (BLS_PROGRESS_THREAD): the kernel gives it a
@@ -232,17 +237,23 @@ static int left_to_thread(const bls_comm_t *c)
     return g->big_waiting || g->deferred > 0 || g->sends_later > 0;
 }
 
-/* Whether large arrivals a caller's round left may wait for the thread's next timed poll
- * instead of waking it (see "Progress"): posts come at a steady rhythm (the mean deviation of
- * the time between them under a tenth of the mean), the lag is 2 or more, every peer is a
+/* Whether nobody needs the thread's polls soon (see "Progress"): posts come at a steady rhythm
+ * (the mean deviation of the time between them under a tenth of the mean), every peer is a
  * copier, no block lately was HUGE_BYTES or more, nothing is pushed or left to send, and no
  * completion callback waits.  Lock held. */
-static int steady_copies(const bls_comm_t *c)
+static int steady_rhythm(const bls_comm_t *c)
 {
     const lagged_t *g = c->state;
-    return c->lag >= 2 && c->copy_peers == c->size - 1 && g->gap_dev < 0.1 * g->post_gap &&
+    return c->copy_peers == c->size - 1 && g->gap_dev < 0.1 * g->post_gap &&
            !(g->huge_at >= 0 && c->n_posted - g->huge_at <= c->nslots) && g->sends_later == 0 &&
            g->pushed_sends == 0 && !c->notify;
+}
+
+/* Whether large arrivals a caller's round left may wait for the thread's next timed poll
+ * instead of waking it: a steady rhythm, and a lag of 2 or more. */
+static int steady_copies(const bls_comm_t *c)
+{
+    return c->lag >= 2 && steady_rhythm(c);
 }
 
 /* Whether the thread must run soon for what a caller's round left it. */
@@ -696,11 +707,13 @@ static int outstanding(const bls_comm_t *c)
 /* Whether a caller's round may leave large receives to the thread: only when the thread gets
  * a core soon.  A thread that wakes late from its naps, or is overdue now (a SCHED_IDLE
  * thread while every core computes, or any thread on an oversubscribed machine), would leave
- * the copies until the caller blocks, later than the caller doing them at once.  Lock held. */
+ * the copies until the caller blocks, later than the caller doing them at once.  Nor with lag
+ * 1 at a steady rhythm (steady_rhythm): the caller copies them, as MPI_Alltoallv does, and no
+ * wake-up is spent on them.  Lock held. */
 static int caller_defers(const bls_comm_t *c)
 {
     const lagged_t *g = c->state;
-    if (g->thread_started != 1)
+    if (g->thread_started != 1 || (c->lag == 1 && steady_rhythm(c)))
         return 0;
     double slack = g->post_gap / 8, floor_s = 1e-6 * (c->poll_max_us > 0 ? c->poll_max_us : 1);
     if (slack < floor_s)
@@ -768,10 +781,11 @@ static long first_send_nap_us(const bls_comm_t *c, long lazy)
  * arrives after a peer's post is then copied at that peer's next post at the latest, and its
  * send seen complete at our next one: an iteration later, within the lag, not on the path
  * of a caller who waits for iteration k-L after posting k.  With lag 1 that wait would
- * meet it. */
+ * meet it, unless the rhythm is steady: then every caller copies its arrivals in its own
+ * rounds (caller_defers), and the thread's polls only notice what the next post notices. */
 static int slack_for_sends(const bls_comm_t *c)
 {
-    return state(c)->pushed_sends == 0 && c->lag >= 2;
+    return state(c)->pushed_sends == 0 && (c->lag >= 2 || steady_rhythm(c));
 }
 
 /* The thread's scheduling policy (see "Priority"); a refusal (a sandbox) leaves it as it was. */
@@ -839,7 +853,8 @@ static void *progress_main(void *arg)
                      : 2 * nap_us > close_us ? close_us
                                              : 2 * nap_us;
         else if (g->big_sends > 0) /* the receiver's match comes first: doubling to lazy */
-            nap_us = nap_us <= 0          ? first_send_nap_us(c, lazy)
+            nap_us = steady_rhythm(c)    ? lazy /* the next post notices the end */
+                     : nap_us <= 0       ? first_send_nap_us(c, lazy)
                      : 2 * nap_us > lazy ? lazy
                                          : 2 * nap_us;
         else if (g->big_at >= 0 && c->n_posted - g->big_at <= c->nslots)
