@@ -14,9 +14,9 @@
  *  - No other waiting: inside the bound, posting never waits for a peer to reach an iteration,
  *    to post a receive, or to call this library.
  *  - Asynchronous progress: in BLS mode a progress thread owned by the communicator moves bytes
- *    while the caller computes or sleeps outside the library; its polls space out with the
- *    observed time between posts when only small blocks are in flight, and it sleeps when
- *    nothing is outstanding; it runs at the lowest scheduling priority, so it uses cores the
+ *    while the caller computes or sleeps outside the library; its polls space out to 5 ms when
+ *    only small blocks are in flight, and to the observed time between posts while posts come
+ *    at a steady rhythm, and it sleeps when nothing is outstanding; it runs at the lowest scheduling priority, so it uses cores the
  *    computation leaves free and never preempts it.  A caller blocked in bls_wait* or bls_post
  * moves the data itself (as MPI's blocking calls do), backing off to short sleeps when nothing
  * arrives.  With BLS_PROGRESS_CALLER there is no thread: data moves inside this library's calls.
