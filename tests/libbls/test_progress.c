@@ -6,13 +6,20 @@
  * (reported as a failure) or ctest's timeout ends the test.  Run for eager (16 B) and
  * rendezvous (4 MiB) blocks, over shared memory and over TCP.
  *
+ * With --steady N, every rank first runs N iterations at an even pace (10 ms of sleep each, no
+ * absence), so that the thread's steady-rhythm policy is in force when the absences begin: at
+ * lag 1 the callers copy their large arrivals themselves, at lag 2 or more a post does not
+ * wake the thread for them (bls_lagged.c, "Progress").  The absent rank's thread must still
+ * take the blocks its peers wait on.
+ *
  * It also checks what libbls's probe at creation found (bls_stats_t.copy_peers): over TCP
  * (--copy-peers 0) no peer takes a large block without its sender's polls; over shared memory
  * the answer depends on the machine (CMA or XPMEM), but it is one answer for the whole host:
  * every other process on this host (MPI_COMM_TYPE_SHARED) or none, never this process itself
  * nor a process on another host.
  *
- * Usage: test_progress [--bytes B] [--iters N] [--copy-peers N (default: all or none)]
+ * Usage: test_progress [--bytes B] [--iters N] [--lag L (1)] [--steady N (0)]
+ *                      [--copy-peers N (default: all or none)]
  */
 #include "testutil.h"
 
@@ -22,16 +29,19 @@ int main(int argc, char **argv)
     size_t bytes = (size_t)tu_opt(argc, argv, "--bytes", 16);
     long iters = tu_opt(argc, argv, "--iters", 3);
     long copy_peers = tu_opt(argc, argv, "--copy-peers", -1);
+    long lag = tu_opt(argc, argv, "--lag", 1), steady = tu_opt(argc, argv, "--steady", 0);
     int rank, P;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &P);
     int away = P - 1;
     const uint64_t seed = 777;
     tu_side_channel_init();
+    CHECK(steady < iters, "--steady %ld leaves no iteration with rank %d away (--iters %ld)",
+          steady, away, iters);
 
     bls_config_t cfg;
     bls_config_init(&cfg);
-    cfg.lag = 1;
+    cfg.lag = (int)lag;
     cfg.max_block = bytes;
     cfg.timeout = 60;
     bls_comm_t *comm;
@@ -49,14 +59,16 @@ int main(int argc, char **argv)
         REQUIRE_OK(bls_post(comm, sendbuf, sc, sd, recv, sc, sd, &id));
         char marker[32];
         snprintf(marker, sizeof(marker), "done%ld", k);
-        if (rank == away) /* outside the library until everybody else has our block */
+        if (k < steady) /* an even pace, nobody away (10 ms: sleeps here jitter by ~0.1 ms) */
+            tu_sleep_us(10000);
+        else if (rank == away) /* outside the library until everybody else has our block */
             tu_await_all(marker, P, away);
         CHECK_OK(bls_wait(comm, id, NULL));
         for (int p = 0; p < P; p++) {
             size_t bad = tu_verify(recv + sd[p], bytes, seed, p, rank, k);
             CHECK(bad == bytes, "iteration %ld from %d: byte %zu of %zu wrong", k, p, bad, bytes);
         }
-        if (rank != away)
+        if (rank != away && k >= steady)
             tu_signal(marker, rank);
     }
     CHECK_OK(bls_finish(comm));
@@ -75,9 +87,10 @@ int main(int argc, char **argv)
               "copy_peers %d: neither every other process on this host (%d) nor none",
               st.copy_peers, here - 1);
     if (rank == 0)
-        printf("%zu B blocks: %ld iterations completed while rank %d stayed outside the library; "
+        printf("%zu B blocks, lag %ld: %ld iterations completed while rank %d stayed outside the "
+               "library (after %ld at an even pace); "
                "progress thread CPU %.3f s; %d peers copy large blocks themselves\n",
-               bytes, iters, away, st.progress_cpu_seconds, st.copy_peers);
+               bytes, lag, iters - steady, away, steady, st.progress_cpu_seconds, st.copy_peers);
     bls_comm_destroy(comm);
     free(sc);
     free(sd);
