@@ -92,9 +92,9 @@
  *    one from the start.  (Together, at 64 KiB over shared memory: CPU over MPI_Alltoallv's
  *    2.21-2.32 -> 1.28-1.46 at lag 1, speed over it 1.023-1.029 -> 1.006-1.018; 1.28-1.50 ->
  *    1.10-1.30 at lag 4, speed unchanged.)  Under delays the rhythm is not steady and the thread
- *    works as above: batching there cost efficiency (0.989 -> 0.962 with exponential delays).  With
- *    nothing outstanding the thread sleeps until a post.  It never spins: spinning, and 50 us polls
- *    during the caller's work, were most of what it cost (bench/RESULTS.md, issue 16).
+ *    works as above: batching there cost efficiency (0.989 -> 0.961-0.964 with exponential delays).
+ *    With nothing outstanding the thread sleeps until a post.  It never spins: spinning, and 50 us
+ *    polls during the caller's work, were most of what it cost (bench/RESULTS.md, issue 16).
  *  - BLS_PROGRESS_CALLER: no thread; everything above but the thread.
  *
  * Priority.  The thread runs under SCHED_IDLE (BLS_PROGRESS_THREAD): the kernel gives it a
