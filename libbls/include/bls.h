@@ -16,10 +16,11 @@
  *  - Asynchronous progress: in BLS mode a progress thread owned by the communicator moves bytes
  *    while the caller computes or sleeps outside the library; its polls space out to 5 ms when
  *    only small blocks are in flight, and to the observed time between posts while posts come
- *    at a steady rhythm, and it sleeps when nothing is outstanding; it runs at the lowest scheduling priority, so it uses cores the
- *    computation leaves free and never preempts it.  A caller blocked in bls_wait* or bls_post
- * moves the data itself (as MPI's blocking calls do), backing off to short sleeps when nothing
- * arrives.  With BLS_PROGRESS_CALLER there is no thread: data moves inside this library's calls.
+ *    at a steady rhythm, and it sleeps when nothing is outstanding; it runs at the lowest
+ *    scheduling priority, so it uses cores the computation leaves free and never preempts it.
+ *    A caller blocked in bls_wait* or bls_post moves the data itself (as MPI's blocking calls
+ *    do), backing off to short sleeps when nothing arrives.  With BLS_PROGRESS_CALLER there is
+ *    no thread: data moves inside this library's calls.
  *  - Bounded memory, zero copy: blocks move straight between the caller's buffers (MPI_Isend
  *    from the send buffer, MPI_Imrecv into the receive buffer); the library holds no payload
  *    memory, only O((L+2) * P) bookkeeping allocated at creation that never grows.  A block
