@@ -237,6 +237,13 @@ static int left_to_thread(const bls_comm_t *c)
     return g->big_waiting || g->deferred > 0 || g->sends_later > 0;
 }
 
+/* Whether a block noted at post count `at` (big_at, huge_at; -1 never) moved within the last
+ * nslots posts, so more like it may follow. */
+static int moved_lately(const bls_comm_t *c, bls_iter_t at)
+{
+    return at >= 0 && c->n_posted - at <= c->nslots;
+}
+
 /* Whether nobody needs the thread's polls soon (see "Progress"): posts come at a steady rhythm
  * (the mean deviation of the time between them under a tenth of the mean), every peer is a
  * copier, no block lately was HUGE_BYTES or more, nothing is pushed or left to send, and no
@@ -245,8 +252,8 @@ static int steady_rhythm(const bls_comm_t *c)
 {
     const lagged_t *g = c->state;
     return c->copy_peers == c->size - 1 && g->gap_dev < 0.1 * g->post_gap &&
-           !(g->huge_at >= 0 && c->n_posted - g->huge_at <= c->nslots) && g->sends_later == 0 &&
-           g->pushed_sends == 0 && !c->notify;
+           !moved_lately(c, g->huge_at) && g->sends_later == 0 && g->pushed_sends == 0 &&
+           !c->notify;
 }
 
 /* Whether large arrivals a caller's round left may wait for the thread's next timed poll
@@ -857,7 +864,7 @@ static void *progress_main(void *arg)
                      : nap_us <= 0       ? first_send_nap_us(c, lazy)
                      : 2 * nap_us > lazy ? lazy
                                          : 2 * nap_us;
-        else if (g->big_at >= 0 && c->n_posted - g->big_at <= c->nslots)
+        else if (moved_lately(c, g->big_at))
             nap_us = lazy; /* large blocks lately: more may arrive, and need our polls */
         else /* small blocks only: nobody waits on our polls (see "Progress") */
             nap_us = IDLE_MAX_US;
