@@ -436,5 +436,6 @@ bls_status_t bls_comm_stats(const bls_comm_t *c, bls_stats_t *s)
     s->buffer_bytes = c->buffer_bytes;
     s->copy_peers = c->copy_peers;
     s->progress_cpu_seconds = c->ops->cpu(c);
+    s->progress_standby_seconds = c->ops->standby ? c->ops->standby(c) : 0.0;
     return BLS_OK;
 }

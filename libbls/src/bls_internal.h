@@ -58,6 +58,7 @@ typedef struct {
  *  finish     the collective end (c->finishing is set)
  *  pending    what iteration iter still waits for, as text
  *  cpu        CPU seconds of the mode's own threads
+ *  standby    seconds its progress thread stood by, getting no core in time; NULL: none
  */
 typedef struct bls_mode_ops {
     bls_mode_t mode;
@@ -73,6 +74,7 @@ typedef struct bls_mode_ops {
     bls_status_t (*finish)(bls_comm_t *c);
     void (*pending)(bls_comm_t *c, bls_iter_t iter, char *buf, size_t len);
     double (*cpu)(const bls_comm_t *c);
+    double (*standby)(const bls_comm_t *c);
     bls_status_t (*progress)(bls_comm_t *c); /* bls_progress(); NULL: nothing to do */
 } bls_mode_ops_t;
 

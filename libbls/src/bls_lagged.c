@@ -111,6 +111,18 @@
  * MPI calls run without the lock) would wait on a thread that gets no core while others
  * compute; the caller raises it to SCHED_OTHER, and the thread drops back after the round.
  *
+ * Standby.  With more computing threads than cores (4 bls-dlrm processes on 2 busy cores) even
+ * a SCHED_IDLE thread cost: it woke 0.5-1.3 times per post, its rounds rarely found anything,
+ * they held the engine when the caller came back (raising it, see above), and the process
+ * was 3-5% slower than with BLS_PROGRESS_CALLER, which beat MPI_Alltoallv.  Its naps measure
+ * how late it gets a core (wake_late); once that exceeds the mean time between posts, the
+ * caller's own next round comes before the thread's, so the thread stands by (thread_starved):
+ * no rounds, 5 ms naps that only keep measuring, and posts do not wake it.  Callers' rounds
+ * then defer nothing to it (caller_defers).  It resumes when its lateness falls below half the
+ * time between posts, and at once when the caller is away: a post STANDBY_GAPS mean intervals
+ * overdue means nobody else will move the bytes (test_progress --starved).  Time in standby is
+ * reported (bls_stats_t.progress_standby_seconds).
+ *
  * Locking.  comm->lock guards the ring and all counters.  Every MPI request and held message
  * belongs to whoever holds the engine (engine_busy); MPI_Testsome and MPI_Improbe run without
  * the lock, MPI_Isend and MPI_Imrecv with it.
@@ -134,6 +146,7 @@
 #define PROBE_BYTES 65536 /* find_copiers' block: large (BIG_BYTES), not HUGE_BYTES */
 #define PROBE_AWAY_S 0.01 /* how long its sender stays out of MPI */
 #define DESTROY_GRACE_SECONDS 10.0
+#define STANDBY_GAPS 4.0 /* a caller this many times the post interval late is away: no standby */
 
 /* BLS mode's own state, behind comm->state.  lock guards it and the common ring and counters
  * while the progress thread runs. */
@@ -177,6 +190,8 @@ typedef struct {
     double gap_dev;    /* mean absolute deviation of the time between posts (s, the same) */
     double nap_until;  /* the thread's timed nap ends then (bls_now()); 0: not in one */
     double wake_late;  /* how late the thread wakes from its timed naps (s, moving average) */
+    int standby;       /* the thread gets no core in time: it only checks that (thread_starved) */
+    double standby_s;  /* time the thread spent in standby naps (bls_stats_t) */
     bls_iter_t big_at; /* n_posted when a large block last went out or arrived; -1 never */
     bls_iter_t huge_at; /* ... one of HUGE_BYTES or more */
 
@@ -267,6 +282,25 @@ static int steady_copies(const bls_comm_t *c)
 static int thread_due(const bls_comm_t *c)
 {
     return left_to_thread(c) && !steady_copies(c);
+}
+
+/* The thread's standby (see "Standby"), updated after each timed nap from how late it woke on
+ * average: entered beyond the mean time between posts, left below half of it. */
+static void thread_starved(lagged_t *g)
+{
+    if (g->post_gap <= 0)
+        return;
+    if (g->wake_late > g->post_gap)
+        g->standby = 1;
+    else if (g->wake_late < g->post_gap / 2)
+        g->standby = 0;
+}
+
+/* Whether the thread stands by now: it is starved (thread_starved) and the caller is not away
+ * (its next post is not STANDBY_GAPS mean post intervals overdue).  Lock held. */
+static int standing_by(const lagged_t *g)
+{
+    return g->standby && bls_now() - g->last_post < STANDBY_GAPS * g->post_gap;
 }
 
 /* Whether a large send to peer q moves only while we, its sender, poll.  A copier (a peer on
@@ -811,6 +845,22 @@ static void wait_woken(lagged_t *g, int *flag)
     *flag = 0;
 }
 
+/* The thread's timed nap of `us`, ended early by a signal; one that ends by its timer
+ * measures how late the thread got its core back (wake_late, standby).  Lock held. */
+static void timed_nap(lagged_t *g, long us)
+{
+    struct timespec ts;
+    double until = bls_now() + 1e-6 * (double)us;
+    abs_timespec(&ts, until);
+    g->nap_until = until;
+    if (pthread_cond_timedwait(&g->wake_progress, &g->lock, &ts) == ETIMEDOUT) {
+        double late = bls_now() - until;
+        g->wake_late = 0.75 * g->wake_late + 0.25 * (late > 0 ? late : 0);
+        thread_starved(g);
+    }
+    g->nap_until = 0;
+}
+
 static void *progress_main(void *arg)
 {
     bls_comm_t *c = arg;
@@ -824,6 +874,13 @@ static void *progress_main(void *arg)
     long nap_us = 0, close_us = close_nap_us(c);
     pthread_mutex_lock(&g->lock);
     while (!g->stop) {
+        if (standing_by(g)) { /* no round: the caller's own ones come sooner (see "Standby") */
+            double t0 = bls_now();
+            timed_nap(g, IDLE_MAX_US);
+            g->standby_s += bls_now() - t0;
+            nap_us = 0;
+            continue;
+        }
         if (g->blocked > 0) { /* a blocked caller polls; two pollers would share its core */
             wait_woken(g, &g->thread_aside);
             nap_us = 0;
@@ -868,15 +925,7 @@ static void *progress_main(void *arg)
             nap_us = lazy; /* large blocks lately: more may arrive, and need our polls */
         else /* small blocks only: nobody waits on our polls (see "Progress") */
             nap_us = IDLE_MAX_US;
-        struct timespec ts;
-        double until = bls_now() + 1e-6 * (double)nap_us;
-        abs_timespec(&ts, until);
-        g->nap_until = until;
-        if (pthread_cond_timedwait(&g->wake_progress, &g->lock, &ts) == ETIMEDOUT) {
-            double late = bls_now() - until;
-            g->wake_late = 0.75 * g->wake_late + 0.25 * (late > 0 ? late : 0);
-        }
-        g->nap_until = 0;
+        timed_nap(g, nap_us);
     }
     pthread_mutex_unlock(&g->lock);
     return NULL;
@@ -1297,7 +1346,8 @@ static bls_status_t lagged_post(bls_comm_t *c, const bls_post_args_t *a, bls_ite
         /* A sleeping thread must watch the new iteration, and a napping one take the large
          * blocks left to it, unless posts come steadily (steady_copies).  Otherwise it finds
          * the iteration on its next poll. */
-        if (g->thread_asleep || ((g->big_recvs > 0 || left_to_thread(c)) && !steady_copies(c)))
+        if (g->thread_asleep ||
+            ((g->big_recvs > 0 || left_to_thread(c)) && !steady_copies(c) && !g->standby))
             pthread_cond_signal(&g->wake_progress);
     }
     pthread_mutex_unlock(&g->lock);
@@ -1456,6 +1506,17 @@ static bls_status_t lagged_progress(bls_comm_t *c)
     return st;
 }
 
+static double lagged_standby(const bls_comm_t *c)
+{
+    lagged_t *g = c->state;
+    if (g->thread_started == 0)
+        return 0.0;
+    pthread_mutex_lock(&g->lock);
+    double s = g->standby_s;
+    pthread_mutex_unlock(&g->lock);
+    return s;
+}
+
 static double lagged_cpu(const bls_comm_t *c)
 {
     const lagged_t *g = c->state;
@@ -1480,5 +1541,6 @@ const bls_mode_ops_t bls_lagged_ops = {
     .finish = lagged_finish,
     .pending = lagged_pending,
     .cpu = lagged_cpu,
+    .standby = lagged_standby,
     .progress = lagged_progress,
 };

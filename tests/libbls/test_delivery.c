@@ -61,27 +61,6 @@ static int idle_threads(void)
     return n;
 }
 
-static void *try_idle(void *ok)
-{
-    struct sched_param sp = {0};
-    *(int *)ok = pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp) == 0;
-    return NULL;
-}
-
-/* Whether a thread here may move itself to SCHED_IDLE (a sandbox may refuse; libbls then keeps
- * its thread at normal priority, by design), asked of a short-lived thread of its own. */
-static int idle_allowed(void)
-{
-    static int known = -1;
-    pthread_t t;
-    if (known < 0) {
-        known = 0;
-        if (pthread_create(&t, NULL, try_idle, &known) == 0)
-            pthread_join(t, NULL);
-    }
-    return known;
-}
-
 /* Runs one pass; hashes[k*P + p] gets the hash of the block from p in iteration k. */
 static void run_pass(const opts_t *o, bls_mode_t mode, int lag, uint64_t *hashes)
 {
@@ -180,7 +159,7 @@ static void run_pass(const opts_t *o, bls_mode_t mode, int lag, uint64_t *hashes
         nanosleep(&(struct timespec){.tv_nsec = 10000000L}, NULL);
         idle = idle_threads();
     }
-    if (idle_allowed())
+    if (tu_idle_allowed())
         CHECK(idle == want, "%d SCHED_IDLE threads with %s progress, expected %d", idle,
               bls_progress_name(o->progress), want);
     else if (rank == 0 && want)

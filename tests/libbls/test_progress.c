@@ -12,13 +12,22 @@
  * wake the thread for them (bls_lagged.c, "Progress").  The absent rank's thread must still
  * take the blocks its peers wait on.
  *
+ * With --starved N, every rank then computes between post and wait (--spin us, 1000), up to N
+ * iterations, until the absent rank's progress thread has stood by (bls_stats_t.
+ * progress_standby_seconds > 0; bls_lagged.c, "Standby"): with more processes than cores a
+ * SCHED_IDLE thread wakes from its naps later than the time between posts.  Only then does the
+ * absence begin, and the thread must leave its standby to move the blocks.  If it never stood
+ * by (more cores than processes, SCHED_IDLE refused), the path was not taken: the checks still
+ * run, and the test exits 77 (ctest: skipped) rather than pass.
+ *
  * It also checks what libbls's probe at creation found (bls_stats_t.copy_peers): over TCP
  * (--copy-peers 0) no peer takes a large block without its sender's polls; over shared memory
  * the answer depends on the machine (CMA or XPMEM), but it is one answer for the whole host:
  * every other process on this host (MPI_COMM_TYPE_SHARED) or none, never this process itself
  * nor a process on another host.
  *
- * Usage: test_progress [--bytes B] [--iters N] [--lag L (1)] [--steady N (0)]
+ * Usage: test_progress [--bytes B] [--iters N] [--lag L (1)] [--steady N (0)] [--starved N (0)]
+ *                      [--spin us (1000)]
  *                      [--copy-peers N (default: all or none)]
  */
 #include "testutil.h"
@@ -30,14 +39,19 @@ int main(int argc, char **argv)
     long iters = tu_opt(argc, argv, "--iters", 3);
     long copy_peers = tu_opt(argc, argv, "--copy-peers", -1);
     long lag = tu_opt(argc, argv, "--lag", 1), steady = tu_opt(argc, argv, "--steady", 0);
+    long starved = tu_opt(argc, argv, "--starved", 0), warm = steady + starved;
+    long spin = tu_opt(argc, argv, "--spin", 1000), away_iters = iters - warm;
+    int stood_by = 0;
     int rank, P;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &P);
     int away = P - 1;
     const uint64_t seed = 777;
     tu_side_channel_init();
-    CHECK(steady < iters, "--steady %ld leaves no iteration with rank %d away (--iters %ld)",
-          steady, away, iters);
+    CHECK(warm < iters,
+          "--steady %ld --starved %ld leave no iteration with rank %d away (--iters "
+          "%ld)",
+          steady, starved, away, iters);
 
     bls_config_t cfg;
     bls_config_init(&cfg);
@@ -52,7 +66,7 @@ int main(int argc, char **argv)
         sc[q] = bytes;
         sd[q] = (size_t)q * bytes;
     }
-    for (long k = 0; k < iters; k++) {
+    for (long k = 0; k < warm + away_iters; k++) {
         for (int q = 0; q < P; q++)
             tu_fill(sendbuf + sd[q], bytes, seed, rank, q, k);
         bls_iter_t id;
@@ -61,6 +75,8 @@ int main(int argc, char **argv)
         snprintf(marker, sizeof(marker), "done%ld", k);
         if (k < steady) /* an even pace, nobody away (10 ms: sleeps here jitter by ~0.1 ms) */
             tu_sleep_us(10000);
+        else if (k < warm) /* every process computing */
+            tu_spin_us(spin);
         else if (rank == away) /* outside the library until everybody else has our block */
             tu_await_all(marker, P, away);
         CHECK_OK(bls_wait(comm, id, NULL));
@@ -68,7 +84,16 @@ int main(int argc, char **argv)
             size_t bad = tu_verify(recv + sd[p], bytes, seed, p, rank, k);
             CHECK(bad == bytes, "iteration %ld from %d: byte %zu of %zu wrong", k, p, bad, bytes);
         }
-        if (rank != away && k >= steady)
+        if (k >= steady && k < warm) { /* until the absent rank's thread stood by */
+            bls_stats_t now;
+            CHECK_OK(bls_comm_stats(comm, &now));
+            int mine = rank == away && now.progress_standby_seconds > 0, any = 0;
+            MPI_Allreduce(&mine, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+            if (any)
+                warm = k + 1;
+            stood_by = any;
+        }
+        if (rank != away && k >= warm)
             tu_signal(marker, rank);
     }
     CHECK_OK(bls_finish(comm));
@@ -86,11 +111,21 @@ int main(int argc, char **argv)
         CHECK(st.copy_peers == 0 || st.copy_peers == here - 1,
               "copy_peers %d: neither every other process on this host (%d) nor none",
               st.copy_peers, here - 1);
-    if (rank == 0)
+    if (rank == away)
         printf("%zu B blocks, lag %ld: %ld iterations completed while rank %d stayed outside the "
-               "library (after %ld at an even pace); "
-               "progress thread CPU %.3f s; %d peers copy large blocks themselves\n",
-               bytes, lag, iters - steady, away, steady, st.progress_cpu_seconds, st.copy_peers);
+               "library (after %ld at an even pace, %ld with every process computing); "
+               "its progress thread: CPU %.3f s, stood by %.3f s; %d peers copy large blocks "
+               "themselves\n",
+               bytes, lag, away_iters, away, steady, warm - steady, st.progress_cpu_seconds,
+               st.progress_standby_seconds, st.copy_peers);
+    /* The standby is the scheduler's doing: where no thread ever waited for a core (more cores
+     * than processes, or no SCHED_IDLE), the path was not taken and the test says so. */
+    int skip = starved > 0 && !stood_by;
+    if (skip && rank == 0)
+        printf("SKIPPED: rank %d's progress thread never stood by in %ld iterations with every "
+               "process computing (SCHED_IDLE %s, %ld cores online)\n",
+               away, starved, tu_idle_allowed() ? "allowed" : "refused",
+               sysconf(_SC_NPROCESSORS_ONLN));
     bls_comm_destroy(comm);
     free(sc);
     free(sd);
@@ -98,5 +133,6 @@ int main(int argc, char **argv)
     free(recv);
     MPI_Barrier(MPI_COMM_WORLD);
     tu_side_channel_cleanup();
-    return tu_finish("test_progress");
+    int rc = tu_finish("test_progress");
+    return rc == 0 && skip ? 77 : rc;
 }

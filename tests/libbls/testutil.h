@@ -11,6 +11,8 @@
 
 #include <errno.h>
 #include <mpi.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -177,6 +179,37 @@ static inline void tu_side_channel_cleanup(void)
 }
 
 /* Value of option `name` ("--lag 3") in argv, or def when absent. */
+static inline void *tu_try_idle(void *ok)
+{
+    struct sched_param sp = {0};
+    *(int *)ok = pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp) == 0;
+    return NULL;
+}
+
+/* Whether a thread here may move itself to SCHED_IDLE (a sandbox may refuse; libbls then keeps
+ * its thread at normal priority, by design), asked of a short-lived thread of its own. */
+static inline int tu_idle_allowed(void)
+{
+    static int known = -1;
+    pthread_t t;
+    if (known < 0) {
+        known = 0;
+        if (pthread_create(&t, NULL, tu_try_idle, &known) == 0)
+            pthread_join(t, NULL);
+    }
+    return known;
+}
+
+/* Computes (no sleep, no system call) for `us` microseconds of wall time. */
+static inline void tu_spin_us(long us)
+{
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    while ((t.tv_sec - t0.tv_sec) * 1000000L + (t.tv_nsec - t0.tv_nsec) / 1000 < us);
+}
+
 static inline long tu_opt(int argc, char **argv, const char *name, long def)
 {
     for (int i = 1; i + 1 < argc; i++)
