@@ -13,7 +13,11 @@ with more, the geometric mean and its 95% confidence interval (Student's t on th
 an interval that holds 1.0 means sync and bls are not told apart by these runs.  Writes every
 JSON to --out.
 
-Usage: /usr/bin/python3 bench/priority.py [--build build] [--reps 3] [--only busy2,busy4]
+--build takes a comma list of build directories (two builds of libbls, say before and after a
+change): each repetition then runs every build in turn, so their figures come from interleaved
+runs, and the table gets a build column.
+
+Usage: /usr/bin/python3 bench/priority.py [--build build[,other]] [--reps 3] [--only busy2,busy4]
 """
 import argparse
 import json
@@ -67,7 +71,8 @@ def run(build, np, extra, progress, path):
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--build", default="build")
+    ap.add_argument("--build", default="build",
+                    help="build directory, or a comma list of them to alternate")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--only", default=",".join(SCENARIOS))
     ap.add_argument("--progress", default=",".join(PROGRESS),
@@ -79,36 +84,42 @@ def main():
         if n not in SCENARIOS:
             sys.exit(f"priority.py: unknown scenario '{n}' (known: {', '.join(SCENARIOS)})")
     progs = args.progress.split(",")
+    builds = args.build.split(",")
+    for b in builds:
+        if not os.access(os.path.join(b, "tools", "bls-dlrm"), os.X_OK):
+            sys.exit(f"priority.py: no {os.path.join(b, 'tools', 'bls-dlrm')} (build it first)")
     os.makedirs(args.out, exist_ok=True)
-    res = {}  # (scenario, progress) -> list of runs
+    res = {}  # (scenario, build index, progress) -> list of runs
     for rep in range(args.reps):
         for n in names:
             np, extra = SCENARIOS[n]
-            for p in progs:
-                path = os.path.join(args.out, f"{n}-{p}-{rep}.json")
-                res.setdefault((n, p), []).append(run(args.build, np, extra, p, path))
-                d = res[(n, p)][-1]
-                print(f"rep {rep} {n:8s} {p:13s} bls:1 {d['bls:1']['speedup']:.3f}x "
-                      f"bls:4 {d['bls:4']['speedup']:.3f}x", file=sys.stderr)
-    print("| scenario | progress | sync ms/batch | bls:1 speedup | bls:4 speedup | "
-          "CPU us/batch sync, bls:1, bls:4 | of it the thread's (bls:1, bls:4) | "
+            for bi, b in enumerate(builds):
+                for p in progs:
+                    path = os.path.join(args.out, f"{n}-b{bi}-{p}-{rep}.json")
+                    res.setdefault((n, bi, p), []).append(run(b, np, extra, p, path))
+                    d = res[(n, bi, p)][-1]
+                    print(f"rep {rep} {n:8s} {b} {p:13s} bls:1 {d['bls:1']['speedup']:.3f}x "
+                          f"bls:4 {d['bls:4']['speedup']:.3f}x", file=sys.stderr)
+    bcol = len(builds) > 1
+    print(("| build " if bcol else "") + "| scenario | progress | sync ms/batch | bls:1 speedup | "
+          "bls:4 speedup | CPU us/batch sync, bls:1, bls:4 | of it the thread's (bls:1, bls:4) | "
           "efficiency bls:1, bls:4 |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    for n in names:
-        for p in progs:
-            runs = res[(n, p)]
+    print(("| --- " if bcol else "") + "| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for n, bi, p in [(n, bi, p) for n in names for bi in range(len(builds)) for p in progs]:
+        runs = res[(n, bi, p)]
 
-            def med(drv, key):
-                return statistics.median(r[drv][key] for r in runs)
+        def med(drv, key):
+            return statistics.median(r[drv][key] for r in runs)
 
-            sp = [speedups([r[d]["speedup"] for r in runs]) for d in ("bls:1", "bls:4")]
-            print(f"| {n} | {p} | {med('sync', 'ms_per_batch'):.3f} | "
-                  f"{med('bls:1', 'speedup'):.3f} ({sp[0]}) | {med('bls:4', 'speedup'):.3f} "
-                  f"({sp[1]}) | {med('sync', 'cpu_us_per_batch'):.0f}, "
-                  f"{med('bls:1', 'cpu_us_per_batch'):.0f}, {med('bls:4', 'cpu_us_per_batch'):.0f} | "
-                  f"{med('bls:1', 'progress_cpu_us_per_batch'):.0f}, "
-                  f"{med('bls:4', 'progress_cpu_us_per_batch'):.0f} | "
-                  f"{med('bls:1', 'efficiency'):.3f}, {med('bls:4', 'efficiency'):.3f} |")
+        sp = [speedups([r[d]["speedup"] for r in runs]) for d in ("bls:1", "bls:4")]
+        print((f"| {builds[bi]} " if bcol else "") + f"| {n} | {p} | "
+              f"{med('sync', 'ms_per_batch'):.3f} | "
+              f"{med('bls:1', 'speedup'):.3f} ({sp[0]}) | {med('bls:4', 'speedup'):.3f} "
+              f"({sp[1]}) | {med('sync', 'cpu_us_per_batch'):.0f}, "
+              f"{med('bls:1', 'cpu_us_per_batch'):.0f}, {med('bls:4', 'cpu_us_per_batch'):.0f} | "
+              f"{med('bls:1', 'progress_cpu_us_per_batch'):.0f}, "
+              f"{med('bls:4', 'progress_cpu_us_per_batch'):.0f} | "
+              f"{med('bls:1', 'efficiency'):.3f}, {med('bls:4', 'efficiency'):.3f} |")
 
 
 if __name__ == "__main__":

@@ -230,6 +230,7 @@ static cJSON *json_driver(const report_t *r, const driver_result_t *res, int i)
     cJSON_AddNumberToObject(d, "in_flight_ms_p99", 1e3 * harness_percentile(s->lat, s->nlat, 0.99));
     cJSON_AddNumberToObject(d, "wait_s_mean", s->wait / R);
     cJSON_AddNumberToObject(d, "progress_cpu_s_mean", s->progress_cpu / R);
+    cJSON_AddNumberToObject(d, "progress_standby_s_mean", s->progress_standby / R);
     cJSON_AddNumberToObject(d, "cpu_us_per_batch", 1e6 * s->cpu / ((double)s->batches * R));
     cJSON_AddNumberToObject(d, "progress_cpu_us_per_batch",
                             1e6 * s->progress_cpu / ((double)s->batches * R));

@@ -173,6 +173,7 @@ typedef struct {
     double compute;           /* in the engine */
     double cpu;               /* CPU time of this process (every thread) during the run */
     double progress_cpu;      /* ... of it libbls's progress thread's */
+    double progress_standby;  /* time that thread stood by, getting no core in time (bls_stats_t) */
     size_t buffer_bytes;      /* libbls's bookkeeping */
     int copy_peers;           /* libbls: peers found to copy large blocks from here themselves */
     float *pred, *labels;     /* this process's rows, in batch order */
@@ -336,6 +337,7 @@ typedef struct {
     double wait;              /* mean per process in the collective, summed */
     double cpu;               /* process CPU time, mean per process, summed */
     double progress_cpu;      /* mean per process, summed */
+    double progress_standby;  /* mean per process, summed */
     double ideal;             /* T_ideal(this driver's lag) of each round's trace, summed */
     double ideal0, ideal_inf; /* T_ideal(0) and T_ideal(unlimited), summed */
     int copy_peers;           /* the fewest of any process (bls_stats_t), the last round */

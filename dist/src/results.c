@@ -121,11 +121,12 @@ dist_status_t dist_gather(dist_session_t *s, const dist_run_t *r, int lag, const
     MPI_Comm_rank(comm, &rank);
     MPI_Comm_size(comm, &P);
     int K = (int)r->batches;
-    double loop_max = 0, compute_max = 0, wait_sum = 0, prog_sum = 0, cpu_sum = 0;
+    double loop_max = 0, compute_max = 0, wait_sum = 0, prog_sum = 0, cpu_sum = 0, sb_sum = 0;
     MPI_Reduce(&r->loop, &loop_max, 1, MPI_DOUBLE, MPI_MAX, 0, comm);
     MPI_Reduce(&r->compute, &compute_max, 1, MPI_DOUBLE, MPI_MAX, 0, comm);
     MPI_Reduce(&r->wait, &wait_sum, 1, MPI_DOUBLE, MPI_SUM, 0, comm);
     MPI_Reduce(&r->progress_cpu, &prog_sum, 1, MPI_DOUBLE, MPI_SUM, 0, comm);
+    MPI_Reduce(&r->progress_standby, &sb_sum, 1, MPI_DOUBLE, MPI_SUM, 0, comm);
     MPI_Reduce(&r->cpu, &cpu_sum, 1, MPI_DOUBLE, MPI_SUM, 0, comm);
     int copy_peers = 0;
     MPI_Reduce(&r->copy_peers, &copy_peers, 1, MPI_INT, MPI_MIN, 0, comm);
@@ -148,6 +149,7 @@ dist_status_t dist_gather(dist_session_t *s, const dist_run_t *r, int lag, const
         sum->compute += compute_max;
         sum->wait += wait_sum / P;
         sum->progress_cpu += prog_sum / P;
+        sum->progress_standby += sb_sum / P;
         sum->cpu += cpu_sum / P;
         sum->copy_peers = copy_peers;
         sum->nlat += PK;

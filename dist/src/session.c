@@ -340,6 +340,7 @@ static dist_status_t finish(run_t *x, double t0)
     bls_comm_stats(x->comm, &stats);
     x->r->wait = stats.wait_seconds + stats.post_wait_seconds;
     x->r->progress_cpu = stats.progress_cpu_seconds;
+    x->r->progress_standby = stats.progress_standby_seconds;
     x->r->cpu = harness_cpu_seconds() - x->cpu0;
     x->r->buffer_bytes = stats.buffer_bytes;
     x->r->copy_peers = stats.copy_peers;
