@@ -253,9 +253,10 @@ typedef struct {
     double wait_seconds;      /* time blocked in bls_wait and bls_wait_any */
     double progress_cpu_seconds; /* CPU time of the progress thread (BLS mode) */
     double progress_standby_seconds; /* BLS mode: time the progress thread stood by, polling
-                                        nothing, because it woke from its naps later on average
-                                        than the time between posts (no core was free: the
-                                        caller's own calls move the data sooner) */
+                                        nothing, because on a host with more of the
+                                        communicator's processes than cores it woke from its
+                                        naps later on average than the time between posts
+                                        (the caller's own calls move the data sooner) */
     size_t buffer_bytes;      /* bookkeeping bytes allocated at creation (no payload copies) */
     int copy_peers;           /* BLS mode: peers on this host found (by a 10 ms probe at a
                                  process's first creation) to take a large block by a single

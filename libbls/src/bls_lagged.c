@@ -120,8 +120,12 @@
  * no rounds, 5 ms naps that only keep measuring, and posts do not wake it.  Callers' rounds
  * then defer nothing to it (caller_defers).  It resumes when its lateness falls below half the
  * time between posts, and at once when the caller is away: a post STANDBY_GAPS mean intervals
- * overdue means nobody else will move the bytes (test_progress --starved).  Time in standby is
- * reported (bls_stats_t.progress_standby_seconds).
+ * overdue means nobody else will move the bytes (test_progress --starved).  Only on a crowded
+ * host, with more of the communicator's processes than the cores they may run on together
+ * (find_copiers): with a core per process, a late thread still gets one whenever a process
+ * here blocks, and there its rounds paid (2 processes on 2 busy cores: with standby there too,
+ * bls:1 lost 1-3% against MPI_Alltoallv in three sets of runs).  Time in standby is reported
+ * (bls_stats_t.progress_standby_seconds).
  *
  * Locking.  comm->lock guards the ring and all counters.  Every MPI request and held message
  * belongs to whoever holds the engine (engine_busy); MPI_Testsome and MPI_Improbe run without
@@ -191,6 +195,7 @@ typedef struct {
     double nap_until;  /* the thread's timed nap ends then (bls_now()); 0: not in one */
     double wake_late;  /* how late the thread wakes from its timed naps (s, moving average) */
     int standby;       /* the thread gets no core in time: it only checks that (thread_starved) */
+    int crowded;       /* more of the communicator's processes on this host than our cores */
     double standby_s;  /* time the thread spent in standby naps (bls_stats_t) */
     bls_iter_t big_at; /* n_posted when a large block last went out or arrived; -1 never */
     bls_iter_t huge_at; /* ... one of HUGE_BYTES or more */
@@ -285,10 +290,11 @@ static int thread_due(const bls_comm_t *c)
 }
 
 /* The thread's standby (see "Standby"), updated after each timed nap from how late it woke on
- * average: entered beyond the mean time between posts, left below half of it. */
+ * average: entered beyond the mean time between posts, left below half of it.  Only on a crowded
+ * host (more processes than cores). */
 static void thread_starved(lagged_t *g)
 {
-    if (g->post_gap <= 0)
+    if (g->post_gap <= 0 || !g->crowded)
         return;
     if (g->wake_late > g->post_gap)
         g->standby = 1;
@@ -984,14 +990,22 @@ static int probe_single_copy(MPI_Comm node, int me, int n)
 /* Marks the copiers: the peers on this host (MPI_COMM_TYPE_SHARED) if a probe finds that they
  * take large blocks by a single copy (probe_single_copy).  Collective: every process calls it,
  * whatever its progress setting.  If MPI cannot tell, every peer counts as remote (close
- * polls).  Returns how many peers it marked. */
-static int find_copiers(bls_comm_t *c, unsigned char *copier)
+ * polls).  Returns how many peers it marked; *crowded_p: more processes here than the cores
+ * they may run on together (see "Standby"). */
+static int find_copiers(bls_comm_t *c, unsigned char *copier, int *crowded_p)
 {
     MPI_Comm node = MPI_COMM_NULL;
     int n = 0, me = 0, marked = 0;
+    *crowded_p = 0;
     if (MPI_Comm_split_type(c->mpi, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) != MPI_SUCCESS)
         return 0;
     MPI_Comm_size(node, &n);
+    /* The cores the processes here may run on, together (each may be bound to one). */
+    cpu_set_t cpus;
+    if (sched_getaffinity(0, sizeof(cpus), &cpus) != 0)
+        CPU_ZERO(&cpus);
+    MPI_Allreduce(MPI_IN_PLACE, &cpus, (int)sizeof(cpus), MPI_BYTE, MPI_BOR, node);
+    *crowded_p = CPU_COUNT(&cpus) > 0 && n > CPU_COUNT(&cpus);
     MPI_Comm_rank(node, &me);
     int copies = probe_single_copy(node, me, n); /* collective: before anything local */
     int *in = copies && copier ? malloc((size_t)n * sizeof(int)) : NULL;
@@ -1021,12 +1035,14 @@ static bls_status_t lagged_start(bls_comm_t *c)
 {
     lagged_t *g = c->state = calloc(1, sizeof(lagged_t));
     unsigned char *copier = calloc((size_t)c->size, 1);
-    c->copy_peers = find_copiers(c, copier); /* collective: before anything that returns early */
+    int crowded = 0; /* collective: before anything that returns early */
+    c->copy_peers = find_copiers(c, copier, &crowded);
     if (!g || !copier) {
         free(copier);
         return bls_error(BLS_ERR_NOMEM, "bls_comm_create: out of memory");
     }
     g->copier = copier;
+    g->crowded = crowded;
     size_t P = (size_t)c->size, S = (size_t)c->nslots;
     int tag_ub_flag = 0;
     int *tag_ub = NULL;
