@@ -1035,7 +1035,8 @@ static bls_status_t lagged_start(bls_comm_t *c)
 {
     lagged_t *g = c->state = calloc(1, sizeof(lagged_t));
     unsigned char *copier = calloc((size_t)c->size, 1);
-    int crowded = 0; /* collective: before anything that returns early */
+    int crowded = 0;
+    /* collective: before anything that returns early */
     c->copy_peers = find_copiers(c, copier, &crowded);
     if (!g || !copier) {
         free(copier);

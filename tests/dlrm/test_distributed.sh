@@ -203,7 +203,8 @@ share = d["weights_huge_page_share_per_process"]
 assert len(share) == 1 and 0 <= share[0] <= 1, share
 assert d["model_load_s"] >= 0, d["model_load_s"]
 assert all(x["cpu_us_per_batch"] > 0 and 0 <= x["progress_cpu_us_per_batch"] <= x["cpu_us_per_batch"]
-           for x in d["drivers"]), [(x["cpu_us_per_batch"], x["progress_cpu_us_per_batch"]) for x in d["drivers"]]# The thread's standby (libbls): never negative, and no thread at all in the synchronous driver.
+           for x in d["drivers"]), [(x["cpu_us_per_batch"], x["progress_cpu_us_per_batch"]) for x in d["drivers"]]
+# The thread's standby (libbls): never negative, and no thread at all in the synchronous driver.
 assert all(x["progress_standby_s_mean"] >= 0 and (x["name"] != "sync" or x["progress_standby_s_mean"] == 0)
            for x in d["drivers"]), [(x["name"], x["progress_standby_s_mean"]) for x in d["drivers"]]
 PY

@@ -178,7 +178,6 @@ static inline void tu_side_channel_cleanup(void)
     }
 }
 
-/* Value of option `name` ("--lag 3") in argv, or def when absent. */
 static inline void *tu_try_idle(void *ok)
 {
     struct sched_param sp = {0};
@@ -210,6 +209,7 @@ static inline void tu_spin_us(long us)
     while ((t.tv_sec - t0.tv_sec) * 1000000L + (t.tv_nsec - t0.tv_nsec) / 1000 < us);
 }
 
+/* Value of option `name` ("--lag 3") in argv, or def when absent. */
 static inline long tu_opt(int argc, char **argv, const char *name, long def)
 {
     for (int i = 1; i + 1 < argc; i++)
