@@ -125,6 +125,31 @@ def test_bound_causal(r, P, L, tmp):
               f"bound test call {call} exact")
 
 
+def test_stats(r, P):
+    """torch_bls.stats counts this process's all_to_all_single calls, posted and completed, and
+    its times only grow."""
+    import torch_bls
+    before = torch_bls.stats()
+    keys = ("posted", "completed", "post_wait_seconds", "wait_seconds", "progress_cpu_seconds",
+            "progress_standby_seconds", "buffer_bytes")
+    check(sorted(before) == sorted(keys), f"stats keys {sorted(before)}")
+    calls = 5
+    for call in range(calls):
+        inp = torch.tensor([value(r, q, 60 + call, 0) for q in range(P)])
+        out = torch.empty(P)
+        dist.all_to_all_single(out, inp)
+        check(torch.equal(out, torch.tensor([value(p, r, 60 + call, 0) for p in range(P)])),
+              f"stats call {call} exact")
+    after = torch_bls.stats()
+    check(after["posted"] - before["posted"] == calls,
+          f"posted {before['posted']} -> {after['posted']} over {calls} calls")
+    check(after["completed"] - before["completed"] == calls,
+          f"completed {before['completed']} -> {after['completed']} over {calls} waited calls")
+    for k in keys[2:6]:
+        check(after[k] >= before[k] >= 0, f"{k} went {before[k]} -> {after[k]}")
+    check(after["buffer_bytes"] > 0, f"buffer_bytes {after['buffer_bytes']}")
+
+
 def test_others(r, P):
     # all_gather into split views of one buffer, and into separate tensors
     out = torch.full((P * 3,), -1.0)
@@ -303,6 +328,7 @@ def main():
         check(torch.equal(base, torch.tensor([x for p in range(P) for x in (float(p), 0.5)])),
               "all_gather_into_tensor")
         test_subgroup(r, P)
+        test_stats(r, P)
         # TORCH_BLS_CHECK_DTYPES=1 makes every all_to_all_single wait for all processes (its
         # check is a blocking allreduce): the run-ahead and a wait's timeout cannot be shown.
         synchronous = os.environ.get("TORCH_BLS_CHECK_DTYPES") == "1"

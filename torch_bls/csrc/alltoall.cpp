@@ -71,12 +71,24 @@ void Core::completionLoop() {
         return;
       seen = notified_;
     }
-    std::lock_guard<std::mutex> lock(a2a_mu_);
-    reapLocked();
+    std::list<c10::intrusive_ptr<BlsWork>> done;
+    {
+      std::lock_guard<std::mutex> lock(a2a_mu_);
+      reapLocked(done);
+    }
+    releaseReaped(done);
   }
 }
 
-void Core::reapLocked() {
+void Core::releaseReaped(std::list<c10::intrusive_ptr<BlsWork>>& done) {
+  for (auto& work : done) {
+    work->finish_fn = nullptr;
+    work->keep.clear();
+  }
+  done.clear();
+}
+
+void Core::reapLocked(std::list<c10::intrusive_ptr<BlsWork>>& done) {
   for (auto it = inflight_.begin(); it != inflight_.end();) {
     const auto& work = *it;
     int flag = 0;
@@ -96,10 +108,8 @@ void Core::reapLocked() {
         error = std::current_exception();
       }
     }
-    work->finish_fn = nullptr;
-    work->keep.clear();
     work->complete(error);
-    it = inflight_.erase(it);
+    done.splice(done.end(), inflight_, it++);  // released after a2a_mu_ (releaseReaped)
     a2a_cv_.notify_all();
   }
 }
@@ -199,6 +209,7 @@ bls_stats_t Core::stats() {
       s.post_wait_seconds += one.post_wait_seconds;
       s.wait_seconds += one.wait_seconds;
       s.progress_cpu_seconds += one.progress_cpu_seconds;
+      s.progress_standby_seconds += one.progress_standby_seconds;
       s.buffer_bytes += one.buffer_bytes;
     }
   }

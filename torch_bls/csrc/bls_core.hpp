@@ -124,7 +124,11 @@ class Core : public std::enable_shared_from_this<Core> {
                                          std::function<void()> fn);
   void workerLoop();
   void completionLoop();
-  void reapLocked();  // a2a_mu_ held: report every complete iteration
+  // a2a_mu_ held: report every complete iteration, moving its request from inflight_ to done.
+  // The caller drops the lock, then releaseReaped(done): the last reference to a tensor may
+  // need the GIL, and a Python thread holding the GIL may be waiting for a2a_mu_.
+  void reapLocked(std::list<c10::intrusive_ptr<BlsWork>>& done);
+  static void releaseReaped(std::list<c10::intrusive_ptr<BlsWork>>& done);
   std::string pendingLocked(const BlsWork& work);  // a2a_mu_ held: the peers it waits for
   bls_comm_t* commFor(int64_t elem_size);         // a2a_mu_ held
   std::string failureMessage(const BlsWork& work, bls_status_t st,

@@ -191,10 +191,10 @@ bool Core::shutdown() {
   };
   for (auto& item : queued)
     item.first->complete(gone(item.first->what()));
-  std::list<c10::intrusive_ptr<BlsWork>> inflight;
+  std::list<c10::intrusive_ptr<BlsWork>> inflight, done;
   {
     std::lock_guard<std::mutex> lock(a2a_mu_);
-    reapLocked();
+    reapLocked(done);
     inflight.swap(inflight_);
     int finalized = 0;
     MPI_Finalized(&finalized);
@@ -210,6 +210,7 @@ bool Core::shutdown() {
     }
     a2a_.clear();
   }
+  releaseReaped(done);
   for (auto& w : inflight) {
     w->keep.clear();
     w->complete(gone(w->what()));

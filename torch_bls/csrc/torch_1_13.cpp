@@ -132,15 +132,27 @@ PYBIND11_MODULE(_C, m) {
   m.def(
       "stats",
       [](const c10::intrusive_ptr<c10d::ProcessGroup>& pg) {
-        bls_stats_t s = asBls(pg).core().stats();
+        bls_stats_t s;
+        {
+          // Core::stats takes the lock under which requests complete, and completing one may
+          // need the GIL (a tensor's last reference): never wait for it holding the GIL.
+          py::gil_scoped_release nogil;
+          s = asBls(pg).core().stats();
+        }
         py::dict d;
         d["posted"] = s.posted;
         d["completed"] = s.completed;
+        d["post_wait_seconds"] = s.post_wait_seconds;
+        d["wait_seconds"] = s.wait_seconds;
         d["progress_cpu_seconds"] = s.progress_cpu_seconds;
+        d["progress_standby_seconds"] = s.progress_standby_seconds;
         d["buffer_bytes"] = s.buffer_bytes;
         return d;
       },
-      py::arg("group"), "all_to_all_single statistics of a bls process group (this process).");
+      py::arg("group"),
+      "all_to_all_single statistics of a bls process group at this process, summed over the "
+      "element sizes in use: posted, completed, post_wait_seconds, wait_seconds, "
+      "progress_cpu_seconds, progress_standby_seconds, buffer_bytes (bls_stats_t).");
   m.def(
       "ideal_time",
       [](const std::vector<std::vector<double>>& work, int lag) {

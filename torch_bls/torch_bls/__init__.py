@@ -98,7 +98,11 @@ def lag(group=None):
 
 
 def stats(group=None):
-    """all_to_all_single counters of a bls process group at this process."""
+    """all_to_all_single counters of a bls process group at this process, summed over the
+    element sizes in use (libbls's bls_stats_t): a dict of posted, completed (calls),
+    post_wait_seconds (a call waiting for the lag bound), wait_seconds (blocked in wait()),
+    progress_cpu_seconds (the progress threads' CPU), progress_standby_seconds (time they stood
+    by on a crowded host) and buffer_bytes (bookkeeping allocated at creation)."""
     return _C.stats(_group(group))
 
 
