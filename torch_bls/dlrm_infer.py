@@ -29,8 +29,8 @@ Runs under Debian's /usr/bin/python3 (python3-torch).  From a source tree it fin
 package in build/python when PYTHONPATH does not name it; installed, it is a module of it
 (python3 -m torch_bls.dlrm_infer).
 
-Output: offline, one line with ms/batch, samples/s, time waiting in the collective, and the
-ideal model (project docs, bls-semantics) on the measured work trace: T_ideal(L), efficiency =
+Output: offline, one line with ms/batch, samples/s, time waiting in the collective, CPU per
+batch (mean per process, every thread; of it the bls progress threads'), and the ideal model (project docs, bls-semantics) on the measured work trace: T_ideal(L), efficiency =
 T_ideal(L) / measured, bound = T_ideal(0) / T_ideal(L); accuracy, ROC AUC and log loss.
 Server: scheduled and completed queries/s, latency percentiles, the open-loop ideal model's
 p99, VALID (p99 within --latency-bound and the completed rate at least 0.95 of the scheduled).
@@ -244,6 +244,14 @@ def setup(a):
     return r, P, owners, model
 
 
+def usage():
+    """This process's CPU seconds (every thread), and on the bls backend its progress threads'
+    CPU and standby seconds (torch_bls.stats; zero on gloo, which has no such thread)."""
+    s = torch_bls.stats() if dist.get_backend() == "bls" else None
+    return (time.process_time(), s["progress_cpu_seconds"] if s else 0.0,
+            s["progress_standby_seconds"] if s else 0.0)
+
+
 class Pipeline:
     """The loop of one process: produce batch k (pool its tables, bottom MLP of its rows, the
     injected delay), start its all_to_all_single, and consume batches whose exchange completed
@@ -264,6 +272,7 @@ class Pipeline:
         self.t_ref, self.arrivals = time.monotonic(), None
         self.step_t0 = self.step_w0 = None
         self.step_work, self.seen, self.lastpost, self.peer_work = 0.0, {}, {}, {}
+        self.used = (0.0, 0.0, 0.0)  # usage() over the run: CPU, progress CPU, standby
 
     def choose(self, k):
         """The run-ahead for batch k: the fixed lag, or the policy's choice."""
@@ -343,6 +352,7 @@ class Pipeline:
 
     def run(self, batches, log):
         t_start, self.t_ref = time.perf_counter(), time.monotonic()  # just after a barrier
+        u0 = usage()
         with torch.no_grad():
             for k, batch in enumerate(batches):
                 self.bound(self.choose(k))
@@ -357,7 +367,9 @@ class Pipeline:
                         f"{self.samples / (time.perf_counter() - t_start):.0f} samples/s")
             while self.pending:
                 self.consume(self.pending.popleft())
-        return time.perf_counter() - t_start
+        elapsed = time.perf_counter() - t_start
+        self.used = tuple(b - a for a, b in zip(u0, usage()))
+        return elapsed
 
     def settle(self):
         """Consumes the oldest exchanges that completed."""
@@ -368,6 +380,7 @@ class Pipeline:
         """The open loop: query k (its data read first: a request carries it) starts at its
         arrival, with at most L+1 in flight; completed queries are consumed while waiting."""
         self.t0, self.t_ref, self.arrivals = t0, t0, sched.at
+        u0 = usage()
         if self.policy is not None:
             self.policy.bound(self.a.bound_s)
         with torch.no_grad():
@@ -394,6 +407,7 @@ class Pipeline:
                     log(f"{k + 1} of {sched.n} queries, {now - t0:.1f} s")
             while self.pending:
                 self.consume(self.pending.popleft())
+        self.used = tuple(b - a for a, b in zip(u0, usage()))
 
 
 def gather(mine, P):
@@ -437,6 +451,15 @@ def run_ahead_line(a, L, ra):
             f"share at each: {shares}")
 
 
+def cpu_figures(everyone, K):
+    """CPU per batch, mean per process (every thread, and of it the progress threads'), and
+    the progress threads' standby time: bls-dlrm's JSON names."""
+    P, K = len(everyone), max(K, 1)
+    mean = [sum(e["used"][i] for e in everyone) / P for i in range(3)]
+    return {"cpu_us_per_batch": 1e6 * mean[0] / K, "progress_cpu_us_per_batch": 1e6 * mean[1] / K,
+            "progress_cpu_s_mean": mean[1], "progress_standby_s_mean": mean[2]}
+
+
 def results(a, P, L, everyone):
     """Rank 0: predictions in input order, the ideal model on the work trace, the metrics."""
     K = len(everyone[0]["work"])
@@ -454,6 +477,7 @@ def results(a, P, L, everyone):
         "accuracy": acc, "auc": auc, "logloss": ll, "auto_lag": bool(a.lag_auto and a.dist_backend == "bls"),
         "run_ahead": run_ahead([e["lags"] for e in everyone]),
     }
+    result.update(cpu_figures(everyone, K))
     return result, pred, lab
 
 
@@ -463,7 +487,8 @@ def report_offline(a, L, result):
     print(f"{driver_name(a, L)} P={result['processes']}: "
           f"{result['ms_per_batch']:.2f} ms/batch, {result['samples_per_s']:.0f} samples/s, "
           f"wait {result['wait_s_mean']:.3f} s, ideal {t_l:.3f} s (efficiency {result['efficiency']:.3f}, "
-          f"bound {t_0 / t_l if t_l else float('nan'):.2f}x), accuracy {result['accuracy']:.4f}, "
+          f"bound {t_0 / t_l if t_l else float('nan'):.2f}x), cpu {result['cpu_us_per_batch']:.0f} us/batch "
+          f"(progress thread {result['progress_cpu_us_per_batch']:.0f}), accuracy {result['accuracy']:.4f}, "
           f"auc {auc if auc is None else round(auc, 4)}, logloss {result['logloss']:.4f}", flush=True)
     if result["auto_lag"]:
         print(run_ahead_line(a, L, result["run_ahead"]), flush=True)
@@ -503,7 +528,7 @@ def run_offline(a, r, P, owners, model, L, log, max_batches=None, size=None):
                             for k in range(max_batches)), log)
     K = len(pipe.work)
     everyone = gather({"elapsed": elapsed, "waited": pipe.waited, "work": [pipe.work[k] for k in range(K)],
-                       "lags": [pipe.lags[k] for k in range(K)],
+                       "lags": [pipe.lags[k] for k in range(K)], "used": pipe.used,
                        "pred": [pipe.preds[k] for k in range(K)],
                        "labels": [pipe.labels[k] for k in range(K)]}, P)
     rate = pipe.samples / max(e["elapsed"] for e in everyone)
@@ -548,7 +573,7 @@ def run_server(a, r, P, owners, model, L, log, offline_rate):
     K = len(pipe.done)
     everyone = gather({"done": [pipe.done[k] for k in range(K)], "begun": [pipe.begun[k] for k in range(K)],
                        "work": [pipe.work[k] for k in range(K)], "samples": pipe.samples,
-                       "lags": [pipe.lags[k] for k in range(K)],
+                       "lags": [pipe.lags[k] for k in range(K)], "used": pipe.used,
                        "pred": [pipe.preds[k] for k in range(K)], "labels": [pipe.labels[k] for k in range(K)],
                        "uncertainty": uncertainty, "shared": shared, "estimate": estimate,
                        "bound": bound}, P)
@@ -558,7 +583,7 @@ def run_server(a, r, P, owners, model, L, log, offline_rate):
     v, lat, queue, ideal = server_figures(sched, everyone, ideal_done, a.bound_s, KEEP_UP)
     v.update({"name": driver_name(a, L), "lag": L, "auto_lag": bool(a.lag_auto and a.dist_backend == "bls"),
               "run_ahead": run_ahead([e["lags"] for e in everyone]), "qps": qps, "query_size": a.query_size or f"fixed:{a.batch_size}",
-              "schedule_seed": a.schedule_seed, "latency_bound_ms": 1e3 * a.bound_s,
+              "schedule_seed": a.schedule_seed, "latency_bound_ms": 1e3 * a.bound_s, **cpu_figures(everyone, K),
               "clock_shared": all(e["shared"] for e in everyone),
               "clock_uncertainty_us": 1e6 * max(e["uncertainty"] for e in everyone),
               "clock_estimates": [{"offset_us": 1e6 * e["estimate"], "bound_us": 1e6 * e["bound"]}

@@ -24,6 +24,16 @@ print(f"{len(a)} predictions, largest difference {worst:.2g}")
 PY
 }
 
+cpu_ok() {  # cpu_ok JSON BACKEND: CPU per batch reported; the progress threads' only on bls
+  /usr/bin/python3 - "$1" "$2" <<'PY'
+import json, sys
+d, backend = json.load(open(sys.argv[1])), sys.argv[2]
+cpu, prog, sb = d["cpu_us_per_batch"], d["progress_cpu_us_per_batch"], d["progress_standby_s_mean"]
+assert cpu > 0 and 0 <= prog <= cpu and 0 <= sb <= d["seconds"], (cpu, prog, sb, d["seconds"])
+assert backend == "bls" or prog == sb == 0, f"gloo has no progress thread: {prog} us, {sb} s"
+PY
+}
+
 emb=$(seq -s- 500 31 1275)   # 26 tables
 for variant in dot itself cat; do
   top=64-32-1; extra=()
@@ -60,14 +70,16 @@ PY
     np=${pl%%:*} lag=${pl#*:}
     gloo=$out/$variant.gloo$np
     if [ ! -e "$gloo" ]; then
-      driver "$np" "${run[@]}" --dist-backend gloo --predictions "$gloo" > "$gloo.out" 2>&1 \
+      driver "$np" "${run[@]}" --dist-backend gloo --predictions "$gloo" --json "$gloo.json" > "$gloo.out" 2>&1 \
         || { bad "$variant: gloo P=$np: $(grep -v '^--\|^ *$' "$gloo.out" | tail -3)"; continue; }
+      msg=$(cpu_ok "$gloo.json" gloo 2>&1) && ok || bad "$variant gloo P=$np CPU figures: $msg"
       msg=$(close "$out/$variant.c" "$gloo" 2>&1) && ok || bad "$variant gloo P=$np vs C engine: $msg"
       echo "$variant gloo P=$np vs C engine: $msg"
     fi
     driver "$np" "${run[@]}" --dist-backend bls --lag "$lag" --predictions "$out/$variant.bls$np.$lag" \
-      > "$out/$variant.bls$np.$lag.out" 2>&1 \
+      --json "$out/$variant.bls$np.$lag.json" > "$out/$variant.bls$np.$lag.out" 2>&1 \
       || { bad "$variant bls P=$np L=$lag: $(grep -v '^--\|^ *$' "$out/$variant.bls$np.$lag.out" | tail -3)"; continue; }
+    msg=$(cpu_ok "$out/$variant.bls$np.$lag.json" bls 2>&1) && ok || bad "$variant bls P=$np L=$lag CPU figures: $msg"
     cmp -s "$gloo" "$out/$variant.bls$np.$lag" && ok || bad "$variant bls P=$np L=$lag differs from gloo P=$np"
     msg=$(close "$out/$variant.c" "$out/$variant.bls$np.$lag" 2>&1) && ok || bad "$variant bls P=$np L=$lag vs C: $msg"
   done

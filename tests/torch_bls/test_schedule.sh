@@ -42,6 +42,7 @@ assert j["queries"] == 150 and j["clock_shared"] is True
 assert all(abs(e["offset_us"]) <= e["bound_us"] + 1e-6 for e in j["clock_estimates"]), j["clock_estimates"]
 for key in ("min", "p50", "p99", "p99.9", "max"):
     assert j["latency_ms"][key] > 0
+assert j["cpu_us_per_batch"] > 0 and 0 <= j["progress_cpu_us_per_batch"] <= j["cpu_us_per_batch"], j
 PY
 then ok; else bad "the Python driver's served queries"; fi
 
