@@ -29,7 +29,8 @@ cpu_ok() {  # cpu_ok JSON BACKEND: CPU per batch reported; the progress threads'
 import json, sys
 d, backend = json.load(open(sys.argv[1])), sys.argv[2]
 cpu, prog, sb = d["cpu_us_per_batch"], d["progress_cpu_us_per_batch"], d["progress_standby_s_mean"]
-assert cpu > 0 and 0 <= prog <= cpu and 0 <= sb <= d["seconds"], (cpu, prog, sb, d["seconds"])
+# standby is counted when a nap ends, so a nap begun before the run may add to it: 1 s of slack
+assert cpu > 0 and 0 <= prog <= cpu and 0 <= sb <= d["seconds"] + 1.0, (cpu, prog, sb, d["seconds"])
 assert backend == "bls" or prog == sb == 0, f"gloo has no progress thread: {prog} us, {sb} s"
 PY
 }
