@@ -30,7 +30,8 @@ package in build/python when PYTHONPATH does not name it; installed, it is a mod
 (python3 -m torch_bls.dlrm_infer).
 
 Output: offline, one line with ms/batch, samples/s, time waiting in the collective, CPU per
-batch (mean per process, every thread; of it the bls progress threads'), and the ideal model (project docs, bls-semantics) on the measured work trace: T_ideal(L), efficiency =
+batch (mean per process, every thread; of it the bls progress threads'), and the ideal model
+(project docs, bls-semantics) on the measured work trace: T_ideal(L), efficiency =
 T_ideal(L) / measured, bound = T_ideal(0) / T_ideal(L); accuracy, ROC AUC and log loss.
 Server: scheduled and completed queries/s, latency percentiles, the open-loop ideal model's
 p99, VALID (p99 within --latency-bound and the completed rate at least 0.95 of the scheduled).
@@ -252,6 +253,11 @@ def usage():
             s["progress_standby_seconds"] if s else 0.0)
 
 
+def used_since(u0):
+    """usage() now minus u0, an earlier usage()."""
+    return tuple(b - a for a, b in zip(u0, usage()))
+
+
 class Pipeline:
     """The loop of one process: produce batch k (pool its tables, bottom MLP of its rows, the
     injected delay), start its all_to_all_single, and consume batches whose exchange completed
@@ -368,7 +374,7 @@ class Pipeline:
             while self.pending:
                 self.consume(self.pending.popleft())
         elapsed = time.perf_counter() - t_start
-        self.used = tuple(b - a for a, b in zip(u0, usage()))
+        self.used = used_since(u0)
         return elapsed
 
     def settle(self):
@@ -407,7 +413,7 @@ class Pipeline:
                     log(f"{k + 1} of {sched.n} queries, {now - t0:.1f} s")
             while self.pending:
                 self.consume(self.pending.popleft())
-        self.used = tuple(b - a for a, b in zip(u0, usage()))
+        self.used = used_since(u0)
 
 
 def gather(mine, P):
